@@ -1,0 +1,107 @@
+# circ — see README.md. `make` builds build/circ; `make check` installs what
+# the tests need (apt-get, as root), builds and runs every test.
+
+BUILD	?= build
+CC	?= cc
+PKGS	:= fuse3 libcurl libzstd libcrypto libmicrohttpd
+PREFIX	?= /usr/local
+
+# Sanitizer builds live in their own tree so they never mix with normal objects.
+ifeq ($(SANITIZE),1)
+BUILD	:= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wformat=2 -Wvla -Wno-format-nonliteral
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
+	   -MMD -MP $(SANFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS	+= -pthread $(SANFLAGS)
+
+# Modules in the order data flows through them (docs in DESIGN.md).
+LIB_SRC	:= $(wildcard blockfs/*.c vdisk/*.c server/*.c hv/*.c) \
+	   $(filter-out client/main.c,$(wildcard client/*.c))
+LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/client/main.o
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps check check-run check-sanitize fuzz fuzz-run bench demo install clean format
+
+all: $(BUILD)/circ
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcirc.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/circ: $(MAIN_OBJ) $(BUILD)/libcirc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libcirc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check 2>/dev/null)
+
+# Fuzz targets' corpus driver: runs each target over its seed corpus in `make check`.
+$(BUILD)/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libcirc.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz-%-replay)
+
+deps:
+	@scripts/deps.sh build
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY)
+	@tests/run.sh $(BUILD)
+
+check-sanitize: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 CFLAGS="-O1 -g" check-run
+
+# libFuzzer targets (clang); `make fuzz-run` gives each FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@mkdir -p build-fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		$(FUZZ_NAMES:%=build-fuzz/fuzz-%)
+
+build-fuzz/fuzz-%: tests/fuzz/fuzz_%.c build-fuzz/libcirc.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+
+fuzz-run: fuzz
+	@for n in $(FUZZ_NAMES); do \
+		mkdir -p build-fuzz/corpus-$$n; \
+		build-fuzz/fuzz-$$n -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n \
+			tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+bench: deps
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/circ
+	@bench/run.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/circ
+	@scripts/demo.sh $(BUILD)
+
+install: $(BUILD)/circ
+	install -D -m 0755 $(BUILD)/circ $(DESTDIR)$(PREFIX)/bin/circ
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+#include "blockfs/fetch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#define FETCH_DEFAULT_CONNECT_MS  5000
+#define FETCH_DEFAULT_DEADLINE_MS 30000
+#define FETCH_BACKOFF_FIRST_MS	  100
+#define FETCH_BACKOFF_MAX_MS	  2000
+
+struct fetch {
+	char **mirrors;
+	size_t n_mirrors;
+	long connect_timeout_ms;
+	long deadline_ms;
+	int retries;
+
+	pthread_mutex_t lock; /* guards idle and stats */
+	CURL **idle;	      /* easy handles kept for their open connections */
+	size_t n_idle, cap_idle;
+	struct fetch_stats stats;
+};
+
+struct sink {
+	struct buf *out;
+	size_t max_len;
+	bool too_big;
+};
+
+static size_t sink_write(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct sink *s = user;
+	size_t n = size * nmemb;
+
+	if (n > s->max_len - s->out->len) {
+		s->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	if (buf_append(s->out, data, n))
+		return 0;
+	return n;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
+{
+	struct fetch *f;
+
+	if (!cfg->n_mirrors) {
+		err_set(err, EINVAL, "no URL to fetch from");
+		return NULL;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		err_set(err, EIO, "libcurl failed to initialise");
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		goto nomem;
+	f->mirrors = calloc(cfg->n_mirrors, sizeof(*f->mirrors));
+	if (!f->mirrors)
+		goto nomem;
+	f->n_mirrors = cfg->n_mirrors;
+	for (size_t i = 0; i < cfg->n_mirrors; i++) {
+		size_t n = strlen(cfg->mirrors[i]);
+
+		/* Strip trailing slashes so "URL/" and "URL" name the same repo. */
+		while (n > 0 && cfg->mirrors[i][n - 1] == '/')
+			n--;
+		f->mirrors[i] = strndup(cfg->mirrors[i], n);
+		if (!f->mirrors[i])
+			goto nomem;
+	}
+	f->connect_timeout_ms =
+		cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : FETCH_DEFAULT_CONNECT_MS;
+	f->deadline_ms = cfg->deadline_ms > 0 ? cfg->deadline_ms : FETCH_DEFAULT_DEADLINE_MS;
+	f->retries = cfg->retries >= 0 ? cfg->retries : 0;
+	pthread_mutex_init(&f->lock, NULL);
+	return f;
+nomem:
+	fetch_free(f);
+	err_set(err, ENOMEM, "out of memory");
+	return NULL;
+}
+
+void fetch_free(struct fetch *f)
+{
+	if (!f)
+		return;
+	if (f->mirrors) {
+		for (size_t i = 0; i < f->n_mirrors; i++)
+			free(f->mirrors[i]);
+		free(f->mirrors);
+		for (size_t i = 0; i < f->n_idle; i++)
+			curl_easy_cleanup(f->idle[i]);
+		free(f->idle);
+		pthread_mutex_destroy(&f->lock);
+	}
+	free(f);
+	curl_global_cleanup();
+}
+
+static CURL *handle_take(struct fetch *f)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->n_idle)
+		h = f->idle[--f->n_idle];
+	pthread_mutex_unlock(&f->lock);
+	if (h)
+		return h;
+	h = curl_easy_init();
+	if (!h)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "circ/1");
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+	return h;
+}
+
+static void handle_give(struct fetch *f, CURL *h)
+{
+	pthread_mutex_lock(&f->lock);
+	if (f->n_idle == f->cap_idle) {
+		size_t cap = f->cap_idle ? f->cap_idle * 2 : 8;
+		CURL **p = realloc(f->idle, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&f->lock);
+			curl_easy_cleanup(h);
+			return;
+		}
+		f->idle = p;
+		f->cap_idle = cap;
+	}
+	f->idle[f->n_idle++] = h;
+	pthread_mutex_unlock(&f->lock);
+}
+
+enum attempt_result { ATTEMPT_OK, ATTEMPT_RETRY, ATTEMPT_NEXT_MIRROR, ATTEMPT_FATAL };
+
+static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, size_t max_len,
+				   unsigned flags, long remaining_ms, struct buf *out,
+				   struct circ_err *err)
+{
+	struct sink sink = { .out = out, .max_len = max_len };
+	struct curl_slist *headers = NULL;
+	long status = 0;
+	CURLcode rc;
+
+	buf_reset(out);
+	if (flags & FETCH_NO_CACHE)
+		headers = curl_slist_append(NULL, "Cache-Control: no-cache");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 remaining_ms < f->connect_timeout_ms ? remaining_ms : f->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, remaining_ms);
+	rc = curl_easy_perform(h);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(headers);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+
+	pthread_mutex_lock(&f->lock);
+	f->stats.requests++;
+	f->stats.bytes += out->len;
+	pthread_mutex_unlock(&f->lock);
+
+	if (sink.too_big) {
+		err_set(err, EFBIG, "%s: response larger than %zu bytes", url, max_len);
+		return ATTEMPT_NEXT_MIRROR;
+	}
+	if (rc != CURLE_OK) {
+		err_set(err, EIO, "%s: %s", url, curl_easy_strerror(rc));
+		return rc == CURLE_OUT_OF_MEMORY ? ATTEMPT_FATAL : ATTEMPT_RETRY;
+	}
+	if (status == 200)
+		return ATTEMPT_OK;
+	if (status == 404 || status == 410) {
+		err_set(err, ENOENT, "%s: not found (HTTP %ld)", url, status);
+		return ATTEMPT_NEXT_MIRROR;
+	}
+	err_set(err, EIO, "%s: HTTP %ld", url, status);
+	return status >= 500 || status == 429 ? ATTEMPT_RETRY : ATTEMPT_NEXT_MIRROR;
+}
+
+int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
+	      fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err)
+{
+	long deadline = now_ms() + f->deadline_ms;
+	struct circ_err local;
+	bool all_missing = true;
+	char *url = NULL;
+	CURL *h;
+	int ret = -1;
+
+	if (!err)
+		err = &local;
+	h = handle_take(f);
+	if (!h)
+		return err_set(err, ENOMEM, "out of memory");
+	for (size_t m = 0; m < f->n_mirrors; m++) {
+		long backoff = FETCH_BACKOFF_FIRST_MS;
+
+		free(url);
+		if (asprintf(&url, "%s/%s", f->mirrors[m], path) < 0) {
+			url = NULL;
+			err_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		for (int tries = 0; tries <= f->retries; tries++) {
+			long remaining = deadline - now_ms();
+			enum attempt_result r;
+
+			if (remaining <= 0)
+				goto timed_out;
+			r = attempt(f, h, url, max_len, flags, remaining, out, err);
+			if (r == ATTEMPT_OK) {
+				if (!check || check(check_ctx, out, err) == 0) {
+					ret = 0;
+					goto out;
+				}
+				err_prefix(err, "%s", url);
+				/* Bad bytes: the next source, past any cache. */
+				flags |= FETCH_NO_CACHE;
+				all_missing = false;
+				break;
+			}
+			if (err->errnum != ENOENT)
+				all_missing = false;
+			if (r == ATTEMPT_FATAL)
+				goto out;
+			if (r == ATTEMPT_NEXT_MIRROR)
+				break;
+			if (tries < f->retries) {
+				struct timespec ts;
+
+				if (backoff > deadline - now_ms())
+					backoff = deadline - now_ms();
+				if (backoff <= 0)
+					goto timed_out;
+				ts.tv_sec = backoff / 1000;
+				ts.tv_nsec = (backoff % 1000) * 1000000;
+				nanosleep(&ts, NULL);
+				backoff = backoff * 2 > FETCH_BACKOFF_MAX_MS ? FETCH_BACKOFF_MAX_MS
+									   : backoff * 2;
+				pthread_mutex_lock(&f->lock);
+				f->stats.retries++;
+				pthread_mutex_unlock(&f->lock);
+			}
+		}
+	}
+	if (all_missing)
+		err->errnum = ENOENT;
+	goto out;
+timed_out:
+	err_set(err, EIO, "%s: no answer within %ld ms", path, f->deadline_ms);
+out:
+	free(url);
+	if (ret) {
+		buf_reset(out);
+		pthread_mutex_lock(&f->lock);
+		f->stats.failures++;
+		pthread_mutex_unlock(&f->lock);
+	}
+	handle_give(f, h);
+	return ret;
+}
+
+void fetch_get_stats(struct fetch *f, struct fetch_stats *st)
+{
+	pthread_mutex_lock(&f->lock);
+	*st = f->stats;
+	pthread_mutex_unlock(&f->lock);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP fetching of whole repository objects with libcurl: keep-alive
+ * connections, HTTP/2 where offered, retries with backoff, mirrors with
+ * failover. Thread-safe: any number of threads may call fetch_get at once.
+ */
+#ifndef CIRC_FETCH_H
+#define CIRC_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockfs/buf.h"
+#include "blockfs/err.h"
+
+struct fetch_config {
+	const char *const *mirrors; /* base URLs, tried in order */
+	size_t n_mirrors;
+	long connect_timeout_ms; /* per attempt; 0 picks a default */
+	long deadline_ms;	 /* whole fetch_get, retries included; 0 picks a default */
+	int retries;		 /* extra attempts per mirror on transient errors */
+};
+
+/* Ask caches on the way not to answer from storage (pointers, refetches). */
+#define FETCH_NO_CACHE 1u
+
+/*
+ * Checks a body before fetch_get accepts it. Returning -1 (with err set)
+ * makes fetch_get try the next mirror, bypassing caches, so that one proxy's
+ * corrupted copy is not the end of it.
+ */
+typedef int (*fetch_check_fn)(void *ctx, const struct buf *body, struct circ_err *err);
+
+struct fetch_stats {
+	uint64_t bytes;	   /* body bytes received */
+	uint64_t requests; /* HTTP requests made, retries included */
+	uint64_t retries;
+	uint64_t failures; /* fetch_get calls that failed */
+};
+
+struct fetch;
+
+struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err);
+void fetch_free(struct fetch *f);
+
+/*
+ * Fetches MIRROR/path into out (replacing its contents). A body longer than
+ * max_len is refused. A missing object sets errnum ENOENT; a fetch that could
+ * not finish by the deadline sets EIO.
+ */
+int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
+	      fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);
+
+void fetch_get_stats(struct fetch *f, struct fetch_stats *st);
+
+#endif

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+#include "client/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT_STATE (OPT_LONG - 1)
+#define MAX_OPTS  64
+
+int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	static const struct option common[] = {
+		{ "state", required_argument, NULL, OPT_STATE },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+	};
+	struct option all[MAX_OPTS];
+	char shorts[128];
+	size_t n = 0;
+	int c;
+
+	for (; longopts && longopts[n].name && n < MAX_OPTS - 4; n++)
+		all[n] = longopts[n];
+	memcpy(all + n, common, sizeof(common));
+	memset(all + n + 3, 0, sizeof(all[0]));
+	/* ':' first: a missing argument is reported as ':' rather than '?'. */
+	if (!shortopts)
+		shortopts = "";
+	if (shortopts[0] == '+') /* stop at the first non-option: must lead */
+		snprintf(shorts, sizeof(shorts), "+:hv%s", shortopts + 1);
+	else
+		snprintf(shorts, sizeof(shorts), ":hv%s", shortopts);
+
+	opterr = 0;
+	c = getopt_long(argc, argv, shorts, all, NULL);
+	switch (c) {
+	case OPT_STATE:
+		cli->state_dir = optarg;
+		return cli_getopt(cli, argc, argv, shortopts, longopts);
+	case 'v':
+		cli->verbose++;
+		return cli_getopt(cli, argc, argv, shortopts, longopts);
+	case 'h':
+		fputs(cli->usage, stdout);
+		return CLI_EXIT_OK;
+	case ':':
+		cli_usage_error(cli, "option '%s' needs an argument", argv[optind - 1]);
+		return CLI_EXIT_USAGE;
+	case '?':
+		if (optopt)
+			cli_usage_error(cli, "unknown option '-%c'", optopt);
+		else
+			cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
+		return CLI_EXIT_USAGE;
+	default:
+		return c;
+	}
+}
+
+static void vprint(const struct cli *cli, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "circ%s%s: ", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint(cli, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try 'circ%s%s --help'.\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "");
+	return EXIT_USAGE;
+}
+
+int cli_fail(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint(cli, fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+int cli_fail_err(const struct cli *cli, const struct circ_err *err)
+{
+	return cli_fail(cli, "%s", err->msg);
+}
+
+void cli_info(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!cli->verbose)
+		return;
+	va_start(ap, fmt);
+	vprint(cli, fmt, ap);
+	va_end(ap);
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Parses a number followed by at most one suffix from units. */
+static int parse_scaled(const char *s, const char *units, const uint64_t *scale, uint64_t *out)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	const char *u;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end) {
+		u = strchr(units, *end);
+		if (!u || end[1])
+			return -EINVAL;
+		mul = scale[u - units];
+	}
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t scale[] = { 1ull << 10, 1ull << 20, 1ull << 30, 1ull << 10,
+					  1ull << 20, 1ull << 30 };
+
+	return parse_scaled(s, "KMGkmg", scale, out);
+}
+
+int cli_parse_duration(const char *s, uint64_t *seconds)
+{
+	static const uint64_t scale[] = { 1, 60, 3600, 86400 };
+
+	return parse_scaled(s, "smhd", scale, seconds);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line's shared pieces: context, common options, parsing helpers. */
+#ifndef CIRC_CLI_H
+#define CIRC_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockfs/err.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	const char *state_dir; /* --state, else $CIRC_STATE, else XDG cache */
+	int verbose;
+	const char *cmd; /* the subcommand, for messages */
+	const char *usage; /* its --help text */
+};
+
+/* Option codes for long options without a short form start here. */
+#define OPT_LONG 0x1000
+
+/* cli_getopt's answers besides option codes and -1 (no more options). */
+#define CLI_EXIT_OK	-100 /* --help was printed: exit 0 */
+#define CLI_EXIT_USAGE -101 /* a usage error was printed: exit 2 */
+
+/*
+ * getopt_long over argv with --state, -v/--verbose and -h/--help merged in
+ * and handled here; options may follow positional arguments.
+ */
+int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts);
+
+/* Prints "circ CMD: message" and the --help hint to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "circ CMD: message"; returns 1. */
+int cli_fail(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_fail_err(const struct cli *cli, const struct circ_err *err);
+/* Prints only when -v was given. */
+void cli_info(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "64K", "1M", "2G", plain bytes. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* "30d", "12h", "90m", "45s", plain seconds. */
+int cli_parse_duration(const char *s, uint64_t *seconds);
+int cli_parse_u64(const char *s, uint64_t *out);
+
+/* Subcommands. */
+int cmd_keygen(struct cli *cli, int argc, char **argv);
+int cmd_publish(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
+int cmd_serve(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+#include "client/cli.h"
+#include "client/publish.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "blockfs/block.h"
+
+static const char usage[] =
+	"Usage: circ publish --repo DIR --key KEY --name NAME [OPTIONS] IMAGE\n"
+	"\n"
+	"Publishes IMAGE (a raw disk image or block device) as the next version of\n"
+	"image NAME in repo DIR, and prints the new version number. Only blocks the\n"
+	"repo does not hold yet are written; the signed pointer to the newest version\n"
+	"is replaced last, so an interrupted publish leaves the previous version served.\n"
+	"\n"
+	"  --repo DIR            repository directory (created if missing)\n"
+	"  --key KEY             Ed25519 private key (PEM) from `circ keygen`\n"
+	"  --name NAME           image name: letters, digits, '.', '_', '-'\n"
+	"  --block-size SIZE     power of two from 4K to 4M (default 64K)\n"
+	"  --expires DURATION    pointer lifetime, e.g. 30d, 12h (default 30d);\n"
+	"                        clients refuse an expired pointer\n"
+	"  --threads N           worker threads (default: one per CPU)\n"
+	"  --level N             zstd compression level (default 3)\n"
+	"  -v, --verbose         print a summary on stderr\n";
+
+enum { OPT_REPO = OPT_LONG, OPT_KEY, OPT_NAME, OPT_BLOCK_SIZE, OPT_EXPIRES, OPT_THREADS, OPT_LEVEL };
+
+int cmd_publish(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "repo", required_argument, NULL, OPT_REPO },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+		{ "expires", required_argument, NULL, OPT_EXPIRES },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ 0 },
+	};
+	struct publish_opts opts = {
+		.block_size = BLOCK_SIZE_DEFAULT,
+		.expires_in = 30 * 86400,
+		.level = 3,
+		.progress = true,
+	};
+	struct publish_result res;
+	struct circ_err err;
+	uint64_t v;
+	int c;
+
+	cli->usage = usage;
+	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
+		switch (c) {
+		case CLI_EXIT_OK:
+			return 0;
+		case OPT_REPO:
+			opts.repo_dir = optarg;
+			break;
+		case OPT_KEY:
+			opts.key_path = optarg;
+			break;
+		case OPT_NAME:
+			opts.name = optarg;
+			break;
+		case OPT_BLOCK_SIZE:
+			if (cli_parse_size(optarg, &v) || !block_size_valid(v))
+				return cli_usage_error(
+					cli, "block size '%s' is not a power of two from 4K to 4M",
+					optarg);
+			opts.block_size = (uint32_t)v;
+			break;
+		case OPT_EXPIRES:
+			if (cli_parse_duration(optarg, &opts.expires_in) || opts.expires_in == 0)
+				return cli_usage_error(cli, "bad duration '%s' (try 30d, 12h, 90m)",
+						       optarg);
+			break;
+		case OPT_THREADS:
+			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1024)
+				return cli_usage_error(cli, "bad thread count '%s'", optarg);
+			opts.threads = (unsigned)v;
+			break;
+		case OPT_LEVEL:
+			if (cli_parse_u64(optarg, &v) || v < 1 || v > 19)
+				return cli_usage_error(cli, "zstd level '%s' not in 1..19", optarg);
+			opts.level = (int)v;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (!opts.repo_dir || !opts.key_path || !opts.name)
+		return cli_usage_error(cli, "--repo, --key and --name are required");
+	if (argc - optind != 1)
+		return cli_usage_error(cli, "expected one IMAGE");
+	opts.image = argv[optind];
+
+	if (publish_image(&opts, &res, &err))
+		return cli_fail_err(cli, &err);
+	printf("%llu\n", (unsigned long long)res.version);
+	cli_info(cli,
+		 "%s version %llu: %llu bytes, %llu blocks (%llu zero), %llu new blocks stored "
+		 "(%llu bytes compressed), %.2f s",
+		 opts.name, (unsigned long long)res.version, (unsigned long long)res.image_size,
+		 (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
+		 (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
+		 res.seconds);
+	return 0;
+}

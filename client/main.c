@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* circ: git-style dispatch to subcommands, after the options they all share. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli.h"
+
+static const char usage[] =
+	"Usage: circ [--state DIR] [-v] COMMAND [ARGS...]\n"
+	"\n"
+	"circ circulates operating-system disk images: signed, content-addressed,\n"
+	"compressed blocks on any HTTP server.\n"
+	"\n"
+	"Commands:\n"
+	"  keygen OUTPREFIX             write an Ed25519 key pair (OUTPREFIX.key, OUTPREFIX.pub)\n"
+	"  publish --repo DIR --key KEY --name NAME IMAGE\n"
+	"                               publish IMAGE as the next version of NAME\n"
+	"  verify (--repo DIR | --url URL) --key PUB --name NAME [--version N]\n"
+	"                               check signatures and every block of a version\n"
+	"  serve --repo DIR [--listen HOST:PORT]\n"
+	"                               serve a repo over HTTP\n"
+	"\n"
+	"Options for every command:\n"
+	"  --state DIR   client state directory (default $CIRC_STATE, else\n"
+	"                $XDG_CACHE_HOME/circ, else ~/.cache/circ)\n"
+	"  -v, --verbose say more\n"
+	"  -h, --help    show help (`circ COMMAND --help` for a command's)\n"
+	"\n"
+	"Exit status: 0 success, 1 operational error, 2 usage error.\n";
+
+struct command {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "keygen", cmd_keygen },
+	{ "publish", cmd_publish },
+	{ "verify", cmd_verify },
+	{ "serve", cmd_serve },
+};
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .usage = usage };
+	int c;
+
+	/* Options before the command; '+' stops at the command's name. */
+	while ((c = cli_getopt(&cli, argc, argv, "+", NULL)) != -1) {
+		if (c == CLI_EXIT_OK)
+			return 0;
+		return EXIT_USAGE;
+	}
+	if (optind >= argc)
+		return cli_usage_error(&cli, "no command given");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		cli.cmd = commands[i].name;
+		argc -= optind;
+		argv += optind;
+		optind = 0; /* glibc: restart getopt for the command's own options */
+		return commands[i].run(&cli, argc, argv);
+	}
+	return cli_usage_error(&cli, "unknown command '%s'", argv[optind]);
+}

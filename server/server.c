@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define DEFAULT_THREADS 8
+
+#define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
+/* The pointer is the only file that changes: caches may hold it briefly. */
+#define CACHE_POINTER "public, max-age=30"
+#define CACHE_OTHER   "no-cache"
+
+struct server {
+	struct MHD_Daemon *daemon;
+	int dirfd;
+	char *root; /* realpath of the repo, for the fallback containment check */
+	FILE *log;
+	uint16_t port;
+};
+
+/* Per-request record, created when the request line arrives. */
+struct request {
+	struct timespec start;
+	char method[12];
+	char *uri; /* as received, still percent-encoded */
+	unsigned status;
+	uint64_t bytes;
+	const char *note; /* why a request was refused, for the log */
+};
+
+static double elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static void *request_begin(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+
+	(void)cls;
+	(void)con;
+	if (!rq)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &rq->start);
+	rq->uri = strdup(uri);
+	snprintf(rq->method, sizeof(rq->method), "-");
+	return rq;
+}
+
+static void client_address(struct MHD_Connection *con, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	socklen_t len = 0;
+
+	snprintf(out, n, "-");
+	if (!sa)
+		return;
+	len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	getnameinfo(sa, len, out, (socklen_t)n, NULL, 0, NI_NUMERICHOST);
+}
+
+static void request_end(void *cls, struct MHD_Connection *con, void **con_cls,
+			enum MHD_RequestTerminationCode toe)
+{
+	struct server *s = cls;
+	struct request *rq = *con_cls;
+	char addr[64];
+
+	if (!rq)
+		return;
+	if (s->log) {
+		client_address(con, addr, sizeof(addr));
+		/* One fprintf per line: stdio locks the stream, so lines never interleave. */
+		fprintf(s->log, "%s %s %s %u %" PRIu64 " %.3fms%s%s\n", addr, rq->method,
+			rq->uri ? rq->uri : "-", rq->status, rq->bytes, elapsed_ms(&rq->start),
+			rq->note ? " " : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " "),
+			rq->note ? rq->note : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted"));
+		fflush(s->log);
+	}
+	free(rq->uri);
+	free(rq);
+	*con_cls = NULL;
+}
+
+static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *rq,
+				    unsigned status, const char *note)
+{
+	static const char body[] = "";
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(0, (void *)body, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	rq->status = status;
+	rq->note = note;
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/*
+ * Maps a URL path to a path relative to the repo, refusing anything that
+ * could name a file outside it or a hidden file (the lock, temporaries).
+ * Returns 0, or the HTTP status to answer.
+ */
+static unsigned url_to_relpath(const char *url, char *out, size_t n)
+{
+	const char *seg;
+
+	if (url[0] != '/')
+		return MHD_HTTP_BAD_REQUEST;
+	while (*url == '/')
+		url++;
+	if (*url == '\0' || strlen(url) >= n)
+		return MHD_HTTP_NOT_FOUND;
+	/* url is already percent-decoded, so "%2e%2e" arrives here as "..". */
+	for (seg = url; seg; seg = strchr(seg, '/')) {
+		if (*seg == '/')
+			seg++;
+		if (seg[0] == '.' && (seg[1] == '.' || seg[1] == '/' || seg[1] == '\0'))
+			return MHD_HTTP_FORBIDDEN;
+		if (seg[0] == '.' || seg[0] == '/' || seg[0] == '\0')
+			return MHD_HTTP_NOT_FOUND;
+		if (strchr(seg, '\\'))
+			return MHD_HTTP_FORBIDDEN;
+	}
+	snprintf(out, n, "%s", url);
+	return 0;
+}
+
+/* Opens rel beneath the repo; a symlink leading out fails with EXDEV. */
+static int open_beneath(struct server *s, const char *rel)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	char proc[64], real[PATH_MAX];
+	size_t rootlen = strlen(s->root);
+	ssize_t n;
+	int fd;
+
+	fd = (int)syscall(SYS_openat2, s->dirfd, rel, &how, sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+	/* Kernels before 5.6: open, then check where the descriptor really points. */
+	fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, real, sizeof(real) - 1);
+	if (n < 0 || (size_t)n <= rootlen || strncmp(real, s->root, rootlen) != 0 ||
+	    real[rootlen] != '/') {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	return fd;
+}
+
+static const char *cache_policy(const char *rel)
+{
+	size_t n = strlen(rel), ext = strlen(".manifest");
+
+	if (strncmp(rel, "blocks/", 7) == 0)
+		return CACHE_IMMUTABLE;
+	if (strncmp(rel, "images/", 7) == 0) {
+		if (n > ext && strcmp(rel + n - ext, ".manifest") == 0)
+			return CACHE_IMMUTABLE;
+		if (n > 7 && strcmp(rel + n - 7, "/latest") == 0)
+			return CACHE_POINTER;
+	}
+	return CACHE_OTHER;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct request *rq = *con_cls;
+	struct MHD_Response *r;
+	char rel[1024], etag[64];
+	const char *inm;
+	struct stat st;
+	unsigned status;
+	enum MHD_Result ret;
+	int fd;
+
+	(void)version;
+	(void)upload_data;
+	if (!rq)
+		return MHD_NO;
+	snprintf(rq->method, sizeof(rq->method), "%s", method);
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* static server: request bodies are ignored */
+		return MHD_YES;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_status(con, rq, MHD_HTTP_METHOD_NOT_ALLOWED, method);
+	status = url_to_relpath(url, rel, sizeof(rel));
+	if (status)
+		return reply_status(con, rq, status,
+				    status == MHD_HTTP_FORBIDDEN ? "refused: path traversal" : NULL);
+	fd = open_beneath(s, rel);
+	if (fd < 0) {
+		if (errno == EXDEV || errno == ELOOP)
+			return reply_status(con, rq, MHD_HTTP_FORBIDDEN,
+					    "refused: leads outside the repo");
+		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
+	}
+	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+		 (uint64_t)st.st_ino, (uint64_t)st.st_size,
+		 (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
+	inm = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (inm && strcmp(inm, etag) == 0) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_MODIFIED;
+	} else {
+		/* MHD owns fd from here, and uses sendfile for it. */
+		r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+		if (!r)
+			close(fd);
+		status = MHD_HTTP_OK;
+		rq->bytes = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : (uint64_t)st.st_size;
+	}
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache_policy(rel));
+	if (status == MHD_HTTP_OK)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"application/octet-stream");
+	rq->status = status;
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct circ_err *err)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	char host[256];
+	const char *colon = strrchr(listen, ':'), *h = listen;
+	size_t hl;
+	int rc;
+
+	if (!colon || colon[1] == '\0')
+		return err_set(err, EINVAL, "listen address '%s' is not HOST:PORT", listen);
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+		h = listen + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return err_set(err, EINVAL, "listen address '%s' is too long", listen);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	rc = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
+	if (rc)
+		return err_set(err, EINVAL, "listen address '%s': %s", listen, gai_strerror(rc));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+int server_start(const struct server_config *cfg, struct server **out, struct circ_err *err)
+{
+	struct sockaddr_storage ss = { 0 };
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	struct server *s;
+
+	if (parse_listen(cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN, &ss, err))
+		return -1;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(err, ENOMEM, "out of memory");
+	s->log = cfg->access_log;
+	s->dirfd = open(cfg->repo_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		err_sys(err, errno, "repo %s", cfg->repo_dir);
+		free(s);
+		return -1;
+	}
+	s->root = realpath(cfg->repo_dir, NULL);
+	if (!s->root) {
+		err_sys(err, errno, "repo %s", cfg->repo_dir);
+		goto fail;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : DEFAULT_THREADS,
+		MHD_OPTION_URI_LOG_CALLBACK, request_begin, s, MHD_OPTION_NOTIFY_COMPLETED,
+		request_end, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	if (!s->daemon) {
+		err_set(err, EADDRINUSE, "cannot listen on %s (in use, or not an address here?)",
+			cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	*out = s;
+	return 0;
+fail:
+	close(s->dirfd);
+	free(s->root);
+	free(s);
+	return -1;
+}
+
+uint16_t server_port(const struct server *s)
+{
+	return s->port;
+}
+
+void server_stop(struct server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->daemon);
+	close(s->dirfd);
+	free(s->root);
+	free(s);
+}

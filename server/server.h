@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `circ serve`: a repo directory over HTTP (libmicrohttpd, a thread pool).
+ * Static GET and HEAD only, so that nginx or any CDN can stand in for it.
+ */
+#ifndef CIRC_SERVER_H
+#define CIRC_SERVER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "blockfs/err.h"
+
+#define SERVER_DEFAULT_LISTEN "127.0.0.1:8080"
+
+struct server_config {
+	const char *repo_dir;
+	const char *listen; /* HOST:PORT or [V6]:PORT; port 0 picks a free one */
+	unsigned threads;   /* 0: a default */
+	FILE *access_log;   /* one line per request; NULL for none */
+};
+
+struct server;
+
+int server_start(const struct server_config *cfg, struct server **out, struct circ_err *err);
+/* The bound port (useful after asking for port 0). */
+uint16_t server_port(const struct server *s);
+/* Stops accepting, finishes requests in flight, frees s. */
+void server_stop(struct server *s);
+
+#endif

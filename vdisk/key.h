@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* Ed25519 signing keys in PEM files, through OpenSSL's EVP API. */
+#ifndef CIRC_KEY_H
+#define CIRC_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockfs/err.h"
+
+#define KEY_ID_LEN  32
+#define KEY_SIG_LEN 64
+
+struct key;
+
+/* Writes PREFIX.key (mode 0600) and PREFIX.pub; never overwrites either. */
+int key_generate(const char *prefix, struct circ_err *err);
+int key_load_private(const char *path, struct key **out, struct circ_err *err);
+int key_load_public(const char *path, struct key **out, struct circ_err *err);
+void key_free(struct key *k);
+
+/* SHA-256 of the raw 32-byte public key: names the signer in signed files. */
+void key_id(const struct key *k, uint8_t id[KEY_ID_LEN]);
+/* The first 8 bytes of an ID in hex, for messages. */
+void key_id_short(const uint8_t id[KEY_ID_LEN], char out[17]);
+/* Writes the public half in PEM to path (mode 0644), replacing it. */
+int key_save_public(const struct key *k, const char *path, struct circ_err *err);
+
+int key_sign(const struct key *k, const void *data, size_t len, uint8_t sig[KEY_SIG_LEN],
+	     struct circ_err *err);
+bool key_verify(const struct key *k, const void *data, size_t len, const uint8_t sig[KEY_SIG_LEN]);
+
+#endif
