@@ -118,7 +118,7 @@ size_t block_encoded_bound(size_t block_size)
 }
 
 int block_encode(struct block_encoder *enc, const void *data, size_t len, struct buf *out,
-		 struct circ_err *err)
+                 struct circ_err *err)
 {
 	size_t bound = ZSTD_compressBound(len), n;
 
@@ -133,7 +133,7 @@ int block_encode(struct block_encoder *enc, const void *data, size_t len, struct
 }
 
 int block_decode_verified(const struct block_id *id, const void *comp, size_t comp_len, void *out,
-			  size_t block_size, struct circ_err *err)
+                          size_t block_size, struct circ_err *err)
 {
 	unsigned long long content = ZSTD_getFrameContentSize(comp, comp_len);
 	struct block_id got;
@@ -142,13 +142,13 @@ int block_decode_verified(const struct block_id *id, const void *comp, size_t co
 	/* The frame header is untrusted: refuse a declared size we did not ask for. */
 	if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != block_size)
 		return err_set(err, EBADMSG, "block decodes to %llu bytes, expected %zu", content,
-			       block_size);
+		               block_size);
 	n = ZSTD_decompress(out, block_size, comp, comp_len);
 	if (ZSTD_isError(n))
 		return err_set(err, EBADMSG, "block does not decompress: %s", ZSTD_getErrorName(n));
 	if (n != block_size)
 		return err_set(err, EBADMSG, "block decodes to %zu bytes, expected %zu", n,
-			       block_size);
+		               block_size);
 	block_id_compute(&got, out, block_size);
 	if (!block_id_equal(&got, id))
 		return err_set(err, EBADMSG, "block content does not match its ID");

@@ -13,10 +13,10 @@
 #include "blockfs/buf.h"
 #include "blockfs/err.h"
 
-#define BLOCK_ID_LEN	  32
-#define BLOCK_ID_HEX_LEN  64
-#define BLOCK_SIZE_MIN	  (4u << 10)
-#define BLOCK_SIZE_MAX	  (4u << 20)
+#define BLOCK_ID_LEN       32
+#define BLOCK_ID_HEX_LEN   64
+#define BLOCK_SIZE_MIN     (4u << 10)
+#define BLOCK_SIZE_MAX     (4u << 20)
 #define BLOCK_SIZE_DEFAULT (64u << 10)
 
 struct block_id {
@@ -40,7 +40,7 @@ struct block_encoder *block_encoder_new(int level);
 void block_encoder_free(struct block_encoder *enc);
 /* Compresses len bytes into out (replacing its contents). */
 int block_encode(struct block_encoder *enc, const void *data, size_t len, struct buf *out,
-		 struct circ_err *err);
+                 struct circ_err *err);
 
 /*
  * Decompresses one stored block into out (exactly block_size bytes, the
@@ -49,7 +49,7 @@ int block_encode(struct block_encoder *enc, const void *data, size_t len, struct
  * SHA-256 is id: nothing unverified is ever left looking valid in out.
  */
 int block_decode_verified(const struct block_id *id, const void *comp, size_t comp_len, void *out,
-			  size_t block_size, struct circ_err *err);
+                          size_t block_size, struct circ_err *err);
 
 /* The largest compressed object a block of block_size may legitimately be. */
 size_t block_encoded_bound(size_t block_size);

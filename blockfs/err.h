@@ -18,11 +18,11 @@ struct circ_err {
 
 /* Fills err (if non-NULL) and returns -1, so callers can `return err_set(...)`. */
 int err_set(struct circ_err *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Like err_set, appending ": strerror(errnum)". */
 int err_sys(struct circ_err *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the message already in err with more context ("reading X: ..."). */
 int err_prefix(struct circ_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -12,8 +12,8 @@
 
 #define FETCH_DEFAULT_CONNECT_MS  5000
 #define FETCH_DEFAULT_DEADLINE_MS 30000
-#define FETCH_BACKOFF_FIRST_MS	  100
-#define FETCH_BACKOFF_MAX_MS	  2000
+#define FETCH_BACKOFF_FIRST_MS    100
+#define FETCH_BACKOFF_MAX_MS      2000
 
 struct fetch {
 	char **mirrors;
@@ -23,7 +23,7 @@ struct fetch {
 	int retries;
 
 	pthread_mutex_t lock; /* guards idle and stats */
-	CURL **idle;	      /* easy handles kept for their open connections */
+	CURL **idle;          /* easy handles kept for their open connections */
 	size_t n_idle, cap_idle;
 	struct fetch_stats stats;
 };
@@ -86,7 +86,7 @@ struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
 			goto nomem;
 	}
 	f->connect_timeout_ms =
-		cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : FETCH_DEFAULT_CONNECT_MS;
+	    cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : FETCH_DEFAULT_CONNECT_MS;
 	f->deadline_ms = cfg->deadline_ms > 0 ? cfg->deadline_ms : FETCH_DEFAULT_DEADLINE_MS;
 	f->retries = cfg->retries >= 0 ? cfg->retries : 0;
 	pthread_mutex_init(&f->lock, NULL);
@@ -158,11 +158,16 @@ static void handle_give(struct fetch *f, CURL *h)
 	pthread_mutex_unlock(&f->lock);
 }
 
-enum attempt_result { ATTEMPT_OK, ATTEMPT_RETRY, ATTEMPT_NEXT_MIRROR, ATTEMPT_FATAL };
+enum attempt_result {
+	ATTEMPT_OK,
+	ATTEMPT_RETRY,
+	ATTEMPT_NEXT_MIRROR,
+	ATTEMPT_FATAL
+};
 
 static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, size_t max_len,
-				   unsigned flags, long remaining_ms, struct buf *out,
-				   struct circ_err *err)
+                                   unsigned flags, long remaining_ms, struct buf *out,
+                                   struct circ_err *err)
 {
 	struct sink sink = { .out = out, .max_len = max_len };
 	struct curl_slist *headers = NULL;
@@ -176,7 +181,8 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 remaining_ms < f->connect_timeout_ms ? remaining_ms : f->connect_timeout_ms);
+	                 remaining_ms < f->connect_timeout_ms ? remaining_ms
+	                                                      : f->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, remaining_ms);
 	rc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
@@ -207,7 +213,7 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 }
 
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
-	      fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err)
+              fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err)
 {
 	long deadline = now_ms() + f->deadline_ms;
 	struct circ_err local;
@@ -265,7 +271,7 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 				ts.tv_nsec = (backoff % 1000) * 1000000;
 				nanosleep(&ts, NULL);
 				backoff = backoff * 2 > FETCH_BACKOFF_MAX_MS ? FETCH_BACKOFF_MAX_MS
-									   : backoff * 2;
+				                                             : backoff * 2;
 				pthread_mutex_lock(&f->lock);
 				f->stats.retries++;
 				pthread_mutex_unlock(&f->lock);

@@ -17,8 +17,8 @@ struct fetch_config {
 	const char *const *mirrors; /* base URLs, tried in order */
 	size_t n_mirrors;
 	long connect_timeout_ms; /* per attempt; 0 picks a default */
-	long deadline_ms;	 /* whole fetch_get, retries included; 0 picks a default */
-	int retries;		 /* extra attempts per mirror on transient errors */
+	long deadline_ms;        /* whole fetch_get, retries included; 0 picks a default */
+	int retries;             /* extra attempts per mirror on transient errors */
 };
 
 /* Ask caches on the way not to answer from storage (pointers, refetches). */
@@ -32,7 +32,7 @@ struct fetch_config {
 typedef int (*fetch_check_fn)(void *ctx, const struct buf *body, struct circ_err *err);
 
 struct fetch_stats {
-	uint64_t bytes;	   /* body bytes received */
+	uint64_t bytes;    /* body bytes received */
 	uint64_t requests; /* HTTP requests made, retries included */
 	uint64_t retries;
 	uint64_t failures; /* fetch_get calls that failed */
@@ -49,7 +49,7 @@ void fetch_free(struct fetch *f);
  * not finish by the deadline sets EIO.
  */
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
-	      fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);
+              fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);
 
 void fetch_get_stats(struct fetch *f, struct fetch_stats *st);
 

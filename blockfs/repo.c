@@ -16,8 +16,8 @@
 
 struct repo {
 	char *location;
-	int dirfd;	    /* directory repos */
-	int lockfd;	    /* held while publishing */
+	int dirfd;           /* directory repos */
+	int lockfd;          /* held while publishing */
 	struct fetch *fetch; /* URL repos */
 	atomic_uint tmp_seq;
 };
@@ -118,7 +118,7 @@ void repo_block_path(const struct block_id *id, char out[REPO_PATH_MAX])
 void repo_manifest_path(const char *name, uint64_t version, char out[REPO_PATH_MAX])
 {
 	snprintf(out, REPO_PATH_MAX, "images/%s/%llu" REPO_MANIFEST_EXT, name,
-		 (unsigned long long)version);
+	         (unsigned long long)version);
 }
 
 void repo_pointer_path(const char *name, char out[REPO_PATH_MAX])
@@ -127,7 +127,7 @@ void repo_pointer_path(const char *name, char out[REPO_PATH_MAX])
 }
 
 static int read_local(struct repo *r, const char *path, size_t max_len, struct buf *out,
-		      struct circ_err *err)
+                      struct circ_err *err)
 {
 	struct stat st;
 	int fd, ret = -1;
@@ -168,7 +168,7 @@ static int read_local(struct repo *r, const char *path, size_t max_len, struct b
 		out->len += (size_t)n;
 		if (out->len > max_len) {
 			err_set(err, EFBIG, "%s/%s: larger than %zu bytes", r->location, path,
-				max_len);
+			        max_len);
 			goto out;
 		}
 	}
@@ -181,7 +181,7 @@ out:
 }
 
 int repo_read_file(struct repo *r, const char *path, size_t max_len, unsigned flags,
-		   struct buf *out, struct circ_err *err)
+                   struct buf *out, struct circ_err *err)
 {
 	if (r->fetch)
 		return fetch_get(r->fetch, path, max_len, flags, NULL, NULL, out, err);
@@ -202,7 +202,7 @@ static int block_check(void *ctx, const struct buf *body, struct circ_err *err)
 }
 
 int repo_read_block(struct repo *r, const struct block_id *id, size_t block_size, void *out,
-		    struct buf *comp, struct circ_err *err)
+                    struct buf *comp, struct circ_err *err)
 {
 	struct block_check check = { .id = id, .block_size = block_size, .out = out };
 	size_t max = block_encoded_bound(block_size);
@@ -283,7 +283,7 @@ static int write_all(int fd, const void *data, size_t len)
 
 /* Writes data to a temporary beside path; on success *tmp names it. */
 static int write_temporary(struct repo *r, const char *path, const void *data, size_t len,
-			   bool durable, char tmp[REPO_PATH_MAX], struct circ_err *err)
+                           bool durable, char tmp[REPO_PATH_MAX], struct circ_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	int dirlen = slash ? (int)(slash - path + 1) : 0;
@@ -292,7 +292,7 @@ static int write_temporary(struct repo *r, const char *path, const void *data, s
 	if (mkdirs_for(r, path, err))
 		return -1;
 	snprintf(tmp, REPO_PATH_MAX, "%.*s" TMP_PREFIX "%ld-%u", dirlen, path, (long)getpid(),
-		 atomic_fetch_add(&r->tmp_seq, 1));
+	         atomic_fetch_add(&r->tmp_seq, 1));
 	fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return err_sys(err, errno, "creating %s/%s", r->location, tmp);
@@ -309,7 +309,7 @@ static int write_temporary(struct repo *r, const char *path, const void *data, s
 }
 
 int repo_store_block(struct repo *r, const struct block_id *id, const void *data, size_t len,
-		     struct circ_err *err)
+                     struct circ_err *err)
 {
 	char path[REPO_PATH_MAX], tmp[REPO_PATH_MAX];
 
@@ -341,7 +341,7 @@ int repo_sync(struct repo *r, struct circ_err *err)
 }
 
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
-		    struct circ_err *err)
+                    struct circ_err *err)
 {
 	char tmp[REPO_PATH_MAX], dir[REPO_PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -383,7 +383,8 @@ static void clean_dir(int dirfd, const char *sub)
 		return;
 	}
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
+		if (de->d_name[0] == '.' &&
+		    (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
 			continue;
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 			unlinkat(fd, de->d_name, 0);

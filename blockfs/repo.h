@@ -22,10 +22,10 @@
 #include "blockfs/err.h"
 #include "blockfs/fetch.h"
 
-#define REPO_PATH_MAX	   256
-#define REPO_NAME_MAX	   64
-#define REPO_LATEST	   "latest"
-#define REPO_MANIFEST_EXT  ".manifest"
+#define REPO_PATH_MAX     256
+#define REPO_NAME_MAX     64
+#define REPO_LATEST       "latest"
+#define REPO_MANIFEST_EXT ".manifest"
 
 struct repo;
 
@@ -48,7 +48,7 @@ void repo_pointer_path(const char *name, char out[REPO_PATH_MAX]);
  * bytes. A missing file sets errnum ENOENT. flags are FETCH_* flags.
  */
 int repo_read_file(struct repo *r, const char *path, size_t max_len, unsigned flags,
-		   struct buf *out, struct circ_err *err);
+                   struct buf *out, struct circ_err *err);
 
 /*
  * Reads block id into out (block_size bytes) and verifies it; comp is the
@@ -56,7 +56,7 @@ int repo_read_file(struct repo *r, const char *path, size_t max_len, unsigned fl
  * the next mirror.
  */
 int repo_read_block(struct repo *r, const struct block_id *id, size_t block_size, void *out,
-		    struct buf *comp, struct circ_err *err);
+                    struct buf *comp, struct circ_err *err);
 
 /* --- writing: directory repos only --- */
 
@@ -70,13 +70,13 @@ bool repo_has_block(struct repo *r, const struct block_id *id);
  * Not synced: repo_sync makes all stored blocks durable at once.
  */
 int repo_store_block(struct repo *r, const struct block_id *id, const void *data, size_t len,
-		     struct circ_err *err);
+                     struct circ_err *err);
 int repo_remove_block(struct repo *r, const struct block_id *id);
 /* Makes everything written to the repo's file system durable. */
 int repo_sync(struct repo *r, struct circ_err *err);
 /* Writes a small file durably: temporary name, fsync, rename, fsync of the directory. */
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
-		    struct circ_err *err);
+                    struct circ_err *err);
 /* Removes temporary files a crashed publisher left behind. */
 void repo_clean_temporaries(struct repo *r);
 

@@ -11,7 +11,7 @@
 #define MAX_OPTS  64
 
 int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts)
+               const struct option *longopts)
 {
 	static const struct option common[] = {
 		{ "state", required_argument, NULL, OPT_STATE },
@@ -148,8 +148,8 @@ static int parse_scaled(const char *s, const char *units, const uint64_t *scale,
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
-	static const uint64_t scale[] = { 1ull << 10, 1ull << 20, 1ull << 30, 1ull << 10,
-					  1ull << 20, 1ull << 30 };
+	static const uint64_t scale[] = { 1ull << 10, 1ull << 20, 1ull << 30,
+		                          1ull << 10, 1ull << 20, 1ull << 30 };
 
 	return parse_scaled(s, "KMGkmg", scale, out);
 }

@@ -14,7 +14,7 @@
 struct cli {
 	const char *state_dir; /* --state, else $CIRC_STATE, else XDG cache */
 	int verbose;
-	const char *cmd; /* the subcommand, for messages */
+	const char *cmd;   /* the subcommand, for messages */
 	const char *usage; /* its --help text */
 };
 
@@ -22,7 +22,7 @@ struct cli {
 #define OPT_LONG 0x1000
 
 /* cli_getopt's answers besides option codes and -1 (no more options). */
-#define CLI_EXIT_OK	-100 /* --help was printed: exit 0 */
+#define CLI_EXIT_OK    -100 /* --help was printed: exit 0 */
 #define CLI_EXIT_USAGE -101 /* a usage error was printed: exit 2 */
 
 /*
@@ -30,10 +30,11 @@ struct cli {
  * and handled here; options may follow positional arguments.
  */
 int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts);
+               const struct option *longopts);
 
 /* Prints "circ CMD: message" and the --help hint to stderr; returns EXIT_USAGE. */
-int cli_usage_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Prints "circ CMD: message"; returns 1. */
 int cli_fail(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_fail_err(const struct cli *cli, const struct circ_err *err);

@@ -4,10 +4,11 @@
 
 #include <stdio.h>
 
-static const char usage[] = "Usage: circ keygen OUTPREFIX\n"
-			    "\n"
-			    "Writes an Ed25519 key pair in PEM: OUTPREFIX.key (private, mode 0600)\n"
-			    "and OUTPREFIX.pub (public). Existing files are never overwritten.\n";
+static const char usage[] =
+    "Usage: circ keygen OUTPREFIX\n"
+    "\n"
+    "Writes an Ed25519 key pair in PEM: OUTPREFIX.key (private, mode 0600)\n"
+    "and OUTPREFIX.pub (public). Existing files are never overwritten.\n";
 
 int cmd_keygen(struct cli *cli, int argc, char **argv)
 {

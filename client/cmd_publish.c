@@ -8,24 +8,32 @@
 #include "blockfs/block.h"
 
 static const char usage[] =
-	"Usage: circ publish --repo DIR --key KEY --name NAME [OPTIONS] IMAGE\n"
-	"\n"
-	"Publishes IMAGE (a raw disk image or block device) as the next version of\n"
-	"image NAME in repo DIR, and prints the new version number. Only blocks the\n"
-	"repo does not hold yet are written; the signed pointer to the newest version\n"
-	"is replaced last, so an interrupted publish leaves the previous version served.\n"
-	"\n"
-	"  --repo DIR            repository directory (created if missing)\n"
-	"  --key KEY             Ed25519 private key (PEM) from `circ keygen`\n"
-	"  --name NAME           image name: letters, digits, '.', '_', '-'\n"
-	"  --block-size SIZE     power of two from 4K to 4M (default 64K)\n"
-	"  --expires DURATION    pointer lifetime, e.g. 30d, 12h (default 30d);\n"
-	"                        clients refuse an expired pointer\n"
-	"  --threads N           worker threads (default: one per CPU)\n"
-	"  --level N             zstd compression level (default 3)\n"
-	"  -v, --verbose         print a summary on stderr\n";
+    "Usage: circ publish --repo DIR --key KEY --name NAME [OPTIONS] IMAGE\n"
+    "\n"
+    "Publishes IMAGE (a raw disk image or block device) as the next version of\n"
+    "image NAME in repo DIR, and prints the new version number. Only blocks the\n"
+    "repo does not hold yet are written; the signed pointer to the newest version\n"
+    "is replaced last, so an interrupted publish leaves the previous version served.\n"
+    "\n"
+    "  --repo DIR            repository directory (created if missing)\n"
+    "  --key KEY             Ed25519 private key (PEM) from `circ keygen`\n"
+    "  --name NAME           image name: letters, digits, '.', '_', '-'\n"
+    "  --block-size SIZE     power of two from 4K to 4M (default 64K)\n"
+    "  --expires DURATION    pointer lifetime, e.g. 30d, 12h (default 30d);\n"
+    "                        clients refuse an expired pointer\n"
+    "  --threads N           worker threads (default: one per CPU)\n"
+    "  --level N             zstd compression level (default 3)\n"
+    "  -v, --verbose         print a summary on stderr\n";
 
-enum { OPT_REPO = OPT_LONG, OPT_KEY, OPT_NAME, OPT_BLOCK_SIZE, OPT_EXPIRES, OPT_THREADS, OPT_LEVEL };
+enum {
+	OPT_REPO = OPT_LONG,
+	OPT_KEY,
+	OPT_NAME,
+	OPT_BLOCK_SIZE,
+	OPT_EXPIRES,
+	OPT_THREADS,
+	OPT_LEVEL
+};
 
 int cmd_publish(struct cli *cli, int argc, char **argv)
 {
@@ -67,14 +75,14 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		case OPT_BLOCK_SIZE:
 			if (cli_parse_size(optarg, &v) || !block_size_valid(v))
 				return cli_usage_error(
-					cli, "block size '%s' is not a power of two from 4K to 4M",
-					optarg);
+				    cli, "block size '%s' is not a power of two from 4K to 4M",
+				    optarg);
 			opts.block_size = (uint32_t)v;
 			break;
 		case OPT_EXPIRES:
 			if (cli_parse_duration(optarg, &opts.expires_in) || opts.expires_in == 0)
 				return cli_usage_error(cli, "bad duration '%s' (try 30d, 12h, 90m)",
-						       optarg);
+				                       optarg);
 			break;
 		case OPT_THREADS:
 			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1024)
@@ -100,11 +108,11 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		return cli_fail_err(cli, &err);
 	printf("%llu\n", (unsigned long long)res.version);
 	cli_info(cli,
-		 "%s version %llu: %llu bytes, %llu blocks (%llu zero), %llu new blocks stored "
-		 "(%llu bytes compressed), %.2f s",
-		 opts.name, (unsigned long long)res.version, (unsigned long long)res.image_size,
-		 (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
-		 (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
-		 res.seconds);
+	         "%s version %llu: %llu bytes, %llu blocks (%llu zero), %llu new blocks stored "
+	         "(%llu bytes compressed), %.2f s",
+	         opts.name, (unsigned long long)res.version, (unsigned long long)res.image_size,
+	         (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
+	         (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
+	         res.seconds);
 	return 0;
 }

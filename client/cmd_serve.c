@@ -7,20 +7,25 @@
 #include "server/server.h"
 
 static const char usage[] =
-	"Usage: circ serve --repo DIR [--listen HOST:PORT] [--threads N] [--quiet]\n"
-	"\n"
-	"Serves repo DIR over HTTP (GET and HEAD) until SIGINT or SIGTERM. Blocks and\n"
-	"manifests are sent as immutable, the pointer with a short max-age, so any HTTP\n"
-	"cache can sit in front. Paths leading outside DIR are refused and logged.\n"
-	"Prints \"listening on http://HOST:PORT\" on stdout once ready, and one access-log\n"
-	"line per request on stderr (client, method, path, status, bytes, duration).\n"
-	"\n"
-	"  --repo DIR          the repo to serve\n"
-	"  --listen HOST:PORT  address (default " SERVER_DEFAULT_LISTEN "; port 0 picks a free one)\n"
-	"  --threads N         worker threads (default 8)\n"
-	"  --quiet             no access log\n";
+    "Usage: circ serve --repo DIR [--listen HOST:PORT] [--threads N] [--quiet]\n"
+    "\n"
+    "Serves repo DIR over HTTP (GET and HEAD) until SIGINT or SIGTERM. Blocks and\n"
+    "manifests are sent as immutable, the pointer with a short max-age, so any HTTP\n"
+    "cache can sit in front. Paths leading outside DIR are refused and logged.\n"
+    "Prints \"listening on http://HOST:PORT\" on stdout once ready, and one access-log\n"
+    "line per request on stderr (client, method, path, status, bytes, duration).\n"
+    "\n"
+    "  --repo DIR          the repo to serve\n"
+    "  --listen HOST:PORT  address (default " SERVER_DEFAULT_LISTEN "; port 0 picks a free one)\n"
+    "  --threads N         worker threads (default 8)\n"
+    "  --quiet             no access log\n";
 
-enum { OPT_REPO = OPT_LONG, OPT_LISTEN, OPT_THREADS, OPT_QUIET };
+enum {
+	OPT_REPO = OPT_LONG,
+	OPT_LISTEN,
+	OPT_THREADS,
+	OPT_QUIET
+};
 
 int cmd_serve(struct cli *cli, int argc, char **argv)
 {
@@ -74,8 +79,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (server_start(&cfg, &srv, &err))
 		return cli_fail_err(cli, &err);
-	printf("listening on http://%s:%u\n", cfg.listen && cfg.listen[0] == '[' ? "[::1]" : "127.0.0.1",
-	       server_port(srv));
+	printf("listening on http://%s:%u\n",
+	       cfg.listen && cfg.listen[0] == '[' ? "[::1]" : "127.0.0.1", server_port(srv));
 	fflush(stdout);
 	sigwait(&stop, &sig);
 	server_stop(srv);

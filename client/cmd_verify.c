@@ -15,18 +15,18 @@
 #include "vdisk/image.h"
 
 static const char usage[] =
-	"Usage: circ verify (--repo DIR | --url URL...) --key PUB --name NAME [--version N]\n"
-	"\n"
-	"Checks the signed pointer and manifest of image NAME against PUB, then fetches\n"
-	"every block of the version (default: the newest) and checks its SHA-256.\n"
-	"Exits 1 naming each missing or damaged block.\n"
-	"\n"
-	"  --repo DIR      a repo directory\n"
-	"  --url URL       a repo over HTTP; repeat for mirrors, tried in order\n"
-	"  --key PUB       the publisher's Ed25519 public key (PEM)\n"
-	"  --name NAME     the image\n"
-	"  --version N     the version to check (default: the pointer's)\n"
-	"  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n";
+    "Usage: circ verify (--repo DIR | --url URL...) --key PUB --name NAME [--version N]\n"
+    "\n"
+    "Checks the signed pointer and manifest of image NAME against PUB, then fetches\n"
+    "every block of the version (default: the newest) and checks its SHA-256.\n"
+    "Exits 1 naming each missing or damaged block.\n"
+    "\n"
+    "  --repo DIR      a repo directory\n"
+    "  --url URL       a repo over HTTP; repeat for mirrors, tried in order\n"
+    "  --key PUB       the publisher's Ed25519 public key (PEM)\n"
+    "  --name NAME     the image\n"
+    "  --version N     the version to check (default: the pointer's)\n"
+    "  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n";
 
 struct entry {
 	struct block_id id;
@@ -86,7 +86,7 @@ static void record_damage(struct check *ck, const struct entry *e, const struct 
 		ck->cap_damaged = cap;
 	}
 	ck->damaged[ck->n_damaged++] =
-		(struct damage){ .index = e->index, .id = e->id, .err = *err };
+	    (struct damage){ .index = e->index, .id = e->id, .err = *err };
 	pthread_mutex_unlock(&ck->lock);
 }
 
@@ -133,7 +133,7 @@ static size_t distinct_blocks(const struct manifest *m, struct entry *out, size_
 }
 
 static int check_blocks(const struct cli *cli, struct check *ck, unsigned threads,
-			const struct manifest *m)
+                        const struct manifest *m)
 {
 	pthread_t *tids = calloc(threads, sizeof(*tids));
 	struct progress prog;
@@ -169,17 +169,24 @@ static int check_blocks(const struct cli *cli, struct check *ck, unsigned thread
 
 		block_id_to_hex(&d->id, hex);
 		cli_fail(cli, "%s version %llu: block %u (%s) is %s: %s", m->name,
-			 (unsigned long long)m->version, d->index, hex,
-			 d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
+		         (unsigned long long)m->version, d->index, hex,
+		         d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
 	}
 	if (ck->n_damaged)
 		return cli_fail(cli, "%s version %llu: %zu of %zu blocks missing or damaged",
-				m->name, (unsigned long long)m->version, ck->n_damaged,
-				ck->n_entries);
+		                m->name, (unsigned long long)m->version, ck->n_damaged,
+		                ck->n_entries);
 	return 0;
 }
 
-enum { OPT_REPO = OPT_LONG, OPT_URL, OPT_KEY, OPT_NAME, OPT_VERSION, OPT_THREADS };
+enum {
+	OPT_REPO = OPT_LONG,
+	OPT_URL,
+	OPT_KEY,
+	OPT_NAME,
+	OPT_VERSION,
+	OPT_THREADS
+};
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
 {

@@ -31,9 +31,9 @@ void progress_update(struct progress *p, uint64_t done)
 	p->last = now;
 	secs = now - p->start;
 	fprintf(stderr, "\r%s: %3.0f%%  %llu / %llu MiB  %.0f MiB/s   ", p->what,
-		p->total ? 100.0 * (double)done / (double)p->total : 100.0,
-		(unsigned long long)(done >> 20), (unsigned long long)(p->total >> 20),
-		secs > 0 ? (double)done / 1048576.0 / secs : 0.0);
+	        p->total ? 100.0 * (double)done / (double)p->total : 100.0,
+	        (unsigned long long)(done >> 20), (unsigned long long)(p->total >> 20),
+	        secs > 0 ? (double)done / 1048576.0 / secs : 0.0);
 	p->drawn = true;
 }
 

@@ -74,7 +74,7 @@ out:
 }
 
 static int read_block(int fd, uint8_t *buf, size_t len, uint64_t off, size_t block_size,
-		      const char *path, struct circ_err *err)
+                      const char *path, struct circ_err *err)
 {
 	size_t got = 0;
 
@@ -95,7 +95,7 @@ static int read_block(int fd, uint8_t *buf, size_t len, uint64_t off, size_t blo
 }
 
 static int publish_block(struct job *job, uint64_t idx, uint8_t *data, struct buf *comp,
-			 struct block_encoder *enc, struct circ_err *err)
+                         struct block_encoder *enc, struct circ_err *err)
 {
 	const struct manifest *m = job->m;
 	uint64_t off = idx * m->block_size;
@@ -242,7 +242,7 @@ fail:
 
 /* Finds the version to write: one past the pointer, and past any manifest a crash left. */
 static int next_version(struct repo *repo, const struct key *key, const char *name,
-			uint64_t *version, uint64_t *parent, struct circ_err *err)
+                        uint64_t *version, uint64_t *parent, struct circ_err *err)
 {
 	char path[REPO_PATH_MAX];
 	struct buf b = { 0 };
@@ -257,7 +257,7 @@ static int next_version(struct repo *repo, const struct key *key, const char *na
 		}
 		if (strcmp(pt.name, name) != 0) {
 			err_set(err, EINVAL, "%s/%s names image '%s'", repo_location(repo), path,
-				pt.name);
+			        pt.name);
 			goto out;
 		}
 		*parent = pt.version;
@@ -285,8 +285,7 @@ static void remove_new_blocks(struct job *job)
 		repo_remove_block(job->repo, &job->new_ids[i]);
 }
 
-int publish_image(const struct publish_opts *opts, struct publish_result *res,
-		  struct circ_err *err)
+int publish_image(const struct publish_opts *opts, struct publish_result *res, struct circ_err *err)
 {
 	struct job job = { .opts = opts, .fd = -1 };
 	char mpath[REPO_PATH_MAX], ppath[REPO_PATH_MAX];
@@ -306,14 +305,14 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res,
 	pthread_cond_init(&job.idle, NULL);
 	if (!repo_name_valid(opts->name)) {
 		err_set(err, EINVAL,
-			"invalid image name '%s': use 1-64 letters, digits, '.', '_' or '-', "
-			"not starting with '.'",
-			opts->name);
+		        "invalid image name '%s': use 1-64 letters, digits, '.', '_' or '-', "
+		        "not starting with '.'",
+		        opts->name);
 		goto out;
 	}
 	if (!block_size_valid(opts->block_size)) {
 		err_set(err, EINVAL, "block size %u is not a power of two from 4K to 4M",
-			opts->block_size);
+		        opts->block_size);
 		goto out;
 	}
 	if (key_load_private(opts->key_path, &key, err))

@@ -21,8 +21,8 @@ struct publish_opts {
 	uint32_t block_size;
 	uint64_t expires_in; /* seconds from now */
 	unsigned threads;    /* 0: one per online CPU */
-	int level;	     /* zstd level */
-	bool progress;	     /* draw progress on a terminal */
+	int level;           /* zstd level */
+	bool progress;       /* draw progress on a terminal */
 };
 
 struct publish_result {
@@ -36,6 +36,6 @@ struct publish_result {
 };
 
 int publish_image(const struct publish_opts *opts, struct publish_result *res,
-		  struct circ_err *err);
+                  struct circ_err *err);
 
 #endif

@@ -70,7 +70,7 @@ static void *request_begin(void *cls, const char *uri, struct MHD_Connection *co
 static void client_address(struct MHD_Connection *con, char *out, size_t n)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 	socklen_t len = 0;
 
@@ -82,7 +82,7 @@ static void client_address(struct MHD_Connection *con, char *out, size_t n)
 }
 
 static void request_end(void *cls, struct MHD_Connection *con, void **con_cls,
-			enum MHD_RequestTerminationCode toe)
+                        enum MHD_RequestTerminationCode toe)
 {
 	struct server *s = cls;
 	struct request *rq = *con_cls;
@@ -94,9 +94,10 @@ static void request_end(void *cls, struct MHD_Connection *con, void **con_cls,
 		client_address(con, addr, sizeof(addr));
 		/* One fprintf per line: stdio locks the stream, so lines never interleave. */
 		fprintf(s->log, "%s %s %s %u %" PRIu64 " %.3fms%s%s\n", addr, rq->method,
-			rq->uri ? rq->uri : "-", rq->status, rq->bytes, elapsed_ms(&rq->start),
-			rq->note ? " " : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " "),
-			rq->note ? rq->note : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted"));
+		        rq->uri ? rq->uri : "-", rq->status, rq->bytes, elapsed_ms(&rq->start),
+		        rq->note ? " " : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " "),
+		        rq->note ? rq->note
+		                 : (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : "aborted"));
 		fflush(s->log);
 	}
 	free(rq->uri);
@@ -104,12 +105,12 @@ static void request_end(void *cls, struct MHD_Connection *con, void **con_cls,
 	*con_cls = NULL;
 }
 
-static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *rq,
-				    unsigned status, const char *note)
+static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *rq, unsigned status,
+                                    const char *note)
 {
 	static const char body[] = "";
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(0, (void *)body, MHD_RESPMEM_PERSISTENT);
+	    MHD_create_response_from_buffer(0, (void *)body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -199,8 +200,8 @@ static const char *cache_policy(const char *rel)
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **con_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
 {
 	struct server *s = cls;
 	struct request *rq = *con_cls;
@@ -226,21 +227,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 	status = url_to_relpath(url, rel, sizeof(rel));
 	if (status)
 		return reply_status(con, rq, status,
-				    status == MHD_HTTP_FORBIDDEN ? "refused: path traversal" : NULL);
+		                    status == MHD_HTTP_FORBIDDEN ? "refused: path traversal"
+		                                                 : NULL);
 	fd = open_beneath(s, rel);
 	if (fd < 0) {
 		if (errno == EXDEV || errno == ELOOP)
 			return reply_status(con, rq, MHD_HTTP_FORBIDDEN,
-					    "refused: leads outside the repo");
+			                    "refused: leads outside the repo");
 		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
 	}
-	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
-		 (uint64_t)st.st_ino, (uint64_t)st.st_size,
-		 (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
+	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", (uint64_t)st.st_ino,
+	         (uint64_t)st.st_size,
+	         (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
 	inm = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	if (inm && strcmp(inm, etag) == 0) {
 		close(fd);
@@ -260,7 +262,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache_policy(rel));
 	if (status == MHD_HTTP_OK)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/octet-stream");
+		                        "application/octet-stream");
 	rq->status = status;
 	ret = MHD_queue_response(con, status, r);
 	MHD_destroy_response(r);
@@ -322,13 +324,13 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : DEFAULT_THREADS,
-		MHD_OPTION_URI_LOG_CALLBACK, request_begin, s, MHD_OPTION_NOTIFY_COMPLETED,
-		request_end, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	    flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : DEFAULT_THREADS,
+	    MHD_OPTION_URI_LOG_CALLBACK, request_begin, s, MHD_OPTION_NOTIFY_COMPLETED, request_end,
+	    s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!s->daemon) {
 		err_set(err, EADDRINUSE, "cannot listen on %s (in use, or not an address here?)",
-			cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN);
+		        cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN);
 		goto fail;
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

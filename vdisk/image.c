@@ -6,7 +6,7 @@
 #include <time.h>
 
 int image_load_pointer(struct repo *repo, const struct key *pub, const char *name, uint64_t now,
-		       struct pointer *pt, struct circ_err *err)
+                       struct pointer *pt, struct circ_err *err)
 {
 	char path[REPO_PATH_MAX], when[64];
 	struct buf b = { 0 };
@@ -35,9 +35,9 @@ int image_load_pointer(struct repo *repo, const struct key *pub, const char *nam
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 		err_set(err, EKEYEXPIRED,
-			"the pointer to '%s' expired at %s: refusing a possibly frozen repo "
-			"until the publisher re-signs it",
-			name, when);
+		        "the pointer to '%s' expired at %s: refusing a possibly frozen repo "
+		        "until the publisher re-signs it",
+		        name, when);
 		goto out;
 	}
 	ret = 0;
@@ -47,7 +47,7 @@ out:
 }
 
 int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
-			uint64_t version, struct manifest *m, struct circ_err *err)
+                        uint64_t version, struct manifest *m, struct circ_err *err)
 {
 	char path[REPO_PATH_MAX];
 	struct buf b = { 0 };
@@ -58,15 +58,17 @@ int image_load_manifest(struct repo *repo, const struct key *pub, const struct p
 	if (version == 0)
 		version = pt->version;
 	if (version > pt->version)
-		return err_set(err, ENOENT, "'%s' has no version %llu (the newest is %llu)", pt->name,
-			       (unsigned long long)version, (unsigned long long)pt->version);
+		return err_set(err, ENOENT, "'%s' has no version %llu (the newest is %llu)",
+		               pt->name, (unsigned long long)version,
+		               (unsigned long long)pt->version);
 	repo_manifest_path(pt->name, version, path);
 	if (repo_read_file(repo, path, MANIFEST_MAX_LEN, 0, &b, err))
 		goto out;
 	if (version == pt->version) {
 		manifest_file_hash(b.data, b.len, hash);
 		if (memcmp(hash, pt->manifest_sha256, sizeof(hash)) != 0) {
-			err_set(err, EPERM, "%s is not the manifest the signed pointer names", path);
+			err_set(err, EPERM, "%s is not the manifest the signed pointer names",
+			        path);
 			goto out;
 		}
 	}
@@ -76,7 +78,7 @@ int image_load_manifest(struct repo *repo, const struct key *pub, const struct p
 	}
 	if (strcmp(m->name, pt->name) != 0 || m->version != version) {
 		err_set(err, EPERM, "%s holds '%s' version %llu", path, m->name,
-			(unsigned long long)m->version);
+		        (unsigned long long)m->version);
 		manifest_release(m);
 		goto out;
 	}

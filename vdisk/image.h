@@ -16,13 +16,13 @@
 
 /* Fetches (bypassing HTTP caches) and verifies NAME's pointer; refuses one expired at now. */
 int image_load_pointer(struct repo *repo, const struct key *pub, const char *name, uint64_t now,
-		       struct pointer *pt, struct circ_err *err);
+                       struct pointer *pt, struct circ_err *err);
 
 /*
  * Fetches and verifies the manifest of `version` of the image pt names
  * (version 0: the pointer's own, whose file hash must then match).
  */
 int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
-			uint64_t version, struct manifest *m, struct circ_err *err);
+                        uint64_t version, struct manifest *m, struct circ_err *err);
 
 #endif

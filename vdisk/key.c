@@ -24,7 +24,7 @@ static int key_wrap(EVP_PKEY *pkey, const char *path, struct key **out, struct c
 
 	if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
 		err_set(err, EINVAL, "%s: not an Ed25519 key (it is %s)", path,
-			OBJ_nid2sn(EVP_PKEY_get_id(pkey)));
+		        OBJ_nid2sn(EVP_PKEY_get_id(pkey)));
 		EVP_PKEY_free(pkey);
 		return -1;
 	}
@@ -101,7 +101,7 @@ void key_id_short(const uint8_t id[KEY_ID_LEN], char out[17])
 
 /* Creates path exclusively with mode and writes the key with one PEM writer. */
 static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, bool private_part,
-		     bool exclusive, struct circ_err *err)
+                     bool exclusive, struct circ_err *err)
 {
 	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
 	int fd = open(path, flags, mode), ok;
@@ -116,7 +116,7 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *pkey, bool private
 		return err_sys(err, errno, "%s", path);
 	}
 	ok = private_part ? PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL)
-			  : PEM_write_PUBKEY(f, pkey);
+	                  : PEM_write_PUBKEY(f, pkey);
 	if (fflush(f) || fsync(fd))
 		ok = 0;
 	if (fclose(f))
@@ -141,7 +141,7 @@ int key_generate(const char *prefix, struct circ_err *err)
 	}
 	if (access(priv, F_OK) == 0 || access(pub, F_OK) == 0) {
 		err_set(err, EEXIST, "%s: key exists, not overwriting it",
-			access(priv, F_OK) == 0 ? priv : pub);
+		        access(priv, F_OK) == 0 ? priv : pub);
 		goto out;
 	}
 	ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
@@ -171,7 +171,7 @@ int key_save_public(const struct key *k, const char *path, struct circ_err *err)
 }
 
 int key_sign(const struct key *k, const void *data, size_t len, uint8_t sig[KEY_SIG_LEN],
-	     struct circ_err *err)
+             struct circ_err *err)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	size_t n = KEY_SIG_LEN;

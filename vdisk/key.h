@@ -28,7 +28,7 @@ void key_id_short(const uint8_t id[KEY_ID_LEN], char out[17]);
 int key_save_public(const struct key *k, const char *path, struct circ_err *err);
 
 int key_sign(const struct key *k, const void *data, size_t len, uint8_t sig[KEY_SIG_LEN],
-	     struct circ_err *err);
+             struct circ_err *err);
 bool key_verify(const struct key *k, const void *data, size_t len, const uint8_t sig[KEY_SIG_LEN]);
 
 #endif

@@ -27,7 +27,7 @@ void manifest_file_hash(const uint8_t *data, size_t len, uint8_t out[32])
 }
 
 int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uint32_t block_size,
-		  struct circ_err *err)
+                  struct circ_err *err)
 {
 	uint64_t n = (image_size + block_size - 1) / block_size;
 
@@ -39,8 +39,9 @@ int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uin
 	if (image_size == 0)
 		return err_set(err, EINVAL, "image is empty");
 	if (n > MANIFEST_MAX_BLOCKS)
-		return err_set(err, EFBIG, "image has %llu blocks, more than %u: use a larger block size",
-			       (unsigned long long)n, MANIFEST_MAX_BLOCKS);
+		return err_set(err, EFBIG,
+		               "image has %llu blocks, more than %u: use a larger block size",
+		               (unsigned long long)n, MANIFEST_MAX_BLOCKS);
 	m->blocks = calloc(n ? n : 1, sizeof(*m->blocks));
 	if (!m->blocks)
 		return err_set(err, ENOMEM, "out of memory");
@@ -75,8 +76,8 @@ static int sign_append(const struct key *signer, struct buf *b, struct circ_err 
  * Checks the signature that ends data. The key ID field is read unverified
  * only to say which key signed when it is not the one we trust.
  */
-static int verify_trailer(const struct key *pub, const uint8_t *data, size_t len,
-			  size_t key_id_off, const char *what, struct circ_err *err)
+static int verify_trailer(const struct key *pub, const uint8_t *data, size_t len, size_t key_id_off,
+                          const char *what, struct circ_err *err)
 {
 	uint8_t ours[KEY_ID_LEN];
 	char a[17], b[17];
@@ -88,13 +89,13 @@ static int verify_trailer(const struct key *pub, const uint8_t *data, size_t len
 		key_id_short(data + key_id_off, a);
 		key_id_short(ours, b);
 		return err_set(err, EPERM, "%s is signed by key %s, not by the trusted key %s",
-			       what, a, b);
+		               what, a, b);
 	}
 	return err_set(err, EPERM, "%s signature does not verify (tampered or corrupted)", what);
 }
 
 int manifest_encode(struct manifest *m, const struct key *signer, struct buf *out,
-		    struct circ_err *err)
+                    struct circ_err *err)
 {
 	size_t name_len = strlen(m->name);
 	uint8_t h[MANIFEST_HEADER_LEN] = { 0 };
@@ -129,7 +130,7 @@ int manifest_encode(struct manifest *m, const struct key *signer, struct buf *ou
 }
 
 static int parse_name(char *name, const uint8_t *p, uint32_t len, const char *what,
-		      struct circ_err *err)
+                      struct circ_err *err)
 {
 	if (len == 0 || len > REPO_NAME_MAX)
 		return err_set(err, EBADMSG, "%s: name length %u out of range", what, len);
@@ -155,7 +156,7 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 		return err_set(err, EBADMSG, "not a circ manifest (bad magic)");
 	if (get_u32le(d + 8) != MANIFEST_FORMAT)
 		return err_set(err, EBADMSG, "manifest format %u is not supported (this is %u)",
-			       get_u32le(d + 8), MANIFEST_FORMAT);
+		               get_u32le(d + 8), MANIFEST_FORMAT);
 	header_len = get_u32le(d + 12);
 	if (header_len != MANIFEST_HEADER_LEN)
 		return err_set(err, EBADMSG, "manifest header length %u is wrong", header_len);
@@ -171,7 +172,7 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 
 	if (m->version == 0 || m->parent >= m->version)
 		return err_set(err, EBADMSG, "manifest version %llu (parent %llu) is invalid",
-			       (unsigned long long)m->version, (unsigned long long)m->parent);
+		               (unsigned long long)m->version, (unsigned long long)m->parent);
 	if (!block_size_valid(m->block_size))
 		return err_set(err, EBADMSG, "manifest block size %u is invalid", m->block_size);
 	if (m->image_size == 0)
@@ -179,7 +180,7 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 	blocks_needed = m->image_size / m->block_size + (m->image_size % m->block_size != 0);
 	if (blocks_needed != m->n_blocks || m->n_blocks > MANIFEST_MAX_BLOCKS)
 		return err_set(err, EBADMSG, "manifest block count %u does not fit image size %llu",
-			       m->n_blocks, (unsigned long long)m->image_size);
+		               m->n_blocks, (unsigned long long)m->image_size);
 	if (m->n_prefetch > m->n_blocks)
 		return err_set(err, EBADMSG, "manifest prefetch list longer than the image");
 	if (name_len == 0 || name_len > REPO_NAME_MAX)
@@ -189,7 +190,7 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 	       pad8(4 * (size_t)m->n_prefetch) + KEY_SIG_LEN;
 	if (want != len)
 		return err_set(err, EBADMSG, "manifest is %zu bytes, its header says %llu", len,
-			       (unsigned long long)want);
+		               (unsigned long long)want);
 
 	p = d + MANIFEST_HEADER_LEN;
 	if (parse_name(m->name, p, name_len, "manifest", err))
@@ -214,7 +215,7 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 }
 
 int manifest_decode(const uint8_t *data, size_t len, const struct key *pub, struct manifest *m,
-		    struct circ_err *err)
+                    struct circ_err *err)
 {
 	memset(m, 0, sizeof(*m));
 	if (len < MANIFEST_HEADER_LEN + KEY_SIG_LEN || memcmp(data, MANIFEST_MAGIC, 8) != 0)
@@ -233,7 +234,7 @@ int manifest_decode(const uint8_t *data, size_t len, const struct key *pub, stru
  */
 
 int pointer_encode(struct pointer *pt, const struct key *signer, struct buf *out,
-		   struct circ_err *err)
+                   struct circ_err *err)
 {
 	size_t name_len = strlen(pt->name);
 	uint8_t h[POINTER_HEADER_LEN] = { 0 };
@@ -270,10 +271,10 @@ int pointer_parse(const uint8_t *d, size_t len, struct pointer *pt, struct circ_
 		return err_set(err, EBADMSG, "not a circ pointer (bad magic)");
 	if (get_u32le(d + 8) != POINTER_FORMAT)
 		return err_set(err, EBADMSG, "pointer format %u is not supported (this is %u)",
-			       get_u32le(d + 8), POINTER_FORMAT);
+		               get_u32le(d + 8), POINTER_FORMAT);
 	if (get_u32le(d + 12) != POINTER_HEADER_LEN)
 		return err_set(err, EBADMSG, "pointer header length %u is wrong",
-			       get_u32le(d + 12));
+		               get_u32le(d + 12));
 	pt->version = get_u64le(d + 16);
 	pt->created = get_u64le(d + 24);
 	pt->expires = get_u64le(d + 32);
@@ -285,12 +286,13 @@ int pointer_parse(const uint8_t *d, size_t len, struct pointer *pt, struct circ_
 	if (name_len == 0 || name_len > REPO_NAME_MAX)
 		return err_set(err, EBADMSG, "pointer name length %u out of range", name_len);
 	if (POINTER_HEADER_LEN + pad8(name_len) + KEY_SIG_LEN != len)
-		return err_set(err, EBADMSG, "pointer is %zu bytes, its header says otherwise", len);
+		return err_set(err, EBADMSG, "pointer is %zu bytes, its header says otherwise",
+		               len);
 	return parse_name(pt->name, d + POINTER_HEADER_LEN, name_len, "pointer", err);
 }
 
 int pointer_decode(const uint8_t *data, size_t len, const struct key *pub, struct pointer *pt,
-		   struct circ_err *err)
+                   struct circ_err *err)
 {
 	memset(pt, 0, sizeof(*pt));
 	if (len < POINTER_HEADER_LEN + KEY_SIG_LEN || memcmp(data, POINTER_MAGIC, 8) != 0)

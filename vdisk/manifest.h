@@ -19,14 +19,14 @@
 #include "blockfs/repo.h"
 #include "vdisk/key.h"
 
-#define MANIFEST_MAGIC	    "CIRCMFST"
-#define POINTER_MAGIC	    "CIRCPNTR"
-#define MANIFEST_FORMAT	    1
-#define POINTER_FORMAT	    1
+#define MANIFEST_MAGIC      "CIRCMFST"
+#define POINTER_MAGIC       "CIRCPNTR"
+#define MANIFEST_FORMAT     1
+#define POINTER_FORMAT      1
 #define MANIFEST_HEADER_LEN 128
 #define POINTER_HEADER_LEN  112
 #define MANIFEST_MAX_LEN    (256u << 20)
-#define POINTER_MAX_LEN	    4096
+#define POINTER_MAX_LEN     4096
 /* Bounded so that a manifest never exceeds MANIFEST_MAX_LEN. */
 #define MANIFEST_MAX_BLOCKS (4u << 20)
 
@@ -37,7 +37,7 @@ struct manifest {
 	uint64_t created; /* Unix seconds */
 	uint64_t image_size;
 	uint32_t block_size;
-	uint32_t n_blocks; /* ceil(image_size / block_size) */
+	uint32_t n_blocks;       /* ceil(image_size / block_size) */
 	struct block_id *blocks; /* all-zero ID: an all-zero block */
 	uint32_t n_prefetch;
 	uint32_t *prefetch; /* block indices, in the order a boot reads them */
@@ -48,28 +48,28 @@ struct pointer {
 	char name[REPO_NAME_MAX + 1];
 	uint64_t version;
 	uint64_t created;
-	uint64_t expires; /* Unix seconds; a client refuses the pointer after it */
+	uint64_t expires;            /* Unix seconds; a client refuses the pointer after it */
 	uint8_t manifest_sha256[32]; /* of the whole manifest file */
 	uint8_t key_id[KEY_ID_LEN];
 };
 
 /* Allocates the block table for image_size / block_size (zeroed). */
 int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uint32_t block_size,
-		  struct circ_err *err);
+                  struct circ_err *err);
 void manifest_release(struct manifest *m);
 
 /* Serialises m and signs it with signer (whose ID goes into the manifest). */
 int manifest_encode(struct manifest *m, const struct key *signer, struct buf *out,
-		    struct circ_err *err);
+                    struct circ_err *err);
 /* Verifies the signature with pub, then parses. m is the caller's to release. */
 int manifest_decode(const uint8_t *data, size_t len, const struct key *pub, struct manifest *m,
-		    struct circ_err *err);
+                    struct circ_err *err);
 int manifest_parse(const uint8_t *data, size_t len, struct manifest *m, struct circ_err *err);
 
 int pointer_encode(struct pointer *p, const struct key *signer, struct buf *out,
-		   struct circ_err *err);
+                   struct circ_err *err);
 int pointer_decode(const uint8_t *data, size_t len, const struct key *pub, struct pointer *p,
-		   struct circ_err *err);
+                   struct circ_err *err);
 int pointer_parse(const uint8_t *data, size_t len, struct pointer *p, struct circ_err *err);
 
 /* SHA-256 of a whole file, as the pointer records it. */
