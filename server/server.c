@@ -42,6 +42,7 @@ struct request {
 	unsigned status;
 	uint64_t bytes;
 	const char *note; /* why a request was refused, for the log */
+	bool headers_seen;
 };
 
 static double elapsed_ms(const struct timespec *start)
@@ -218,6 +219,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 	if (!rq)
 		return MHD_NO;
 	snprintf(rq->method, sizeof(rq->method), "%s", method);
+	/*
+	 * MHD keeps a connection alive only if the reply is queued after the
+	 * whole request has been read: the first call just acknowledges it.
+	 */
+	if (!rq->headers_seen) {
+		rq->headers_seen = true;
+		return MHD_YES;
+	}
 	if (*upload_data_size) {
 		*upload_data_size = 0; /* static server: request bodies are ignored */
 		return MHD_YES;
