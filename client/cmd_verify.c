@@ -282,8 +282,10 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	ck.n_entries = distinct_blocks(&m, ck.entries, &zeros);
 	if (check_blocks(cli, &ck, (unsigned)threads, &m))
 		goto out;
-	printf("%s version %llu: signatures good, %u blocks (%zu distinct, %zu zero) verified\n",
-	       name, (unsigned long long)m.version, m.n_blocks, ck.n_entries, zeros);
+	printf("%s version %llu: %llu bytes, %u blocks (%zu distinct, %zu zero): "
+	       "signatures and blocks good\n",
+	       name, (unsigned long long)m.version, (unsigned long long)m.image_size, m.n_blocks,
+	       ck.n_entries, zeros);
 	ret = 0;
 	goto out;
 fail:
