@@ -1,0 +1,96 @@
+# Shared helpers for integration tests; source it. Each test is a function run
+# by t_case, which prints "PASS: name", "FAIL: name: why" or "SKIP: name: why".
+# Everything a test starts or creates is removed on exit, also on failure.
+set -u
+
+CIRC=${CIRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/circ}
+T_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/circ-test.XXXXXX")
+T_PIDS=()
+T_MOUNTS=()
+
+# Stops what a case started; runs when the case's subshell exits, pass or fail.
+t_case_cleanup() {
+	local p m
+	for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${T_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for m in "${T_MOUNTS[@]}"; do umount -l "$m" 2>/dev/null; done
+}
+trap 'rm -rf "$T_ROOT"' EXIT
+
+# t_case NAME FUNCTION: runs FUNCTION in a subshell with its own directory.
+# Exit 0 passes, 77 skips (the function prints the reason), else fails.
+t_case() {
+	local name=$1 fn=$2 dir out rc
+	dir=$(mktemp -d "$T_ROOT/case.XXXXXX")
+	out=$(
+		cd "$dir" || exit 1
+		T_DIR=$dir
+		trap t_case_cleanup EXIT
+		"$fn" 2>&1
+	)
+	rc=$?
+	case $rc in
+	0) echo "PASS: $name" ;;
+	77) echo "SKIP: $name: $(echo "$out" | tail -n 1)" ;;
+	*)
+		echo "FAIL: $name: $(echo "$out" | tail -n 1)"
+		echo "$out" | tail -n 15 | sed 's/^/    | /'
+		;;
+	esac
+}
+
+die() {
+	echo "$*"
+	exit 1
+}
+
+skip() {
+	echo "$*"
+	exit 77
+}
+
+# expect_fail CODE REGEX CMD...: CMD must exit CODE with one stderr line matching REGEX.
+expect_fail() {
+	local code=$1 re=$2 rc err
+	shift 2
+	err=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	[ "$rc" -eq "$code" ] || die "expected exit $code, got $rc from: $* ($err)"
+	echo "$err" | grep -Eq -- "$re" || die "stderr of '$*' does not match /$re/: $err"
+}
+
+# A deterministic-size image of mixed content: random, zeros, text, random tail.
+make_image() {
+	local out=$1 mib=${2:-4}
+	head -c $((mib * 1024 * 1024 / 2)) /dev/urandom >"$out"
+	head -c $((mib * 1024 * 1024 / 4)) /dev/zero >>"$out"
+	yes "circ test image line" | head -c $((mib * 1024 * 1024 / 4 - 1000)) >>"$out"
+	head -c 1000 /dev/urandom >>"$out"
+}
+
+# start_serve REPO [ARGS...]: starts circ serve on a free loopback port; sets URL.
+start_serve() {
+	local repo=$1 out="$T_DIR/serve.$RANDOM" i
+	shift
+	"$CIRC" serve --repo "$repo" --listen 127.0.0.1:0 "$@" >"$out.out" 2>"$out.log" &
+	SERVE_PID=$!
+	T_PIDS+=("$SERVE_PID")
+	SERVE_LOG="$out.log"
+	for i in $(seq 1 100); do
+		URL=$(sed -n 's/^listening on //p' "$out.out")
+		[ -n "$URL" ] && return 0
+		kill -0 "$SERVE_PID" 2>/dev/null || die "circ serve exited: $(cat "$out.log")"
+		sleep 0.05
+	done
+	die "circ serve did not start"
+}
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on right now.
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		(echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return 0; }
+	done
+	return 1
+}
