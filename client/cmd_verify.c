@@ -158,7 +158,7 @@ static int check_blocks(const struct cli *cli, struct check *ck, unsigned thread
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
-	progress_end(&prog);
+	progress_end(&prog, atomic_load(&ck->bytes_done));
 	free(tids);
 	if (ck->out_of_memory)
 		return cli_fail(cli, "out of memory");

@@ -22,14 +22,10 @@ void progress_start(struct progress *p, const char *what, uint64_t total)
 	p->drawn = false;
 }
 
-void progress_update(struct progress *p, uint64_t done)
+static void draw(struct progress *p, uint64_t done, double now)
 {
-	double now = progress_now(), secs;
+	double secs = now - p->start;
 
-	if (!p->enabled || now - p->last < 0.1)
-		return;
-	p->last = now;
-	secs = now - p->start;
 	fprintf(stderr, "\r%s: %3.0f%%  %llu / %llu MiB  %.0f MiB/s   ", p->what,
 	        p->total ? 100.0 * (double)done / (double)p->total : 100.0,
 	        (unsigned long long)(done >> 20), (unsigned long long)(p->total >> 20),
@@ -37,9 +33,21 @@ void progress_update(struct progress *p, uint64_t done)
 	p->drawn = true;
 }
 
-void progress_end(struct progress *p)
+void progress_update(struct progress *p, uint64_t done)
 {
-	if (p->drawn)
-		fputs("\r\033[K", stderr);
+	double now = progress_now();
+
+	if (!p->enabled || now - p->last < 0.1)
+		return;
+	p->last = now;
+	draw(p, done, now);
+}
+
+void progress_end(struct progress *p, uint64_t done)
+{
+	if (!p->enabled)
+		return;
+	draw(p, done, progress_now());
+	fputc('\n', stderr);
 	p->drawn = false;
 }

@@ -19,7 +19,7 @@ double progress_now(void);
 void progress_start(struct progress *p, const char *what, uint64_t total);
 /* Redraws at most ten times a second. */
 void progress_update(struct progress *p, uint64_t done);
-/* Clears the line. */
-void progress_end(struct progress *p);
+/* Draws the final state and ends the line. */
+void progress_end(struct progress *p, uint64_t done);
 
 #endif

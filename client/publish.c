@@ -197,7 +197,7 @@ static int run_workers(struct job *job, unsigned threads, struct circ_err *err)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
-	progress_end(&prog);
+	progress_end(&prog, atomic_load(&job->bytes_done));
 	if (started == 0)
 		return err_set(err, EAGAIN, "cannot start worker threads");
 	if (atomic_load(&job->failed)) {

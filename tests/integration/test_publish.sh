@@ -171,6 +171,18 @@ test_crash_leftovers_are_harmless() {
 	[ ! -e repo/blocks/.tmp-999-1 ] || die "temporaries not cleaned"
 }
 
+test_progress_only_on_a_terminal() {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	"$CIRC" keygen k >/dev/null
+	make_image img 2
+	script -qec "'$CIRC' publish --repo r1 --key k.key --name t img" /dev/null >tty.out </dev/null ||
+		die "publish on a terminal failed"
+	grep -q "publishing: 100%" tty.out || die "no progress on a terminal: $(cat -v tty.out)"
+	"$CIRC" publish --repo r2 --key k.key --name t img >out 2>err || die "publish failed"
+	[ ! -s err ] || die "publish wrote to stderr when not on a terminal: $(cat err)"
+	[ "$(cat out)" = 1 ] || die "stdout is not just the version: $(cat out)"
+}
+
 test_help() {
 	for c in keygen publish verify serve; do
 		"$CIRC" $c --help | grep -q "Usage: circ $c" || die "$c --help"
@@ -191,4 +203,5 @@ t_case "bad input to publish: one-line errors, repo untouched" test_bad_input
 t_case "publishing with another key is refused" test_other_key_refused
 t_case "a full disk leaves the repo as it was" test_full_disk_leaves_repo_as_before
 t_case "leftovers of a crashed publish are harmless" test_crash_leftovers_are_harmless
+t_case "progress on a terminal, quiet elsewhere" test_progress_only_on_a_terminal
 t_case "--help for every command" test_help
