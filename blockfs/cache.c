@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+#include "blockfs/cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TMP_PREFIX    ".tmp-"
+#define TOUCH_EVERY_S 60  /* how stale an entry's mtime (its LRU age on disk) may get */
+#define STALE_TMP_S   600 /* a temporary this old belongs to no live writer */
+
+struct cache_entry {
+	struct block_id id; /* first: the tree compares entries by it */
+	uint64_t size;
+	time_t touched;
+	bool verified; /* its SHA-256 was checked by this process */
+	struct cache_entry *newer, *older;
+};
+
+struct cache {
+	int dirfd;
+	uint64_t max_bytes;
+	unsigned tmp_seq;
+
+	pthread_mutex_t lock; /* guards everything below */
+	void *tree;           /* tsearch tree of struct cache_entry, by ID */
+	struct cache_entry *newest, *oldest;
+	struct cache_stats stats;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, BLOCK_ID_LEN);
+}
+
+static void path_of(const struct block_id *id, char out[BLOCK_ID_HEX_LEN + 4])
+{
+	char hex[BLOCK_ID_HEX_LEN + 1];
+
+	block_id_to_hex(id, hex);
+	snprintf(out, BLOCK_ID_HEX_LEN + 4, "%.2s/%s", hex, hex);
+}
+
+static struct cache_entry *lookup(struct cache *c, const struct block_id *id)
+{
+	struct cache_entry **e = tfind(id, &c->tree, entry_cmp);
+
+	return e ? *e : NULL;
+}
+
+static void lru_unlink(struct cache *c, struct cache_entry *e)
+{
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void lru_push_newest(struct cache *c, struct cache_entry *e)
+{
+	e->older = c->newest;
+	e->newer = NULL;
+	if (c->newest)
+		c->newest->newer = e;
+	c->newest = e;
+	if (!c->oldest)
+		c->oldest = e;
+}
+
+static void entry_remove(struct cache *c, struct cache_entry *e)
+{
+	lru_unlink(c, e);
+	tdelete(e, &c->tree, entry_cmp);
+	c->stats.bytes -= e->size;
+	c->stats.entries--;
+	free(e);
+}
+
+/* Inserts (or refreshes) an entry; returns it, or NULL without memory. */
+static struct cache_entry *entry_add(struct cache *c, const struct block_id *id, uint64_t size,
+                                     time_t touched, bool verified)
+{
+	struct cache_entry *e = lookup(c, id);
+
+	if (e) {
+		lru_unlink(c, e);
+		lru_push_newest(c, e);
+		e->verified |= verified;
+		return e;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->id = *id;
+	e->size = size;
+	e->touched = touched;
+	e->verified = verified;
+	if (!tsearch(e, &c->tree, entry_cmp)) {
+		free(e);
+		return NULL;
+	}
+	lru_push_newest(c, e);
+	c->stats.bytes += size;
+	c->stats.entries++;
+	return e;
+}
+
+/*
+ * Evicts least recently used entries until the bound holds, sparing keep.
+ * Returns the IDs to unlink (the caller does so outside the lock).
+ */
+static size_t evict(struct cache *c, const struct cache_entry *keep, struct block_id **victims)
+{
+	size_t n = 0, cap = 0;
+
+	*victims = NULL;
+	while (c->max_bytes && c->stats.bytes > c->max_bytes && c->oldest && c->oldest != keep) {
+		struct cache_entry *e = c->oldest;
+
+		if (n == cap) {
+			struct block_id *p = realloc(*victims, (cap ? cap * 2 : 16) * sizeof(*p));
+
+			if (!p)
+				break;
+			*victims = p;
+			cap = cap ? cap * 2 : 16;
+		}
+		(*victims)[n++] = e->id;
+		entry_remove(c, e);
+		c->stats.evictions++;
+	}
+	return n;
+}
+
+static void unlink_victims(struct cache *c, struct block_id *victims, size_t n)
+{
+	char path[BLOCK_ID_HEX_LEN + 4];
+
+	for (size_t i = 0; i < n; i++) {
+		path_of(&victims[i], path);
+		unlinkat(c->dirfd, path, 0);
+	}
+	free(victims);
+}
+
+struct scanned {
+	struct block_id id;
+	uint64_t size;
+	time_t mtime;
+};
+
+static int scanned_cmp(const void *a, const void *b)
+{
+	const struct scanned *x = a, *y = b;
+
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* Lists the entries of one fan-out directory, removing stale temporaries. */
+static int scan_subdir(struct cache *c, const char *sub, struct scanned **list, size_t *n,
+                       size_t *cap)
+{
+	int fd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	time_t now = time(NULL);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct block_id id;
+		struct stat st;
+
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+			if (now - st.st_mtime > STALE_TMP_S)
+				unlinkat(fd, de->d_name, 0);
+			continue;
+		}
+		if (block_id_from_hex(&id, de->d_name) || strncmp(de->d_name, sub, 2) != 0)
+			continue;
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 1024;
+			struct scanned *p = realloc(*list, ncap * sizeof(*p));
+
+			if (!p) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*list = p;
+			*cap = ncap;
+		}
+		(*list)[(*n)++] = (struct scanned){ id, (uint64_t)st.st_size, st.st_mtime };
+	}
+	closedir(d);
+	return 0;
+}
+
+static int cache_scan(struct cache *c)
+{
+	struct scanned *list = NULL;
+	size_t n = 0, cap = 0;
+	struct block_id *victims;
+	size_t nv;
+	int rc = 0;
+
+	for (int i = 0; i < 256 && !rc; i++) {
+		char sub[3];
+
+		snprintf(sub, sizeof(sub), "%02x", i);
+		rc = scan_subdir(c, sub, &list, &n, &cap);
+	}
+	if (rc) {
+		free(list);
+		return rc;
+	}
+	/* Oldest first, so the newest end up at the head of the LRU list. */
+	qsort(list, n, sizeof(*list), scanned_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!entry_add(c, &list[i].id, list[i].size, list[i].mtime, false)) {
+			rc = -ENOMEM;
+			break;
+		}
+	free(list);
+	nv = evict(c, NULL, &victims);
+	unlink_victims(c, victims, nv);
+	return rc;
+}
+
+int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err)
+{
+	struct cache *c;
+	int rc;
+
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return err_sys(err, errno, "creating cache %s", dir);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return err_set(err, ENOMEM, "out of memory");
+	c->max_bytes = max_bytes;
+	pthread_mutex_init(&c->lock, NULL);
+	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dirfd < 0) {
+		err_sys(err, errno, "cache %s", dir);
+		cache_close(c);
+		return -1;
+	}
+	rc = cache_scan(c);
+	if (rc) {
+		err_sys(err, -rc, "reading cache %s", dir);
+		cache_close(c);
+		return -1;
+	}
+	*out = c;
+	return 0;
+}
+
+static void free_entry(void *p)
+{
+	free(p);
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	tdestroy(c->tree, free_entry);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void drop(struct cache *c, const struct block_id *id)
+{
+	char path[BLOCK_ID_HEX_LEN + 4];
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, id);
+	if (e)
+		entry_remove(c, e);
+	c->stats.dropped++;
+	c->stats.misses++;
+	pthread_mutex_unlock(&c->lock);
+	path_of(id, path);
+	unlinkat(c->dirfd, path, 0);
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
+               size_t len, void *out)
+{
+	char path[BLOCK_ID_HEX_LEN + 4];
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, UTIME_NOW } };
+	time_t now = time(NULL);
+	bool verified, touch = false;
+	struct block_id got;
+	struct cache_entry *e;
+	uint8_t *whole;
+	int fd, rc;
+
+	if (off > block_size || len > block_size - off)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, id);
+	if (!e || e->size != block_size) {
+		c->stats.misses++;
+		pthread_mutex_unlock(&c->lock);
+		return -ENOENT;
+	}
+	lru_unlink(c, e);
+	lru_push_newest(c, e);
+	verified = e->verified;
+	if (now - e->touched > TOUCH_EVERY_S) {
+		e->touched = now;
+		touch = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	path_of(id, path);
+	fd = openat(c->dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		drop(c, id);
+		return -ENOENT;
+	}
+	if (verified) {
+		rc = pread_full(fd, out, len, off);
+		close(fd);
+		if (rc) {
+			drop(c, id);
+			return -ENOENT;
+		}
+	} else {
+		/* First use in this process: the whole entry must hash to its name. */
+		whole = malloc(block_size);
+		if (!whole) {
+			close(fd);
+			return -ENOMEM;
+		}
+		rc = pread_full(fd, whole, block_size, 0);
+		close(fd);
+		if (!rc)
+			block_id_compute(&got, whole, block_size);
+		if (rc || !block_id_equal(&got, id)) {
+			free(whole);
+			drop(c, id);
+			return -ENOENT;
+		}
+		memcpy(out, whole + off, len);
+		free(whole);
+		pthread_mutex_lock(&c->lock);
+		e = lookup(c, id);
+		if (e)
+			e->verified = true;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (touch)
+		utimensat(c->dirfd, path, times, 0);
+	pthread_mutex_lock(&c->lock);
+	c->stats.hits++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size)
+{
+	char path[BLOCK_ID_HEX_LEN + 4], tmp[64], sub[3];
+	struct block_id *victims;
+	struct cache_entry *e;
+	unsigned seq;
+	size_t nv, done = 0;
+	int fd, rc = 0;
+
+	path_of(id, path);
+	snprintf(sub, sizeof(sub), "%.2s", path);
+	if (mkdirat(c->dirfd, sub, 0755) && errno != EEXIST)
+		return -errno;
+	pthread_mutex_lock(&c->lock);
+	seq = c->tmp_seq++;
+	pthread_mutex_unlock(&c->lock);
+	snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%ld-%u", sub, (long)getpid(), seq);
+	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (done < block_size) {
+		ssize_t n = write(fd, (const uint8_t *)data + done, block_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && renameat(c->dirfd, tmp, c->dirfd, path))
+		rc = -errno;
+	if (rc) {
+		unlinkat(c->dirfd, tmp, 0);
+		return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	/* The caller verified these bytes: no need to hash them again on read. */
+	e = entry_add(c, id, block_size, time(NULL), true);
+	nv = e ? evict(c, e, &victims) : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (!e)
+		return -ENOMEM;
+	unlink_victims(c, victims, nv);
+	return 0;
+}
+
+bool cache_contains(struct cache *c, const struct block_id *id)
+{
+	bool found;
+
+	pthread_mutex_lock(&c->lock);
+	found = lookup(c, id) != NULL;
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *st)
+{
+	pthread_mutex_lock(&c->lock);
+	*st = c->stats;
+	pthread_mutex_unlock(&c->lock);
+}

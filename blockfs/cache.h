@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local block cache: one directory for every image and version, where a
+ * block is stored once whatever refers to it, bounded in size with
+ * least-recently-used eviction.
+ *
+ *   CACHE/XX/<64 hex>   the block's uncompressed bytes
+ *
+ * Entries are written under a temporary name and renamed into place, and
+ * each entry's SHA-256 is checked the first time a process reads it, so an
+ * entry torn by a crash or power loss is detected, dropped and fetched again;
+ * it is never served. Several processes may share a cache; each keeps the
+ * bound for what it sees, so the bound holds per process, not globally.
+ */
+#ifndef CIRC_CACHE_H
+#define CIRC_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockfs/block.h"
+#include "blockfs/err.h"
+
+struct cache;
+
+struct cache_stats {
+	uint64_t hits, misses;
+	uint64_t bytes;   /* held now */
+	uint64_t entries; /* held now */
+	uint64_t evictions;
+	uint64_t dropped; /* entries that failed verification */
+};
+
+/* Opens (creating) the cache in dir with a bound of max_bytes (0: no bound). */
+int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err);
+void cache_close(struct cache *c);
+
+/*
+ * Reads len bytes at off within block id (of block_size bytes) into out.
+ * Returns 0 on a hit, -ENOENT on a miss (including an entry that failed
+ * verification, which is removed), another -errno on error.
+ */
+int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
+               size_t len, void *out);
+/* Stores a verified block; evicts the least recently used beyond the bound. */
+int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size);
+bool cache_contains(struct cache *c, const struct block_id *id);
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+#endif

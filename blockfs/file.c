@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#include "blockfs/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	buf_reset(out);
+	if (fd < 0)
+		return err_sys(err, errno, "%s", path);
+	for (;;) {
+		ssize_t n;
+
+		if (buf_reserve(out, 4096)) {
+			close(fd);
+			return err_set(err, ENOMEM, "out of memory");
+		}
+		n = read(fd, out->data + out->len, out->cap - out->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys(err, errno, "reading %s", path);
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+		if (out->len > max_len) {
+			close(fd);
+			buf_reset(out);
+			return err_set(err, EFBIG, "%s is larger than %zu bytes", path, max_len);
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                      struct circ_err *err)
+{
+	char *tmp = NULL, *dir = NULL;
+	const uint8_t *p = data;
+	size_t done = 0;
+	int fd, dfd, rc = -1;
+
+	if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		err_sys(err, errno, "creating %s", tmp);
+		goto out;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys(err, errno, "writing %s", path);
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) || close(fd)) {
+		err_sys(err, errno, "writing %s", path);
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path)) {
+		err_sys(err, errno, "renaming to %s", path);
+		unlink(tmp);
+		goto out;
+	}
+	dir = strdup(path);
+	if (!dir) {
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	else
+		strcpy(dir, ".");
+	dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd)) {
+		err_sys(err, errno, "syncing %s", dir);
+		if (dfd >= 0)
+			close(dfd);
+		goto out;
+	}
+	close(dfd);
+	rc = 0;
+out:
+	free(tmp);
+	free(dir);
+	return rc;
+}
+
+int file_mkdirs(const char *path, mode_t mode, struct circ_err *err)
+{
+	char *p;
+
+	if (!*path)
+		return err_set(err, EINVAL, "empty path");
+	p = strdup(path);
+	if (!p)
+		return err_set(err, ENOMEM, "out of memory");
+	for (char *s = strchr(p + 1, '/');; s = strchr(s + 1, '/')) {
+		if (s)
+			*s = '\0';
+		if (mkdir(p, mode) && errno != EEXIST) {
+			err_sys(err, errno, "creating %s", p);
+			free(p);
+			return -1;
+		}
+		if (!s)
+			break;
+		*s = '/';
+	}
+	free(p);
+	return 0;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Whole-file reads with a bound, and durable atomic replacement of small files. */
+#ifndef CIRC_FILE_H
+#define CIRC_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "blockfs/buf.h"
+#include "blockfs/err.h"
+
+/* Reads path into out (replacing it); more than max_len bytes is an error (EFBIG). */
+int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ_err *err);
+/* Replaces path with data: temporary file, fsync, rename, fsync of the directory. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                      struct circ_err *err);
+/* mkdir -p, each component with mode. */
+int file_mkdirs(const char *path, mode_t mode, struct circ_err *err);
+
+#endif
