@@ -47,7 +47,7 @@ out:
 }
 
 int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
-                        uint64_t version, struct manifest *m, struct circ_err *err)
+                        uint64_t version, struct manifest *m, struct buf *raw, struct circ_err *err)
 {
 	char path[REPO_PATH_MAX];
 	struct buf b = { 0 };
@@ -83,6 +83,11 @@ int image_load_manifest(struct repo *repo, const struct key *pub, const struct p
 		goto out;
 	}
 	ret = 0;
+	if (raw) {
+		buf_free(raw);
+		*raw = b;
+		b = (struct buf){ 0 };
+	}
 out:
 	buf_free(&b);
 	return ret;

@@ -20,9 +20,11 @@ int image_load_pointer(struct repo *repo, const struct key *pub, const char *nam
 
 /*
  * Fetches and verifies the manifest of `version` of the image pt names
- * (version 0: the pointer's own, whose file hash must then match).
+ * (version 0: the pointer's own, whose file hash must then match). If raw is
+ * not NULL it receives the manifest file's exact bytes.
  */
 int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
-                        uint64_t version, struct manifest *m, struct circ_err *err);
+                        uint64_t version, struct manifest *m, struct buf *raw,
+                        struct circ_err *err);
 
 #endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The disk API both front ends use (FUSE and the hypervisor's virtio-blk):
+ * a stack of the image's base version, fetched lazily through the verified
+ * block store, under the local copy-on-write overlay. Byte offsets; every
+ * call returns 0 or a negative errno (-EIO when a block cannot be had).
+ */
+#ifndef CIRC_DISK_H
+#define CIRC_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "blockfs/err.h"
+#include "vdisk/state.h"
+
+#define VDISK_DEFAULT_CACHE_SIZE STATE_DEFAULT_CACHE_SIZE
+#define VDISK_DEFAULT_READAHEAD  8 /* blocks fetched ahead of a sequential reader */
+#define VDISK_DEFAULT_WORKERS    4
+
+struct vdisk_options {
+	struct state_net net;
+	uint64_t cache_size; /* 0: VDISK_DEFAULT_CACHE_SIZE */
+	unsigned readahead;  /* 0: none */
+	unsigned workers;    /* background fetchers; 0: VDISK_DEFAULT_WORKERS */
+	bool read_only;
+	FILE *log; /* blocks that cannot be had are named here; NULL: stderr */
+};
+
+struct vdisk;
+
+/* Opens DISK under state; holds its lock until vdisk_close. */
+int vdisk_open(const char *state, const char *disk, const struct vdisk_options *opts,
+               struct vdisk **out, struct circ_err *err);
+/* Flushes, saves statistics and frees vd. */
+int vdisk_close(struct vdisk *vd);
+
+uint64_t vdisk_size(const struct vdisk *vd);
+bool vdisk_read_only(const struct vdisk *vd);
+int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off);
+int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off);
+int vdisk_flush(struct vdisk *vd);
+int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len);
+/* Fetches the blocks the manifest lists for prefetching, in the background. */
+void vdisk_prefetch(struct vdisk *vd);
+/* This disk's statistics, earlier sessions included; and saving them for `circ stats`. */
+void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st);
+void vdisk_save_stats(struct vdisk *vd);
+/* The image and version at the base, for messages. */
+const char *vdisk_image(const struct vdisk *vd);
+uint64_t vdisk_version(const struct vdisk *vd);
+/* When the base version was published (Unix seconds). */
+uint64_t vdisk_created(const struct vdisk *vd);
+
+#endif

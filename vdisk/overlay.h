@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local writable overlay: 4 KiB sectors written by the guest, on top of
+ * the image. Log-structured so that no write ever overwrites data a durable
+ * map still points to: a crash at any moment loses at most the writes since
+ * the last flush, and never tears a sector.
+ *
+ *   overlay.data   4 KiB slots, allocated anywhere, reused only once free on disk
+ *   overlay.map    checkpoint: for each sector, base / zero / slot
+ *   overlay.log    map changes since the checkpoint, one checksummed batch per flush
+ */
+#ifndef CIRC_OVERLAY_H
+#define CIRC_OVERLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockfs/err.h"
+
+#define OVERLAY_SECTOR 4096u
+
+enum overlay_state {
+	OVERLAY_BASE, /* read the layers beneath */
+	OVERLAY_ZERO, /* discarded: reads as zeros */
+	OVERLAY_DATA, /* in the overlay */
+};
+
+struct overlay;
+
+/* Opens (creating) the overlay in dir for a disk of `size` bytes, recovering after a crash. */
+int overlay_open(const char *dir, uint64_t size, struct overlay **out, struct circ_err *err);
+void overlay_close(struct overlay *o);
+
+/*
+ * What sector s holds. For OVERLAY_DATA, reads OVERLAY_SECTOR bytes into buf
+ * (which may be NULL just to ask).
+ */
+int overlay_read_sector(struct overlay *o, uint64_t s, void *buf, enum overlay_state *state);
+/* Writes one whole sector. */
+int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf);
+/* Makes sector s read as zeros and frees its space. */
+int overlay_zero_sector(struct overlay *o, uint64_t s);
+/* Makes every completed write durable. */
+int overlay_flush(struct overlay *o);
+/* Drops everything: the disk reads as its base again (durable on return). */
+int overlay_reset(struct overlay *o);
+
+uint64_t overlay_bytes(struct overlay *o);           /* sectors holding data, in bytes */
+uint64_t overlay_changed_sectors(struct overlay *o); /* sectors not reading the base */
+
+#endif

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client's state directory:
+ *
+ *   STATE/cache/                the block cache shared by every disk
+ *   STATE/images/NAME/key.pub   the key pinned for image NAME at its first pull
+ *   STATE/images/NAME/seen      the highest version of NAME ever accepted
+ *   STATE/disks/DISK/disk.conf  image, URLs and base version of DISK
+ *   STATE/disks/DISK/manifest.N the signed manifest of version N, DISK's base
+ *   STATE/disks/DISK/overlay.*  DISK's local writes
+ *   STATE/disks/DISK/stats      what DISK fetched, cache hits and misses
+ *
+ * Everything read back from here is checked as if it came from the network.
+ */
+#ifndef CIRC_STATE_H
+#define CIRC_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockfs/err.h"
+#include "blockfs/fetch.h"
+#include "vdisk/key.h"
+#include "vdisk/manifest.h"
+
+#define STATE_MAX_MIRRORS        8
+#define STATE_DEFAULT_CACHE_SIZE (4ull << 30)
+
+struct disk_conf {
+	char image[REPO_NAME_MAX + 1];
+	char *urls[STATE_MAX_MIRRORS];
+	size_t n_urls;
+	uint64_t version;
+};
+
+struct disk_stats {
+	uint64_t fetched_bytes; /* compressed bytes received */
+	uint64_t fetched_blocks;
+	uint64_t requests;
+	uint64_t hits, misses; /* block cache lookups */
+	uint64_t overlay_bytes;
+};
+
+/* Client-side network settings shared by pull, update and mounts. */
+struct state_net {
+	const char *const *extra_mirrors; /* tried after the disk's own URLs */
+	size_t n_extra;
+	long timeout_ms;
+};
+
+/* "disks/DISK" below state; the caller frees. */
+char *state_disk_dir(const char *state, const char *disk);
+char *state_cache_dir(const char *state);
+bool state_disk_name_valid(const char *disk);
+
+int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
+int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
+void disk_conf_release(struct disk_conf *c);
+
+int disk_stats_load(const char *disk_dir, struct disk_stats *st);
+int disk_stats_save(const char *disk_dir, const struct disk_stats *st);
+
+/* The key pinned for image name, and its verified local manifest for DISK. */
+int state_load_pinned_key(const char *state, const char *name, struct key **out,
+                          struct circ_err *err);
+int state_load_disk_manifest(const char *disk_dir, const struct key *pub, const struct disk_conf *c,
+                             struct manifest *m, struct circ_err *err);
+
+/* Opens the repo behind a disk: its URLs, then the extra mirrors. */
+int state_open_repo(const struct disk_conf *c, const struct state_net *net, struct repo **out,
+                    struct circ_err *err);
+
+/*
+ * circ pull: creates DISK tracking image name at urls, pinning key_path for
+ * the image (or checking it against the key pinned before).
+ */
+int state_pull(const char *state, const char *disk, const char *const *urls, size_t n_urls,
+               const char *name, const char *key_path, const struct state_net *net,
+               uint64_t *version, struct circ_err *err);
+
+enum update_overlay {
+	UPDATE_REFUSE_OVERLAY,
+	UPDATE_KEEP_OVERLAY,
+	UPDATE_DISCARD_OVERLAY
+};
+
+struct update_result {
+	uint64_t from, to;
+	uint64_t fetched_bytes, fetched_blocks, changed_blocks;
+};
+
+/*
+ * circ update: moves DISK to the newest signed version, fetching the blocks
+ * that changed and are not cached yet.
+ */
+int state_update(const char *state, const char *disk, enum update_overlay mode,
+                 const struct state_net *net, uint64_t cache_size, struct update_result *res,
+                 struct circ_err *err);
+
+#endif
