@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/cli.h"
 
+#include "blockfs/file.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,4 +161,70 @@ int cli_parse_duration(const char *s, uint64_t *seconds)
 	static const uint64_t scale[] = { 1, 60, 3600, 86400 };
 
 	return parse_scaled(s, "smhd", scale, seconds);
+}
+
+char *cli_state_dir(const struct cli *cli, struct circ_err *err)
+{
+	const char *env = getenv("CIRC_STATE"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char *dir = NULL, *abs;
+	int n;
+
+	if (cli->state_dir)
+		n = asprintf(&dir, "%s", cli->state_dir);
+	else if (env && *env)
+		n = asprintf(&dir, "%s", env);
+	else if (xdg && *xdg == '/')
+		n = asprintf(&dir, "%s/circ", xdg);
+	else if (home && *home == '/')
+		n = asprintf(&dir, "%s/.cache/circ", home);
+	else {
+		err_set(err, ENOENT, "no state directory: give --state DIR or set CIRC_STATE");
+		return NULL;
+	}
+	if (n < 0) {
+		err_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (file_mkdirs(dir, 0755, err)) {
+		free(dir);
+		return NULL;
+	}
+	/* Absolute: a mount's daemon leaves the working directory. */
+	abs = realpath(dir, NULL);
+	if (!abs)
+		err_sys(err, errno, "%s", dir);
+	free(dir);
+	return abs;
+}
+
+int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case OPT_MIRROR:
+		if (net->n_mirrors == CLI_MAX_MIRRORS) {
+			cli_usage_error(cli, "at most %d mirrors", CLI_MAX_MIRRORS);
+			return -1;
+		}
+		net->mirrors[net->n_mirrors++] = arg;
+		return 1;
+	case OPT_TIMEOUT:
+		if (cli_parse_u64(arg, &v) || v == 0 || v > 86400) {
+			cli_usage_error(cli, "bad timeout '%s' (seconds, 1 to 86400)", arg);
+			return -1;
+		}
+		net->timeout_ms = (long)v * 1000;
+		return 1;
+	case OPT_CACHE_SIZE:
+		if (cli_parse_size(arg, &v) || v < (1u << 20)) {
+			cli_usage_error(cli, "bad cache size '%s' (at least 1M)", arg);
+			return -1;
+		}
+		net->cache_size = v;
+		return 1;
+	default:
+		return 0;
+	}
 }

@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "blockfs/err.h"
@@ -47,10 +48,50 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_duration(const char *s, uint64_t *seconds);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* Network and cache options of the client commands (pull, update, mount). */
+#define CLI_MAX_MIRRORS 8
+enum {
+	OPT_MIRROR = 0x900,
+	OPT_TIMEOUT,
+	OPT_CACHE_SIZE
+};
+#define CLI_NET_OPTIONS                                               \
+	{ "mirror", required_argument, NULL, OPT_MIRROR },            \
+	    { "timeout", required_argument, NULL, OPT_TIMEOUT },      \
+	{                                                             \
+		"cache-size", required_argument, NULL, OPT_CACHE_SIZE \
+	}
+#define CLI_NET_HELP                                                                            \
+	"  --mirror URL       another server with the same repo, tried in order (repeatable)\n" \
+	"  --timeout SECONDS  give up on a block after this long: the read fails with EIO\n"    \
+	"                     (default 30)\n"                                                   \
+	"  --cache-size SIZE  bound of the shared block cache (default 4G)\n"
+
+struct cli_net {
+	const char *mirrors[CLI_MAX_MIRRORS];
+	size_t n_mirrors;
+	long timeout_ms;
+	uint64_t cache_size;
+};
+
+/* Handles one of CLI_NET_OPTIONS: 1 if handled, 0 if not one, -1 after a usage error. */
+int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char *arg);
+
+/*
+ * The state directory: --state, else $CIRC_STATE, else $XDG_CACHE_HOME/circ,
+ * else ~/.cache/circ; created if missing. The caller frees it.
+ */
+char *cli_state_dir(const struct cli *cli, struct circ_err *err);
+
 /* Subcommands. */
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_serve(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_mount(struct cli *cli, int argc, char **argv);
+int cmd_umount(struct cli *cli, int argc, char **argv);
+int cmd_update(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -269,7 +269,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 			threads = 8;
 	}
 	if (image_load_pointer(repo, key, name, (uint64_t)time(NULL), &pt, &err) ||
-	    image_load_manifest(repo, key, &pt, version, &m, &err))
+	    image_load_manifest(repo, key, &pt, version, &m, NULL, &err))
 		goto fail;
 
 	ck.repo = repo;

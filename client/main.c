@@ -20,6 +20,12 @@ static const char usage[] =
     "                               check signatures and every block of a version\n"
     "  serve --repo DIR [--listen HOST:PORT]\n"
     "                               serve a repo over HTTP\n"
+    "  pull URL NAME --key PUB [--as DISK]\n"
+    "                               create local disk DISK tracking image NAME at URL\n"
+    "  mount DISK MOUNTPOINT [-f]   MOUNTPOINT/disk.img is the disk, read-write\n"
+    "  umount MOUNTPOINT            flush and unmount\n"
+    "  update DISK                  move DISK to the newest signed version\n"
+    "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
     "\n"
     "Options for every command:\n"
     "  --state DIR   client state directory (default $CIRC_STATE, else\n"
@@ -35,10 +41,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "keygen", cmd_keygen },
-	{ "publish", cmd_publish },
-	{ "verify", cmd_verify },
-	{ "serve", cmd_serve },
+	{ "keygen", cmd_keygen }, { "publish", cmd_publish }, { "verify", cmd_verify },
+	{ "serve", cmd_serve },   { "pull", cmd_pull },       { "mount", cmd_mount },
+	{ "umount", cmd_umount }, { "update", cmd_update },   { "stats", cmd_stats },
 };
 
 int main(int argc, char **argv)

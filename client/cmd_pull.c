@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include "client/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vdisk/state.h"
+
+static const char usage[] =
+    "Usage: circ pull URL NAME --key PUB [--as DISK] [--mirror URL]...\n"
+    "\n"
+    "Creates the local disk DISK (default NAME) that tracks image NAME at URL. The\n"
+    "signed pointer and manifest are checked against PUB, which is pinned for NAME:\n"
+    "later pulls and updates of NAME must be signed by the same key. No block is\n"
+    "fetched here: `circ mount` fetches each on first read. Prints the version.\n"
+    "Refused: a bad signature, a manifest for another image, an expired pointer\n"
+    "(freeze) and a version older than one seen before (rollback).\n"
+    "\n"
+    "  --key PUB          the publisher's Ed25519 public key (PEM)\n"
+    "  --as DISK          the local disk's name (default NAME)\n" CLI_NET_HELP;
+
+enum {
+	OPT_KEY = OPT_LONG,
+	OPT_AS
+};
+
+int cmd_pull(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "as", required_argument, NULL, OPT_AS },
+		CLI_NET_OPTIONS,
+		{ 0 },
+	};
+	struct cli_net net = { 0 };
+	const char *key = NULL, *disk = NULL, *urls[CLI_MAX_MIRRORS + 1];
+	struct state_net sn;
+	struct circ_err err;
+	uint64_t version;
+	char *state;
+	int c, r, rc;
+
+	cli->usage = usage;
+	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
+		if (c == CLI_EXIT_OK)
+			return 0;
+		r = cli_net_option(cli, &net, c, optarg);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r)
+			continue;
+		switch (c) {
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_AS:
+			disk = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(cli, "expected URL and NAME");
+	if (!key)
+		return cli_usage_error(cli, "--key is required");
+	urls[0] = argv[optind];
+	for (size_t i = 0; i < net.n_mirrors; i++)
+		urls[i + 1] = net.mirrors[i];
+	sn = (struct state_net){ .timeout_ms = net.timeout_ms };
+	state = cli_state_dir(cli, &err);
+	if (!state)
+		return cli_fail_err(cli, &err);
+	rc = state_pull(state, disk ? disk : argv[optind + 1], urls, net.n_mirrors + 1,
+	                argv[optind + 1], key, &sn, &version, &err);
+	free(state);
+	if (rc)
+		return cli_fail_err(cli, &err);
+	printf("%llu\n", (unsigned long long)version);
+	return 0;
+}
