@@ -94,3 +94,30 @@ free_port() {
 	done
 	return 1
 }
+
+# json_field JSON NAME: the first numeric value of "NAME" in JSON.
+json_field() { echo "$1" | grep -o "\"$2\":[0-9]*" | head -n 1 | cut -d: -f2; }
+
+# make_tree DIR: a small tree of files of mixed kinds, a few MiB.
+make_tree() {
+	local d=$1 i
+	mkdir -p "$d/etc" "$d/usr/bin" "$d/var/log"
+	cp -r /usr/share/common-licenses "$d/etc/" 2>/dev/null || true
+	for i in $(seq 1 40); do seq "$i" $((i * 300)) >"$d/etc/conf$i"; done
+	head -c $((3 << 20)) /dev/urandom >"$d/usr/bin/blob"
+	echo "small file for the lazy-read test" >"$d/etc/small.txt"
+}
+
+# mount_disk STATE DISK MOUNTPOINT [ARGS...]: mounts and registers the unmount.
+mount_disk() {
+	local state=$1 disk=$2 mp=$3
+	shift 3
+	mkdir -p "$mp"
+	"$CIRC" --state "$state" mount "$disk" "$mp" "$@" || die "mount $disk failed"
+	T_MOUNTS+=("$mp")
+}
+
+need_fuse() {
+	[ -c /dev/fuse ] || skip "/dev/fuse is absent"
+	[ "$(id -u)" = 0 ] || command -v fusermount3 >/dev/null || skip "needs root or fusermount3"
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# The lazy virtual disk end to end: circ serve on loopback, pull, a real FUSE
+# mount, writes, failures of the network and of the server's data, updates.
+. "$(dirname "$0")/lib.sh"
+
+# publish_ext4 SIZE: an ext4 image from a tree of files, published as "deb" and
+# served; leaves img, tree/, repo/, k.pub and URL.
+publish_ext4() {
+	"$CIRC" keygen k >/dev/null || die "keygen"
+	make_tree tree
+	mke2fs -q -t ext4 -d tree -F img "$1" || die "mke2fs"
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish"
+	start_serve repo
+}
+
+stats() { "$CIRC" --state st stats deb --json; }
+
+test_image_reads_back_exactly() {
+	need_fuse
+	publish_ext4 256M
+	[ "$("$CIRC" --state st pull "$URL" deb --key k.pub)" = 1 ] || die "pull did not print version 1"
+	mount_disk st deb mnt
+	[ "$(stat -c %s mnt/disk.img)" = "$(stat -c %s img)" ] || die "disk.img has the wrong size"
+	cmp mnt/disk.img img || die "disk.img differs from the image"
+	e2fsck -fn mnt/disk.img >/dev/null 2>&1 || die "e2fsck -fn failed on disk.img"
+	mkdir out
+	debugfs -R "rdump / $T_DIR/out" mnt/disk.img >/dev/null 2>&1 || die "debugfs rdump"
+	(cd tree && find . -type f -exec sha256sum {} + | sort -k 2) >want
+	(cd out && find . -type f ! -path './lost+found*' -exec sha256sum {} + | sort -k 2) >got
+	diff -q want got >/dev/null || die "files read back differ"
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
+test_small_read_fetches_little() {
+	need_fuse
+	publish_ext4 256M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	out=$(debugfs -R "cat /etc/small.txt" mnt/disk.img 2>/dev/null)
+	[ "$out" = "small file for the lazy-read test" ] || die "read back: $out"
+	"$CIRC" --state st umount mnt || die "umount"
+	fetched=$(json_field "$(stats)" fetched_bytes)
+	size=$(stat -c %s img)
+	[ -n "$fetched" ] && [ "$fetched" -gt 0 ] || die "no fetch recorded"
+	[ $((fetched * 100)) -lt $((size * 5)) ] || die "fetched $fetched of $size bytes (>= 5%)"
+	echo "fetched $fetched of $size bytes"
+}
+
+test_writes_are_durable() {
+	need_fuse
+	command -v qemu-io >/dev/null || skip "qemu-io (qemu-utils) is not installed"
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	cp img want
+	mount_disk st deb mnt
+	# Whole sectors, a partial sector at an odd offset, and a range across blocks.
+	head -c 8192 /dev/urandom >w1
+	head -c 100 /dev/urandom >w2
+	head -c 200000 /dev/urandom >w3
+	for f in "w1 4096" "w2 12345" "w3 1000000"; do
+		set -- $f
+		dd if="$1" of=mnt/disk.img bs=1 seek="$2" conv=notrunc,fsync status=none ||
+			die "write $1 failed"
+		dd if="$1" of=want bs=1 seek="$2" conv=notrunc status=none
+	done
+	cmp mnt/disk.img want || die "reads do not show the writes"
+	"$CIRC" --state st umount mnt || die "umount"
+	mount_disk st deb mnt
+	cmp mnt/disk.img want || die "writes lost over umount and mount"
+	# QEMU's block layer reads and writes the disk file.
+	qemu-io -f raw -c "write -P 0xab 2M 64k" -c "flush" mnt/disk.img >/dev/null || die "qemu-io write"
+	qemu-io -f raw -c "read -P 0xab 2M 64k" mnt/disk.img | grep -q "read 65536/65536" ||
+		die "qemu-io read back"
+	printf '\xab%.0s' $(seq 1 65536) | dd of=want bs=1 seek=$((2 << 20)) conv=notrunc status=none
+	qemu-img info -f raw mnt/disk.img | grep -q "virtual size: 64 MiB" || die "qemu-img info"
+	# kill -9 of the mount process after fsync loses nothing.
+	head -c 4096 /dev/urandom >w4
+	dd if=w4 of=mnt/disk.img bs=4096 seek=100 conv=notrunc,fsync status=none || die "write w4"
+	dd if=w4 of=want bs=4096 seek=100 conv=notrunc status=none
+	pkill -9 -f "circ --state st mount deb" || die "no mount process to kill"
+	umount -l mnt 2>/dev/null
+	for _ in $(seq 1 100); do pgrep -f "circ --state st mount deb" >/dev/null || break; sleep 0.05; done
+	mount_disk st deb mnt
+	cmp mnt/disk.img want || die "an fsynced write was lost to kill -9"
+	# Discard: a punched range reads as zeros.
+	fallocate --punch-hole --keep-size -o 1M -l 128K mnt/disk.img || die "punch hole"
+	head -c $((128 << 10)) /dev/zero | dd of=want bs=1 seek=$((1 << 20)) conv=notrunc status=none
+	cmp mnt/disk.img want || die "discarded range does not read as zeros"
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
+test_offline_and_timeout() {
+	need_fuse
+	publish_ext4 64M
+	port=${URL##*:}
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt --timeout 2
+	dd if=mnt/disk.img of=/dev/null bs=1M count=4 status=none || die "warm-up read"
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null
+	cmp -n $((4 << 20)) mnt/disk.img img || die "cached range unreadable with the server down"
+	# An uncached block holding data, far past the warm-up and its read-ahead.
+	blk=
+	for b in $(seq 128 1023); do
+		if dd if=img bs=64k skip="$b" count=1 status=none | tr -d '\0' | head -c 1 | grep -q .; then
+			blk=$b
+			break
+		fi
+	done
+	[ -n "$blk" ] || die "no data block past 8 MiB in the image"
+	start=$(date +%s)
+	dd if=mnt/disk.img of=/dev/null bs=64k skip="$blk" count=1 status=none 2>err &&
+		die "an uncached block read succeeded with the server down"
+	[ $(($(date +%s) - start)) -le 15 ] || die "the failing read took over 15 s"
+	grep -q "Input/output error" err || die "not EIO: $(cat err)"
+	"$CIRC" serve --repo repo --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+	T_PIDS+=($!)
+	for _ in $(seq 1 100); do curl -s -o /dev/null "$URL/" && break; sleep 0.05; done
+	cmp mnt/disk.img img || die "reads did not recover when the server came back"
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
+test_corrupt_block_never_served() {
+	need_fuse
+	publish_ext4 64M
+	good=$URL
+	cp -r repo bad
+	victim=$(find bad/blocks -type f -size +20k | sort | head -n 1)
+	id=$(basename "$victim")
+	printf 'corrupt' | dd of="$victim" bs=1 seek=100 conv=notrunc status=none
+	start_serve bad
+	# First mirror corrupted, second good: the right bytes arrive.
+	"$CIRC" --state st pull "$URL" deb --key k.pub --mirror "$good" >/dev/null || die "pull"
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "disk.img differs with a good mirror at hand"
+	"$CIRC" --state st umount mnt
+	# Only the corrupted server: that block's reads fail, never wrong bytes.
+	"$CIRC" --state st2 pull "$URL" deb --key k.pub >/dev/null || die "pull 2"
+	mount_disk st2 deb mnt2
+	if cmp mnt2/disk.img img 2>cmp.err; then die "read the whole disk from a corrupted server"; fi
+	grep -q "Input/output error" cmp.err || die "corruption did not surface as EIO: $(cat cmp.err)"
+	grep -q "$id" st2/disks/deb/mount.log || die "the log does not name block $id"
+	"$CIRC" --state st2 umount mnt2
+}
+
+test_trust_refusals() {
+	publish_ext4 16M
+	"$CIRC" keygen other >/dev/null
+	expect_fail 1 "signed by key" "$CIRC" --state st pull "$URL" deb --key other.pub
+	expect_fail 1 "has no image 'nosuch'" "$CIRC" --state st pull "$URL" nosuch --key k.pub
+	mkdir -p repo/images/alias
+	cp repo/images/deb/latest repo/images/alias/latest
+	expect_fail 1 "names image 'deb', not 'alias'" "$CIRC" --state st pull "$URL" alias --key k.pub
+	# Rollback: having seen version 2, version 1 is refused by update and by pull.
+	cp repo/images/deb/latest latest.v1
+	head -c 65536 /dev/urandom | dd of=img bs=65536 seek=20 conv=notrunc status=none
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish v2"
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull v2"
+	cp latest.v1 repo/images/deb/latest
+	expect_fail 1 "rollback refused" "$CIRC" --state st update deb
+	expect_fail 1 "rollback refused" "$CIRC" --state st pull "$URL" deb --key k.pub --as deb2
+	expect_fail 1 "pinned to key" "$CIRC" --state st pull "$URL" deb --key other.pub --as deb3
+	# Freeze: an expired pointer is refused.
+	"$CIRC" publish --repo repo --key k.key --name deb --expires 1s img >/dev/null || die "publish"
+	for _ in $(seq 1 40); do
+		"$CIRC" --state st3 pull "$URL" deb --key k.pub --as probe >/dev/null 2>&1 || break
+		rm -rf st3
+		sleep 0.1
+	done
+	expect_fail 1 "expired" "$CIRC" --state st4 pull "$URL" deb --key k.pub
+	expect_fail 2 "expected URL and NAME" "$CIRC" --state st pull "$URL"
+	expect_fail 1 "not an http" "$CIRC" --state st pull "ftp://x" deb --key k.pub
+	expect_fail 1 "no such disk" "$CIRC" --state st update nosuch
+}
+
+test_cache_stays_bounded() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt --cache-size 2M
+	cmp mnt/disk.img img || die "disk.img differs under a small cache"
+	used=$(du -sb st/cache | cut -f1)
+	[ "$used" -le $(((2 << 20) + (1 << 20))) ] || die "cache holds $used bytes over a 2M bound"
+	"$CIRC" --state st umount mnt
+	cached=$(json_field "$(stats)" bytes)
+	[ "$cached" -le $((2 << 20)) ] || die "stats say the cache holds $cached bytes"
+}
+
+test_update_fetches_changed_blocks() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "v1 read"
+	echo "local change" | dd of=mnt/disk.img bs=1 seek=$((60 << 20)) conv=notrunc,fsync status=none
+	"$CIRC" --state st umount mnt
+	# v2: a few files changed in place.
+	find repo/blocks -type f | sort >before
+	for i in 3 7 11; do seq 1 $((i * 1000)) | rev >"new$i"; done
+	debugfs -w -R "rm /etc/conf3" img >/dev/null 2>&1
+	for i in 3 7 11; do debugfs -w -R "write new$i /etc/new$i" img >/dev/null 2>&1; done
+	head -c 300000 /dev/urandom >blob2
+	debugfs -w -R "write blob2 /usr/bin/blob2" img >/dev/null 2>&1
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish v2"
+	find repo/blocks -type f | sort >after
+	changed=$(comm -13 before after | xargs cat | wc -c)
+	[ "$changed" -gt 0 ] || die "v2 added no blocks"
+	expect_fail 1 "local writes" "$CIRC" --state st update deb
+	out=$("$CIRC" --state st update deb --discard-overlay) || die "update: $out"
+	echo "$out"
+	fetched=$(echo "$out" | grep -o 'fetched [0-9]* bytes' | grep -o '[0-9]*')
+	[ "$fetched" -le $((changed * 11 / 10)) ] || die "fetched $fetched bytes for $changed bytes of changed blocks"
+	[ "$fetched" -gt 0 ] || die "fetched nothing"
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "disk.img does not hold version 2"
+	"$CIRC" --state st umount mnt
+	out=$("$CIRC" --state st update deb) || die "second update"
+	echo "$out" | grep -q "already at version 2" || die "$out"
+}
+
+test_update_keeps_overlay() {
+	need_fuse
+	publish_ext4 16M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	printf 'KEEP' | dd of=mnt/disk.img bs=1 seek=$((15 << 20)) conv=notrunc,fsync status=none
+	"$CIRC" --state st umount mnt
+	head -c 65536 /dev/urandom | dd of=img bs=65536 seek=30 conv=notrunc status=none
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish v2"
+	"$CIRC" --state st update deb --keep-overlay >/dev/null || die "update --keep-overlay"
+	mount_disk st deb mnt
+	[ "$(dd if=mnt/disk.img bs=1 skip=$((15 << 20)) count=4 status=none)" = KEEP ] || die "overlay lost"
+	cmp -n $((15 << 20)) mnt/disk.img img || die "base is not version 2 under the overlay"
+	"$CIRC" --state st umount mnt
+}
+
+t_case "pull and mount a 256 MiB ext4 image: exact bytes, e2fsck, files" test_image_reads_back_exactly
+t_case "reading one small file fetches under 5% of the image" test_small_read_fetches_little
+t_case "writes survive umount, kill -9 after fsync; QEMU uses disk.img" test_writes_are_durable
+t_case "server down: cached reads work, others fail with EIO in time, then recover" test_offline_and_timeout
+t_case "a corrupted block is never served" test_corrupt_block_never_served
+t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
+t_case "the cache stays within its bound" test_cache_stays_bounded
+t_case "update fetches only changed blocks; refuses to drop writes" test_update_fetches_changed_blocks
+t_case "update --keep-overlay keeps local writes on the new base" test_update_keeps_overlay
