@@ -234,6 +234,43 @@ test_update_keeps_overlay() {
 	"$CIRC" --state st umount mnt
 }
 
+test_torn_cache_entry_refetched() {
+	need_fuse
+	publish_ext4 32M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "first read"
+	"$CIRC" --state st umount mnt
+	# What power loss can leave: a cache entry cut short, another with wrong bytes.
+	a=$(find st/cache -type f -size +60k | sort | sed -n 1p)
+	b=$(find st/cache -type f -size +60k | sort | sed -n 2p)
+	truncate -s 1000 "$a"
+	printf 'torn' | dd of="$b" bs=1 seek=5000 conv=notrunc status=none
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "a damaged cache entry was served"
+	"$CIRC" --state st umount mnt
+	[ "$(stat -c %s "$a")" = 65536 ] || die "the torn entry was not fetched again"
+}
+
+test_signals_unmount_and_flush() {
+	need_fuse
+	publish_ext4 16M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	printf 'SIGNAL' | dd of=mnt/disk.img bs=1 seek=5000000 conv=notrunc status=none
+	expect_fail 1 "in use" "$CIRC" --state st update deb
+	expect_fail 1 "in use" "$CIRC" --state st mount deb mnt2
+	pid=$(pgrep -f "circ --state st mount deb mnt$") || die "no mount process"
+	kill -TERM "$pid"
+	for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$pid" 2>/dev/null && die "the mount did not exit on SIGTERM"
+	mountpoint -q mnt && die "still mounted after SIGTERM"
+	mount_disk st deb mnt
+	[ "$(dd if=mnt/disk.img bs=1 skip=5000000 count=6 status=none)" = SIGNAL ] ||
+		die "a write was lost on SIGTERM"
+	"$CIRC" --state st umount mnt
+}
+
 t_case "pull and mount a 256 MiB ext4 image: exact bytes, e2fsck, files" test_image_reads_back_exactly
 t_case "reading one small file fetches under 5% of the image" test_small_read_fetches_little
 t_case "writes survive umount, kill -9 after fsync; QEMU uses disk.img" test_writes_are_durable
@@ -243,3 +280,5 @@ t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refus
 t_case "the cache stays within its bound" test_cache_stays_bounded
 t_case "update fetches only changed blocks; refuses to drop writes" test_update_fetches_changed_blocks
 t_case "update --keep-overlay keeps local writes on the new base" test_update_keeps_overlay
+t_case "a torn or damaged cache entry is fetched again, never served" test_torn_cache_entry_refetched
+t_case "SIGTERM unmounts and flushes" test_signals_unmount_and_flush
