@@ -259,6 +259,7 @@ test_signals_unmount_and_flush() {
 	mount_disk st deb mnt
 	printf 'SIGNAL' | dd of=mnt/disk.img bs=1 seek=5000000 conv=notrunc status=none
 	expect_fail 1 "in use" "$CIRC" --state st update deb
+	mkdir mnt2
 	expect_fail 1 "in use" "$CIRC" --state st mount deb mnt2
 	pid=$(pgrep -f "circ --state st mount deb mnt$") || die "no mount process"
 	kill -TERM "$pid"
