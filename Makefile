@@ -14,12 +14,13 @@ endif
 
 WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wformat=2 -Wvla -Wno-format-nonliteral
+# CFLAGS and LDFLAGS are the user's (make CFLAGS=-O0); the project's own go beside them.
 CFLAGS	?= -O2 -g
-CFLAGS	+= -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
 	   -MMD -MP $(SANFLAGS)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDFLAGS	+= -pthread $(SANFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
 
 # Modules in the order data flows through them (docs in DESIGN.md).
 LIB_SRC	:= $(wildcard blockfs/*.c vdisk/*.c server/*.c hv/*.c) \
@@ -37,21 +38,21 @@ all: $(BUILD)/circ
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(BUILD)/libcirc.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/circ: $(MAIN_OBJ) $(BUILD)/libcirc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(BUILD)/libcirc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check 2>/dev/null)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs check 2>/dev/null)
 
 # Fuzz targets' corpus driver: runs each target over its seed corpus in `make check`.
 $(BUILD)/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libcirc.a
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz-%-replay)
@@ -77,7 +78,7 @@ fuzz: deps
 		$(FUZZ_NAMES:%=build-fuzz/fuzz-%)
 
 build-fuzz/fuzz-%: tests/fuzz/fuzz_%.c build-fuzz/libcirc.a
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
 
 fuzz-run: fuzz
 	@for n in $(FUZZ_NAMES); do \

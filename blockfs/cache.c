@@ -234,7 +234,8 @@ static int cache_scan(struct cache *c)
 		return rc;
 	}
 	/* Oldest first, so the newest end up at the head of the LRU list. */
-	qsort(list, n, sizeof(*list), scanned_cmp);
+	if (n)
+		qsort(list, n, sizeof(*list), scanned_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (!entry_add(c, &list[i].id, list[i].size, list[i].mtime, false)) {
 			rc = -ENOMEM;

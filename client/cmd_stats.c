@@ -94,7 +94,8 @@ static int load_all(const char *state, struct row **rows, size_t *n, struct circ
 			(*n)++;
 	}
 	closedir(d);
-	qsort(*rows, *n, sizeof(**rows), name_cmp);
+	if (*n)
+		qsort(*rows, *n, sizeof(**rows), name_cmp);
 	return 0;
 }
 

@@ -125,7 +125,8 @@ static size_t distinct_blocks(const struct manifest *m, struct entry *out, size_
 		if (!block_id_is_zero(&m->blocks[i]))
 			out[n++] = (struct entry){ .id = m->blocks[i], .index = i };
 	*zeros = m->n_blocks - n;
-	qsort(out, n, sizeof(*out), entry_cmp);
+	if (n)
+		qsort(out, n, sizeof(*out), entry_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (w == 0 || !block_id_equal(&out[w - 1].id, &out[i].id))
 			out[w++] = out[i];
@@ -162,7 +163,8 @@ static int check_blocks(const struct cli *cli, struct check *ck, unsigned thread
 	free(tids);
 	if (ck->out_of_memory)
 		return cli_fail(cli, "out of memory");
-	qsort(ck->damaged, ck->n_damaged, sizeof(*ck->damaged), damage_cmp);
+	if (ck->n_damaged)
+		qsort(ck->damaged, ck->n_damaged, sizeof(*ck->damaged), damage_cmp);
 	for (size_t i = 0; i < ck->n_damaged; i++) {
 		const struct damage *d = &ck->damaged[i];
 		char hex[BLOCK_ID_HEX_LEN + 1];

@@ -490,8 +490,9 @@ int overlay_flush(struct overlay *o)
 			          (off_t)slot * OVERLAY_SECTOR, OVERLAY_SECTOR);
 		vec_push(&o->free_slots, slot);
 	}
-	memmove(o->pending.v, o->pending.v + n_pending,
-	        (o->pending.n - n_pending) * sizeof(uint32_t));
+	if (n_pending)
+		memmove(o->pending.v, o->pending.v + n_pending,
+		        (o->pending.n - n_pending) * sizeof(uint32_t));
 	o->pending.n -= n_pending;
 	if (o->log_bytes > CHECKPOINT_LOG_BYTES)
 		rc = checkpoint(o);
