@@ -71,7 +71,8 @@ check-sanitize: deps
 
 # libFuzzer targets (clang); `make fuzz-run` gives each FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@scripts/deps.sh fuzz
 	@mkdir -p build-fuzz
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \

@@ -140,6 +140,9 @@ int block_decode_verified(const struct block_id *id, const void *comp, size_t co
 	size_t n;
 
 	/* The frame header is untrusted: refuse a declared size we did not ask for. */
+	memset(out, 0, block_size);
+	if (content == ZSTD_CONTENTSIZE_ERROR)
+		return err_set(err, EBADMSG, "block is not a zstd frame");
 	if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != block_size)
 		return err_set(err, EBADMSG, "block decodes to %llu bytes, expected %zu", content,
 		               block_size);
@@ -150,7 +153,9 @@ int block_decode_verified(const struct block_id *id, const void *comp, size_t co
 		return err_set(err, EBADMSG, "block decodes to %zu bytes, expected %zu", n,
 		               block_size);
 	block_id_compute(&got, out, block_size);
-	if (!block_id_equal(&got, id))
+	if (!block_id_equal(&got, id)) {
+		memset(out, 0, block_size);
 		return err_set(err, EBADMSG, "block content does not match its ID");
+	}
 	return 0;
 }

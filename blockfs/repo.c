@@ -369,6 +369,16 @@ int repo_write_file(struct repo *r, const char *path, const void *data, size_t l
 	return 0;
 }
 
+static bool is_dir(int dirfd, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_DIR;
+	/* Some file systems leave d_type unknown: ask the inode. */
+	return fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 static void clean_dir(int dirfd, const char *sub)
 {
 	int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -388,7 +398,7 @@ static void clean_dir(int dirfd, const char *sub)
 			continue;
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 			unlinkat(fd, de->d_name, 0);
-		else if (de->d_type == DT_DIR)
+		else if (is_dir(fd, de))
 			clean_dir(fd, de->d_name);
 	}
 	closedir(d);

@@ -10,10 +10,13 @@ int image_load_pointer(struct repo *repo, const struct key *pub, const char *nam
 {
 	char path[REPO_PATH_MAX], when[64];
 	struct buf b = { 0 };
+	struct circ_err local;
 	struct tm tm;
 	time_t t;
 	int ret = -1;
 
+	if (!err)
+		err = &local;
 	if (!repo_name_valid(name))
 		return err_set(err, EINVAL, "invalid image name '%s'", name);
 	repo_pointer_path(name, path);

@@ -29,7 +29,7 @@ void manifest_file_hash(const uint8_t *data, size_t len, uint8_t out[32])
 int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uint32_t block_size,
                   struct circ_err *err)
 {
-	uint64_t n = (image_size + block_size - 1) / block_size;
+	uint64_t n;
 
 	memset(m, 0, sizeof(*m));
 	if (!repo_name_valid(name))
@@ -38,6 +38,7 @@ int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uin
 		return err_set(err, EINVAL, "invalid block size %u", block_size);
 	if (image_size == 0)
 		return err_set(err, EINVAL, "image is empty");
+	n = image_size / block_size + (image_size % block_size != 0);
 	if (n > MANIFEST_MAX_BLOCKS)
 		return err_set(err, EFBIG,
 		               "image has %llu blocks, more than %u: use a larger block size",
@@ -136,8 +137,11 @@ static int parse_name(char *name, const uint8_t *p, uint32_t len, const char *wh
 		return err_set(err, EBADMSG, "%s: name length %u out of range", what, len);
 	memcpy(name, p, len);
 	name[len] = '\0';
-	if (!repo_name_valid(name))
+	/* One encoding per file: no NUL inside the name, zeros in its padding. */
+	if (strlen(name) != len || !repo_name_valid(name))
 		return err_set(err, EBADMSG, "%s: invalid image name", what);
+	if (!block_is_zero(p + len, pad8(len) - len))
+		return err_set(err, EBADMSG, "%s: padding after the name is not zero", what);
 	return 0;
 }
 
@@ -169,6 +173,8 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 	m->n_prefetch = get_u32le(d + 56);
 	name_len = get_u32le(d + 60);
 	memcpy(m->key_id, d + 64, KEY_ID_LEN);
+	if (!block_is_zero(d + 96, 32))
+		return err_set(err, EBADMSG, "manifest reserved bytes are not zero");
 
 	if (m->version == 0 || m->parent >= m->version)
 		return err_set(err, EBADMSG, "manifest version %llu (parent %llu) is invalid",
@@ -210,6 +216,11 @@ int manifest_parse(const uint8_t *d, size_t len, struct manifest *m, struct circ
 			manifest_release(m);
 			return err_set(err, EBADMSG, "manifest prefetch entry %u out of range", i);
 		}
+	}
+	p += 4 * (size_t)m->n_prefetch;
+	if (!block_is_zero(p, pad8(4 * (size_t)m->n_prefetch) - 4 * (size_t)m->n_prefetch)) {
+		manifest_release(m);
+		return err_set(err, EBADMSG, "manifest padding is not zero");
 	}
 	return 0;
 }
@@ -281,6 +292,8 @@ int pointer_parse(const uint8_t *d, size_t len, struct pointer *pt, struct circ_
 	memcpy(pt->manifest_sha256, d + 40, 32);
 	name_len = get_u32le(d + 72);
 	memcpy(pt->key_id, d + 80, KEY_ID_LEN);
+	if (get_u32le(d + 76) != 0)
+		return err_set(err, EBADMSG, "pointer reserved bytes are not zero");
 	if (pt->version == 0)
 		return err_set(err, EBADMSG, "pointer version is zero");
 	if (name_len == 0 || name_len > REPO_NAME_MAX)
