@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+
+#include "tests/unit/suites.h"
+
+int main(void)
+{
+	SRunner *sr = srunner_create(err_suite());
+	int failed;
+
+	srunner_add_suite(sr, buf_suite());
+	srunner_add_suite(sr, block_suite());
+	srunner_add_suite(sr, repo_suite());
+	srunner_add_suite(sr, key_suite());
+	srunner_add_suite(sr, manifest_suite());
+	srunner_add_suite(sr, pointer_suite());
+	srunner_add_suite(sr, image_suite());
+	srunner_add_suite(sr, cli_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

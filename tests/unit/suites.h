@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* One suite per test file; main.c runs them all. */
+#ifndef CIRC_SUITES_H
+#define CIRC_SUITES_H
+
+#include <check.h>
+
+Suite *err_suite(void);
+Suite *buf_suite(void);
+Suite *block_suite(void);
+Suite *repo_suite(void);
+Suite *key_suite(void);
+Suite *manifest_suite(void);
+Suite *pointer_suite(void);
+Suite *image_suite(void);
+Suite *cli_suite(void);
+
+#endif
