@@ -200,7 +200,12 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 	}
 	if (rc != CURLE_OK) {
 		err_set(err, EIO, "%s: %s", url, curl_easy_strerror(rc));
-		return rc == CURLE_OUT_OF_MEMORY ? ATTEMPT_FATAL : ATTEMPT_RETRY;
+		if (rc == CURLE_OUT_OF_MEMORY)
+			return ATTEMPT_FATAL;
+		/* Nobody listening: retrying the same mirror only delays the next one. */
+		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+			return ATTEMPT_NEXT_MIRROR;
+		return ATTEMPT_RETRY;
 	}
 	if (status == 200)
 		return ATTEMPT_OK;

@@ -289,11 +289,15 @@ static int write_temporary(struct repo *r, const char *path, const void *data, s
 	int dirlen = slash ? (int)(slash - path + 1) : 0;
 	int fd, rc;
 
-	if (mkdirs_for(r, path, err))
-		return -1;
 	snprintf(tmp, REPO_PATH_MAX, "%.*s" TMP_PREFIX "%ld-%u", dirlen, path, (long)getpid(),
 	         atomic_fetch_add(&r->tmp_seq, 1));
 	fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* Directories are made on demand: most writes land in one that exists. */
+	if (fd < 0 && errno == ENOENT) {
+		if (mkdirs_for(r, path, err))
+			return -1;
+		fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	}
 	if (fd < 0)
 		return err_sys(err, errno, "creating %s/%s", r->location, tmp);
 	rc = write_all(fd, data, len);
