@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Fetch over loopback: the repo publish.sh left (v1 and v2, 64K blocks) served
+# by `circ serve` and by nginx side by side, each fetched by two clients:
+#   A: `circ verify --url` (pointer, manifest, every distinct block of the
+#      newest version, verified; 8 in flight);
+#   B: curl fetching every object of the repo, 8 in flight on kept-alive
+#      connections;
+# and, for scale, the raw image in one request from nginx.
+# Both servers are stopped on exit, also when something fails.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+bench_images
+bench_key
+W=$BENCH_WORK
+REPO=$(get repo)
+[ -d "$REPO/blocks" ] || die "no repo from publish.sh at '$REPO'"
+name=$BENCH_NAME
+
+SERVE_PID=''
+NGINX_PID=''
+NGINX_DIR=''
+stop_servers() {
+	local p
+	for p in "$SERVE_PID" "$NGINX_PID"; do
+		[ -n "$p" ] || continue
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "$SERVE_PID" "$NGINX_PID"; do
+		[ -n "$p" ] || continue
+		wait "$p" 2>/dev/null || true
+	done
+	SERVE_PID='' NGINX_PID=''
+	[ -z "$NGINX_DIR" ] || rm -rf "$NGINX_DIR"
+}
+trap stop_servers EXIT
+trap 'exit 130' INT TERM
+
+# wait_http URL PID WHAT: polls URL until it answers 200 (at most ~10 s),
+# failing early if PID exits.
+wait_http() {
+	local url=$1 pid=$2 what=$3 i
+	for i in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		if curl -sf -o /dev/null --max-time 1 "$url"; then
+			return 0
+		fi
+		[ "$i" -lt 200 ] && sleep 0.05
+	done
+	die "$what did not answer $url"
+}
+
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+start_circ_serve() {
+	local i
+	"$CIRC" serve --repo "$REPO" --listen 127.0.0.1:0 --quiet >"$W/serve.out" 2>"$W/serve.log" &
+	SERVE_PID=$!
+	for i in $(seq 1 200); do
+		CIRC_URL=$(sed -n 's/^listening on //p' "$W/serve.out")
+		[ -z "$CIRC_URL" ] || break
+		kill -0 "$SERVE_PID" 2>/dev/null || die "circ serve exited: $(cat "$W/serve.log")"
+		[ "$i" -lt 200 ] && sleep 0.05
+	done
+	[ -n "$CIRC_URL" ] || die "circ serve printed no address"
+	wait_http "$CIRC_URL/images/$name/latest" "$SERVE_PID" "circ serve" ||
+		die "circ serve exited: $(cat "$W/serve.log")"
+}
+
+# nginx as a peer: 2 workers (one per core here), sendfile, keep-alive, no
+# access log; also serves the raw images under /raw/ for the one-request figure.
+start_nginx() {
+	local port conf attempt user=''
+	NGINX_DIR=$(mktemp -d "$W/nginx.XXXXXX")
+	mkdir -p "$NGINX_DIR/tmp"
+	[ "$(id -u)" -ne 0 ] || user='user root;'
+	for attempt in 1 2 3 4 5; do
+		port=$(free_port)
+		conf=$NGINX_DIR/nginx.conf
+		cat >"$conf" <<-EOF
+			$user
+			worker_processes 2;
+			pid $NGINX_DIR/nginx.pid;
+			error_log $NGINX_DIR/error.log;
+			events { worker_connections 1024; }
+			http {
+			    access_log off;
+			    sendfile on;
+			    tcp_nopush on;
+			    keepalive_requests 100000;
+			    default_type application/octet-stream;
+			    client_body_temp_path $NGINX_DIR/tmp/body;
+			    proxy_temp_path $NGINX_DIR/tmp/proxy;
+			    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+			    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+			    scgi_temp_path $NGINX_DIR/tmp/scgi;
+			    server {
+			        listen 127.0.0.1:$port;
+			        root $REPO;
+			        location /raw/ { alias $(dirname "$IMG1")/; }
+			    }
+			}
+		EOF
+		nginx -e "$NGINX_DIR/error.log" -c "$conf" -p "$NGINX_DIR" -g 'daemon off;' >"$NGINX_DIR/stdout" 2>&1 &
+		NGINX_PID=$!
+		NGINX_URL=http://127.0.0.1:$port
+		if wait_http "$NGINX_URL/images/$name/latest" "$NGINX_PID" nginx; then
+			return 0
+		fi
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=''
+		say "nginx did not start on port $port (attempt $attempt): $(tail -n 1 "$NGINX_DIR/error.log" 2>/dev/null)"
+	done
+	die "nginx would not start: $(cat "$NGINX_DIR/stdout" "$NGINX_DIR/error.log" 2>/dev/null | tail -n 3)"
+}
+
+say "starting circ serve and nginx on loopback"
+start_circ_serve
+start_nginx
+
+# Every object of the repo, as a curl config per server.
+(cd "$REPO" && find blocks images -type f ! -name '.*' | LC_ALL=C sort) >"$W/objects"
+nobj=$(wc -l <"$W/objects")
+obytes=$(bytes_of_list "$REPO" "$W/objects")
+for s in circ nginx; do
+	if [ $s = circ ]; then base=$CIRC_URL; else base=$NGINX_URL; fi
+	awk -v b="$base" '{ printf "url = \"%s/%s\"\noutput = \"/dev/null\"\n", b, $0 }' \
+		"$W/objects" >"$W/urls.$s"
+done
+CURL_B="curl -s --no-progress-meter --parallel --parallel-max 8 --parallel-immediate"
+
+# One untimed pass each: everything answers 200 and the image verifies.
+for s in circ nginx; do
+	ok=$($CURL_B -w '%{http_code}\n' -K "$W/urls.$s" 2>"$W/curl.err" | grep -c '^200$' || true)
+	[ "$ok" -eq "$nobj" ] || die "$s: $ok of $nobj objects answered 200: $(tail -n 2 "$W/curl.err")"
+done
+out=$("$CIRC" --state "$W/state" verify --url "$CIRC_URL" --key "$PUB" --name "$name") ||
+	die "circ verify against circ serve failed: $out"
+"$CIRC" --state "$W/state" verify --url "$NGINX_URL" --key "$PUB" --name "$name" >/dev/null ||
+	die "circ verify against nginx failed"
+distinct=$(sed -nE 's/.*\(([0-9]+) distinct.*/\1/p' <<<"$out")
+version=$(sed -nE "s/^$name version ([0-9]+):.*/\\1/p" <<<"$out")
+
+section "fetch over loopback: circ serve (8 threads) vs nginx (2 workers, sendfile), $BENCH_RUNS runs each"
+printf '  A: circ verify --url, v%s: %s distinct blocks + manifest, 8 in flight, SHA-256 checked\n' "$version" "$distinct"
+printf '  B: curl, every object of the repo: %s files, %s, 8 in flight, keep-alive\n' "$nobj" "$(human "$obytes")"
+
+verify_cmd() { printf "'%s' --state '%s' verify --url '%s' --key '%s' --name %s" "$CIRC" "$W/state" "$1" "$PUB" "$name"; }
+say "client A against circ serve, then nginx"
+hf va_circ ":" "$(verify_cmd "$CIRC_URL")"
+hf va_nginx ":" "$(verify_cmd "$NGINX_URL")"
+say "client B against circ serve, then nginx"
+hf vb_circ ":" "$CURL_B -K '$W/urls.circ'"
+hf vb_nginx ":" "$CURL_B -K '$W/urls.nginx'"
+say "raw image from nginx, one request"
+hf raw ":" "curl -s -o /dev/null '$NGINX_URL/raw/$(basename "$IMG2")'"
+
+row "A: circ verify --url" "circ serve" va_circ nginx va_nginx
+row "B: curl every object" "circ serve" vb_circ nginx vb_nginx "$obytes"
+row "whole image: verify vs raw GET" "circ+serve" va_circ "nginx+curl" raw "$IMG_SIZE"
+printf '  (MB/s on the last line are of the 1 GiB image delivered, compressed or not)\n'
+result fetch_objects "$nobj"
+result fetch_bytes "$obytes"
+result fetch_verify_circ_s "${T[va_circ]}"
+result fetch_verify_nginx_s "${T[va_nginx]}"
+result fetch_curl_circ_s "${T[vb_circ]}"
+result fetch_curl_nginx_s "${T[vb_nginx]}"
+result fetch_raw_nginx_s "${T[raw]}"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks: each figure of circ is printed beside a peer
+# measured in the same run (casync, zstd + sha256sum, nginx, curl) and their
+# ratio. Benchmarks never assert timings; a command that fails fails the run.
+# Usage: bench/run.sh [BUILD_DIR]   (make bench calls it from the repo root)
+# Environment:
+#   CIRC_BENCH_CACHE  where test images are kept between runs
+#                     (default BUILD_DIR/bench/cache)
+#   CIRC_BENCH_RUNS   runs per timed measurement (default 3)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$root" && cd "${1:-build}" && pwd)
+[ -x "$build/circ" ] || {
+	echo "bench: $build/circ not built (run make)" >&2
+	exit 1
+}
+for tool in casync hyperfine nginx curl zstd sha256sum mke2fs debugfs e2fsck jq awk; do
+	command -v "$tool" >/dev/null || {
+		echo "bench: $tool is missing (scripts/deps.sh bench installs it)" >&2
+		exit 1
+	}
+done
+
+export BENCH_CACHE=${CIRC_BENCH_CACHE:-$build/bench/cache}
+export BENCH_RUNS=${CIRC_BENCH_RUNS:-3}
+mkdir -p "$build/bench" "$BENCH_CACHE"
+BENCH_WORK=$(mktemp -d "$build/bench/run.XXXXXX")
+export BENCH_WORK
+export BENCH_RESULTS=$BENCH_WORK/results
+: >"$BENCH_RESULTS"
+trap 'rm -rf "$BENCH_WORK"' EXIT
+trap 'exit 130' INT TERM
+# A private copy, so a rebuild of build/circ during the run changes nothing.
+cp "$build/circ" "$BENCH_WORK/circ"
+export CIRC=$BENCH_WORK/circ
+
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+
+t_start=$(now)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+printf 'circ benchmarks — %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+printf '  machine: %s CPUs (%s), %s GiB RAM, %s\n' "$(nproc)" \
+	"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
+	"$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$(uname -sr)"
+printf '  circ: %s (%s)\n' "$build/circ" "$(git -C "$root" describe --always --dirty 2>/dev/null || echo 'no git')"
+printf '  peers: %s, %s, %s, %s, %s\n' "$(casync --version 2>&1 | head -n 1)" \
+	"$(nginx -v 2>&1 | sed 's/^nginx version: //')" "$(curl --version | head -n 1 | cut -d' ' -f1-2)" \
+	"$(zstd --version | sed -E 's/.*(v[0-9.]+).*/zstd \1/')" "$(hyperfine --version)"
+printf '  load average: %s\n' "$load0"
+printf '  figures: mean ±stddev of %s runs unless noted; ratio = circ / peer (time: below 1 is faster)\n' "$BENCH_RUNS"
+
+say "test images (cached in $BENCH_CACHE)"
+"$root/bench/image.sh"
+"$root/bench/publish.sh"
+"$root/bench/fetch.sh"
+
+section "summary"
+g() { get "$1"; }
+sum() { printf '  %-30s %s\n' "$1" "$2"; }
+s() { calc "$(g "$1")" 2; }
+sum "publish 1 GiB, 64K blocks" \
+	"circ $(s pub_circ_s) s   casync make $(s pub_casync_s) s   ratio $(ratio "$(g pub_circ_s)" "$(g pub_casync_s)")   (zstd|sha256 $(s pub_zstd_s) s, ratio $(ratio "$(g pub_circ_s)" "$(g pub_zstd_s)"))"
+sum "repo for v1" \
+	"circ $(human "$(g pub_v1_bytes)")   casync $(human "$(g cas_v1_bytes)")   ratio $(ratio "$(g pub_v1_bytes)" "$(g cas_v1_bytes)")"
+sum "publish v2 (update)" \
+	"circ $(s upd_circ_s) s   casync make $(s upd_casync_s) s   ratio $(ratio "$(g upd_circ_s)" "$(g upd_casync_s)")"
+sum "update v1 -> v2 writes" \
+	"circ $(g upd_circ_blocks) blocks, $(human "$(g upd_circ_bytes)")   casync $(g upd_casync_chunks) chunks, $(human "$(g upd_casync_bytes)")   ratio $(ratio "$(g upd_circ_bytes)" "$(g upd_casync_bytes)")"
+sum "update by block size" \
+	"4K $(human "$(g bs_4K_v2_bytes)") + manifest $(human "$(g bs_4K_manifest)")   64K $(human "$(g bs_64K_v2_bytes)") + $(human "$(g bs_64K_manifest)")   256K $(human "$(g bs_256K_v2_bytes)") + $(human "$(g bs_256K_manifest)")"
+sum "circ verify --url" \
+	"circ serve $(s fetch_verify_circ_s) s   nginx $(s fetch_verify_nginx_s) s   ratio $(ratio "$(g fetch_verify_circ_s)" "$(g fetch_verify_nginx_s)")"
+sum "curl every object" \
+	"circ serve $(s fetch_curl_circ_s) s   nginx $(s fetch_curl_nginx_s) s   ratio $(ratio "$(g fetch_curl_circ_s)" "$(g fetch_curl_nginx_s)")   ($(g fetch_objects) objects, $(human "$(g fetch_bytes)"))"
+sum "whole image" \
+	"circ verify via circ serve $(s fetch_verify_circ_s) s   raw GET from nginx $(s fetch_raw_nginx_s) s   ratio $(ratio "$(g fetch_verify_circ_s)" "$(g fetch_raw_nginx_s)")"
+printf '  (run took %s s; load average at start %s, at end %s: other work on the machine skews timings)\n' \
+	"$(calc "$(now) - $t_start" 0)" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)"
