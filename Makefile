@@ -33,7 +33,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps check check-run check-sanitize fuzz fuzz-run bench demo install clean format
 
-all: $(BUILD)/circ
+all: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,13 +57,22 @@ $(BUILD)/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libcirc
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz-%-replay)
 
+# The freestanding test guest that hv boots in tests (no sanitizers: it has no libc).
+GUEST_CFLAGS := -O2 -g -ffreestanding -fno-pic -fno-pie -fno-stack-protector -mno-red-zone \
+	-mgeneral-regs-only -fno-builtin -nostdlib -static -no-pie -Wall -Wextra -Werror \
+	-Wl,-T,tests/guest/guest.ld -Wl,--build-id=none -Wl,-z,noexecstack
+GUEST_SRC := tests/guest/entry.S tests/guest/guest.c
+$(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
+	@mkdir -p $(dir $@)
+	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
+
 deps:
 	@scripts/deps.sh build
 
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY)
+check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps
@@ -97,7 +106,7 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/circ
 	@scripts/demo.sh $(BUILD)
 
-install: $(BUILD)/circ
+install: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 	install -D -m 0755 $(BUILD)/circ $(DESTDIR)$(PREFIX)/bin/circ
 
 format:

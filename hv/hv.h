@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hv: a small hypervisor on Linux KVM (VT-x or AMD-V). It boots a Linux
+ * bzImage or an ELF64 kernel in 64-bit mode, with a serial console, the
+ * i8042 reset line, ACPI-style power-off, a PCI host bridge and virtio-blk
+ * disks backed by circ disks or raw files.
+ */
+#ifndef CIRC_HV_H
+#define CIRC_HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "blockfs/err.h"
+
+struct blk_backend;
+
+#define HV_MAX_DISKS 8
+#define HV_MAX_CPUS  64
+
+struct hv_config {
+	const char *kernel;
+	const char *initrd; /* may be NULL */
+	const char *cmdline;
+	uint64_t mem;
+	unsigned cpus;
+	struct blk_backend *disks[HV_MAX_DISKS]; /* the caller's; attached in order */
+	size_t n_disks;
+	int console_in;  /* -1: no input */
+	int console_out; /* the guest's serial output */
+	FILE *stats;     /* exit counts at the end; NULL for none */
+};
+
+enum hv_outcome {
+	HV_POWEROFF, /* the guest powered off */
+	HV_REBOOT,   /* the guest reset the machine */
+	HV_STOPPED,  /* the user quit at the console (Ctrl-A x) */
+};
+
+struct hv_stats {
+	uint64_t exits_io, exits_mmio, exits_other, exits_total;
+	uint64_t first_run_ns;  /* from hv_run's start to the first KVM_RUN */
+	uint64_t first_byte_ns; /* to the first byte on the serial console */
+};
+
+/*
+ * Runs a VM until the guest powers off or resets it. Returns 0 with *outcome,
+ * or -1 with err for a failure (no /dev/kvm, a bad kernel, a triple fault or
+ * KVM internal error: then err holds a register dump).
+ */
+int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stats *stats,
+           struct circ_err *err);
+
+/*
+ * Measures whether KVM runs guest code at hardware speed: runs a tight loop
+ * in a tiny guest and reports instructions per second (0 if KVM is unusable).
+ */
+double hv_measure_speed(struct circ_err *err);
+
+#endif

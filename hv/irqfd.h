@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Level-triggered interrupt lines for devices off the vCPU thread, through
+ * KVM irqfds with resampling: raising the line writes an eventfd that KVM
+ * turns into an interrupt with no exit; when the guest acknowledges it, KVM
+ * lowers the line and signals the resample eventfd, and if the device still
+ * holds the line up the interrupt is sent again (so none is ever lost).
+ */
+#ifndef CIRC_HV_IRQFD_H
+#define CIRC_HV_IRQFD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "blockfs/err.h"
+#include "hv/irq.h"
+
+#define IRQFD_MAX_LINES 16
+
+struct irqfd_line {
+	int trigger, resample;
+	unsigned gsi;
+	bool level;
+};
+
+struct irqfd_set {
+	int vm_fd, epoll_fd, stop_fd;
+	pthread_mutex_t lock;
+	struct irqfd_line lines[IRQFD_MAX_LINES];
+	unsigned n;
+	pthread_t thread;
+	bool started;
+};
+
+int irqfd_set_init(struct irqfd_set *s, int vm_fd, struct circ_err *err);
+void irqfd_set_destroy(struct irqfd_set *s);
+/* Binds GSI gsi to a new irqfd and fills line (whose set() raises and lowers it). */
+int irqfd_add(struct irqfd_set *s, unsigned gsi, struct irq_line *line, struct circ_err *err);
+/* Starts the thread that resends interrupts still held up after an acknowledge. */
+int irqfd_start(struct irqfd_set *s, struct circ_err *err);
+
+#endif

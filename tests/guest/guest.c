@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A freestanding test guest for hv: it prints on the serial port, finds the
+ * virtio-blk devices on PCI, reads sectors and checks them against a CRC the
+ * host computed (passed on the command line), copies them elsewhere, flushes,
+ * discards a range, tries to write a read-only disk, and powers off. Its
+ * instruction count stays small: KVM on CI machines emulates every one.
+ *
+ * Command line: "cksum=N copy=S discard=S" (decimal); "reboot=1" resets the
+ * machine through the i8042 instead, "crash=1" triple-faults.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COM1       0x3f8
+#define PM1A_CNT   0x604
+#define PCI_ADDR   0xcf8
+#define PCI_DATA   0xcfc
+#define MMIO_PD    0x300000ul /* page directory mapping 3-4 GiB */
+#define RING_BASE  0x400000ul
+#define REQ_HDR    0x500000ul
+#define REQ_DATA   0x510000ul
+#define REQ_STATUS 0x520000ul
+#define COPY_BUF   0x530000ul
+#define QSIZE      8
+
+#define VIRTIO_STATUS_ACK         1
+#define VIRTIO_STATUS_DRIVER      2
+#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
+#define T_IN                      0
+#define T_OUT                     1
+#define T_FLUSH                   4
+#define T_GET_ID                  8
+#define T_DISCARD                 11
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static void putc(char c)
+{
+	while (!(inb(COM1 + 5) & 0x20))
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+static void puts(const char *s)
+{
+	while (*s)
+		putc(*s++);
+}
+
+static void putdec(uint64_t v)
+{
+	char buf[24];
+	int i = 0;
+
+	do {
+		buf[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (i)
+		putc(buf[--i]);
+}
+
+static void poweroff(void)
+{
+	outw(PM1A_CNT, (5 << 10) | (1 << 13)); /* SLP_TYP 5, SLP_EN */
+	for (;;)
+		__asm__ volatile("hlt");
+}
+
+static void *memset(void *d, int c, size_t n)
+{
+	uint8_t *p = d;
+
+	while (n--)
+		*p++ = (uint8_t)c;
+	return d;
+}
+
+static int memcmp(const void *a, const void *b, size_t n)
+{
+	const uint8_t *x = a, *y = b;
+
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return x[i] - y[i];
+	return 0;
+}
+
+/* POSIX cksum (CRC-32 with the length appended), as the host's cksum(1) prints it. */
+static uint32_t cksum(const uint8_t *p, size_t n)
+{
+	uint32_t crc = 0;
+	size_t len = n;
+
+	for (size_t i = 0; i < n; i++) {
+		crc ^= (uint32_t)p[i] << 24;
+		for (int b = 0; b < 8; b++)
+			crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
+	}
+	for (; len; len >>= 8) {
+		crc ^= (uint32_t)(len & 0xff) << 24;
+		for (int b = 0; b < 8; b++)
+			crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
+	}
+	return ~crc;
+}
+
+static uint64_t arg(const char *cmdline, const char *key)
+{
+	for (const char *p = cmdline; p && *p; p++) {
+		const char *k = key, *q = p;
+		uint64_t v = 0;
+
+		while (*k && *q == *k) {
+			k++;
+			q++;
+		}
+		if (*k || *q != '=')
+			continue;
+		for (q++; *q >= '0' && *q <= '9'; q++)
+			v = v * 10 + (uint64_t)(*q - '0');
+		return v;
+	}
+	return 0;
+}
+
+static uint32_t pci_read(unsigned slot, unsigned reg)
+{
+	outl(PCI_ADDR, 0x80000000u | slot << 11 | (reg & 0xfc));
+	return inl(PCI_DATA);
+}
+
+/* BARs live in the 32-bit hole; boot tables map only the first GiB. */
+static void map_mmio_hole(void)
+{
+	uint64_t cr3, *pml4, *pdpt, *pd = (uint64_t *)MMIO_PD;
+
+	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+	pml4 = (uint64_t *)(cr3 & ~0xfffull);
+	pdpt = (uint64_t *)(pml4[0] & ~0xfffull);
+	for (uint64_t i = 0; i < 512; i++)
+		pd[i] = (0xc0000000ull + (i << 21)) | 0x9b; /* present, rw, uncached, 2 MiB */
+	pdpt[3] = MMIO_PD | 3;
+	__asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
+}
+
+struct vq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+struct blk {
+	volatile uint8_t *common, *isr, *device;
+	volatile uint16_t *notify;
+	struct vq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[] */
+	volatile uint16_t *used;  /* flags, idx, then {u32 id, u32 len}[] */
+	uint16_t next_used;
+	uint64_t features;
+};
+
+#define COMMON8(b, off)  (*(volatile uint8_t *)((b)->common + (off)))
+#define COMMON16(b, off) (*(volatile uint16_t *)((b)->common + (off)))
+#define COMMON32(b, off) (*(volatile uint32_t *)((b)->common + (off)))
+#define COMMON64(b, off) (*(volatile uint64_t *)((b)->common + (off)))
+
+static bool blk_init(struct blk *b, unsigned slot, unsigned index)
+{
+	uint32_t notify_mult = 0, notify_off = 0;
+	uint8_t cap = (uint8_t)pci_read(slot, 0x34);
+	volatile uint8_t *notify_base = 0;
+	uint8_t *ring = (uint8_t *)(RING_BASE + index * 0x4000ul);
+
+	memset(b, 0, sizeof(*b));
+	for (int guard = 0; cap && guard < 48; guard++) {
+		uint32_t w0 = pci_read(slot, cap);
+		unsigned type = (w0 >> 24) & 0xff, bar = pci_read(slot, cap + 4) & 0xff;
+		uint32_t off = pci_read(slot, cap + 8);
+		uint64_t base = pci_read(slot, 0x10 + 4 * bar) & ~0xfull;
+
+		if ((w0 & 0xff) == 0x09) {
+			if (type == 1)
+				b->common = (volatile uint8_t *)(base + off);
+			else if (type == 2) {
+				notify_base = (volatile uint8_t *)(base + off);
+				notify_mult = pci_read(slot, cap + 16);
+			} else if (type == 3)
+				b->isr = (volatile uint8_t *)(base + off);
+			else if (type == 4)
+				b->device = (volatile uint8_t *)(base + off);
+		}
+		cap = (uint8_t)(w0 >> 8);
+	}
+	if (!b->common || !notify_base || !b->isr || !b->device)
+		return false;
+	COMMON8(b, 20) = 0;
+	COMMON8(b, 20) = VIRTIO_STATUS_ACK;
+	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER;
+	COMMON32(b, 0) = 0;
+	b->features = COMMON32(b, 4);
+	COMMON32(b, 0) = 1;
+	b->features |= (uint64_t)COMMON32(b, 4) << 32;
+	if (!(b->features >> 32 & 1))
+		return false; /* not VIRTIO_F_VERSION_1 */
+	COMMON32(b, 8) = 0;
+	COMMON32(b, 12) =
+	    (uint32_t)b->features &
+	    (1u << VIRTIO_BLK_F_RO | 1u << VIRTIO_BLK_F_FLUSH | 1u << VIRTIO_BLK_F_DISCARD);
+	COMMON32(b, 8) = 1;
+	COMMON32(b, 12) = 1;
+	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+	if (!(COMMON8(b, 20) & VIRTIO_STATUS_FEATURES_OK))
+		return false;
+	COMMON16(b, 22) = 0;
+	if (COMMON16(b, 24) < QSIZE)
+		return false;
+	COMMON16(b, 24) = QSIZE;
+	memset(ring, 0, 0x4000);
+	b->desc = (struct vq_desc *)ring;
+	b->avail = (volatile uint16_t *)(ring + 0x1000);
+	b->used = (volatile uint16_t *)(ring + 0x2000);
+	COMMON64(b, 32) = (uint64_t)b->desc;
+	COMMON64(b, 40) = (uint64_t)b->avail;
+	COMMON64(b, 48) = (uint64_t)b->used;
+	notify_off = COMMON16(b, 30);
+	COMMON16(b, 28) = 1;
+	b->notify = (volatile uint16_t *)(notify_base + notify_off * notify_mult);
+	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+	                 VIRTIO_STATUS_DRIVER_OK;
+	return true;
+}
+
+/* One request, polled: header, optional data, status. Returns the status byte. */
+static int blk_request(struct blk *b, uint32_t type, uint64_t sector, void *data, uint32_t len,
+                       bool device_writes)
+{
+	volatile uint64_t *hdr = (volatile uint64_t *)REQ_HDR;
+	volatile uint8_t *status = (volatile uint8_t *)REQ_STATUS;
+	uint16_t idx = b->avail[1], n = 0;
+
+	hdr[0] = type;
+	hdr[1] = sector;
+	*status = 0xff;
+	b->desc[n++] = (struct vq_desc){ REQ_HDR, 16, 1, 1 };
+	if (len)
+		b->desc[n++] = (struct vq_desc){ (uint64_t)data, len,
+			                         (uint16_t)(1 | (device_writes ? 2 : 0)), 2 };
+	b->desc[n++] = (struct vq_desc){ REQ_STATUS, 1, 2, 0 };
+	b->avail[2 + idx % QSIZE] = 0;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	b->avail[1] = (uint16_t)(idx + 1);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*b->notify = 0;
+	while (b->used[1] == b->next_used)
+		__asm__ volatile("pause");
+	b->next_used++;
+	return *status;
+}
+
+static void check(bool ok, const char *what)
+{
+	puts(what);
+	puts(ok ? ": ok\n" : ": FAIL\n");
+}
+
+void guest_main(const uint8_t *boot_params);
+
+void guest_main(const uint8_t *boot_params)
+{
+	const char *cmdline = (const char *)(uintptr_t) * (const uint32_t *)(boot_params + 0x228);
+	uint8_t *data = (uint8_t *)REQ_DATA, *copy = (uint8_t *)COPY_BUF;
+	struct blk disks[4];
+	unsigned n = 0;
+
+	puts("circ test guest: hello\n");
+	if (arg(cmdline, "reboot")) {
+		outb(0x64, 0xfe); /* the i8042's reset line */
+		for (;;)
+			__asm__ volatile("hlt");
+	}
+	if (arg(cmdline, "crash")) {
+		/* No IDT: the breakpoint faults, the fault double-faults, then a triple fault. */
+		struct {
+			uint16_t limit;
+			uint64_t base;
+		} __attribute__((packed)) idt = { 0, 0 };
+
+		__asm__ volatile("lidt %0; int3" : : "m"(idt));
+	}
+	map_mmio_hole();
+	for (unsigned slot = 0; slot < 32 && n < 4; slot++)
+		if (pci_read(slot, 0) == (0x1042u << 16 | 0x1af4u) && blk_init(&disks[n], slot, n))
+			n++;
+	puts("virtio-blk disks: ");
+	putdec(n);
+	putc('\n');
+	if (n == 0)
+		poweroff();
+
+	struct blk *b = &disks[0];
+	puts("capacity: ");
+	putdec(*(volatile uint64_t *)b->device);
+	puts(" sectors\n");
+	memset(data, 0, 20);
+	check(blk_request(b, T_GET_ID, 0, data, 20, true) == 0 && data[0], "get-id");
+	data[19] = 0;
+	puts("serial: ");
+	puts((const char *)data);
+	putc('\n');
+
+	check(blk_request(b, T_IN, 0, data, 4096, true) == 0, "read");
+	puts("cksum=");
+	putdec(cksum(data, 4096));
+	putc('\n');
+	check(cksum(data, 4096) == arg(cmdline, "cksum"), "read matches the host");
+	check((*b->isr & 1) == 1, "interrupt status set");
+	check((*b->isr & 1) == 0, "interrupt status cleared by reading");
+
+	for (unsigned i = 0; i < 4096; i++)
+		copy[i] = data[i];
+	check(blk_request(b, T_OUT, arg(cmdline, "copy"), copy, 4096, false) == 0, "write");
+	check(blk_request(b, T_FLUSH, 0, 0, 0, false) == 0, "flush");
+	memset(data, 0, 4096);
+	check(blk_request(b, T_IN, arg(cmdline, "copy"), data, 4096, true) == 0 &&
+	          memcmp(data, copy, 4096) == 0,
+	      "read back");
+	if (b->features & 1u << VIRTIO_BLK_F_DISCARD) {
+		volatile uint64_t *seg = (volatile uint64_t *)copy;
+
+		seg[0] = arg(cmdline, "discard");
+		seg[1] = 8; /* num_sectors 8, flags 0 */
+		check(blk_request(b, T_DISCARD, 0, copy, 16, false) == 0, "discard");
+	}
+	check(blk_request(b, T_IN, b->features ? 1ull << 40 : 0, data, 512, true) != 0,
+	      "a read past the end fails");
+	if (n > 1 && (disks[1].features & 1u << VIRTIO_BLK_F_RO))
+		check(blk_request(&disks[1], T_OUT, 0, copy, 512, false) != 0,
+		      "a read-only disk refuses writes");
+	puts("circ test guest: done\n");
+	poweroff();
+}
