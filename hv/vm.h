@@ -38,6 +38,7 @@ struct vm {
 	struct vcpu vcpus[HV_MAX_CPUS];
 	unsigned n_vcpus;
 	struct virtio_blk_pci *blks[HV_MAX_DISKS];
+	int notify_fds[HV_MAX_DISKS];
 	size_t n_blks;
 
 	pthread_mutex_t lock; /* guards state and error */

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The modern virtio-pci transport (virtio 1.x, section 4.1), non-transitional:
+ * PCI device ID 0x1040 + the virtio device type, revision 1, no legacy I/O
+ * BAR. One 32-bit MMIO BAR holds four regions that vendor-specific PCI
+ * capabilities point the driver to:
+ *
+ *   BAR0 + 0x0000  common configuration (features, status, queue set-up)
+ *   BAR0 + 0x1000  ISR status (read to acknowledge the INTx interrupt)
+ *   BAR0 + 0x2000  device-specific configuration
+ *   BAR0 + 0x3000  queue notify, 4 bytes per queue
+ *
+ * Interrupts are INTx only (no MSI-X capability): a completion sets ISR bit 0
+ * and raises the line; the guest's ISR read clears both.
+ *
+ * Notifications: without more set-up, the guest's write to a notify register
+ * exits to the VMM, reaches the BAR's bus_io_fn, and the queue is processed
+ * right there on the vCPU thread (the unit tests use this path). A VMM with
+ * KVM attaches an eventfd to virtio_pci_notify_addr() with KVM_IOEVENTFD and
+ * hands it to virtio_pci_start_worker(): the notification then never leaves
+ * the kernel, and the device's worker thread does the I/O and raises the
+ * interrupt.
+ */
+#ifndef CIRC_HV_VIRTIO_PCI_H
+#define CIRC_HV_VIRTIO_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockfs/err.h"
+#include "hv/guest_mem.h"
+#include "hv/irq.h"
+#include "hv/pci.h"
+#include "hv/virtq.h"
+
+#define VIRTIO_PCI_VENDOR_ID      0x1af4
+#define VIRTIO_PCI_DEVICE_ID_BASE 0x1040 /* + virtio device type */
+#define VIRTIO_PCI_SUBSYSTEM_ID   0x1100 /* >= 0x40 as non-transitional devices should have */
+#define VIRTIO_PCI_BAR            0
+#define VIRTIO_PCI_BAR_SIZE       0x4000
+#define VIRTIO_PCI_COMMON_OFF     0x0000
+#define VIRTIO_PCI_COMMON_LEN     0x38 /* struct virtio_pci_common_cfg of virtio 1.1 */
+#define VIRTIO_PCI_ISR_OFF        0x1000
+#define VIRTIO_PCI_ISR_LEN        1
+#define VIRTIO_PCI_DEVICE_OFF     0x2000
+#define VIRTIO_PCI_DEVICE_MAXLEN  0x1000
+#define VIRTIO_PCI_NOTIFY_OFF     0x3000
+#define VIRTIO_PCI_NOTIFY_MULT    4
+#define VIRTIO_PCI_MAX_QUEUES     8
+
+/* The vendor-specific capability (cap_vndr 0x09) and its cfg_type values. */
+#define VIRTIO_PCI_CAP_ID         0x09
+#define VIRTIO_PCI_CAP_COMMON_CFG 1
+#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
+#define VIRTIO_PCI_CAP_ISR_CFG    3
+#define VIRTIO_PCI_CAP_DEVICE_CFG 4
+#define VIRTIO_PCI_CAP_LEN        16 /* vndr, next, len, type, bar, id, pad[2], offset, length */
+#define VIRTIO_PCI_NOTIFY_CAP_LEN 20 /* + notify_off_multiplier */
+
+/* Common configuration registers (offsets in the common region). */
+#define VIRTIO_PCI_COMMON_DFSELECT      0x00
+#define VIRTIO_PCI_COMMON_DF            0x04
+#define VIRTIO_PCI_COMMON_GFSELECT      0x08
+#define VIRTIO_PCI_COMMON_GF            0x0c
+#define VIRTIO_PCI_COMMON_MSIX          0x10
+#define VIRTIO_PCI_COMMON_NUMQ          0x12
+#define VIRTIO_PCI_COMMON_STATUS        0x14
+#define VIRTIO_PCI_COMMON_CFGGENERATION 0x15
+#define VIRTIO_PCI_COMMON_Q_SELECT      0x16
+#define VIRTIO_PCI_COMMON_Q_SIZE        0x18
+#define VIRTIO_PCI_COMMON_Q_MSIX        0x1a
+#define VIRTIO_PCI_COMMON_Q_ENABLE      0x1c
+#define VIRTIO_PCI_COMMON_Q_NOFF        0x1e
+#define VIRTIO_PCI_COMMON_Q_DESCLO      0x20
+#define VIRTIO_PCI_COMMON_Q_DESCHI      0x24
+#define VIRTIO_PCI_COMMON_Q_AVAILLO     0x28
+#define VIRTIO_PCI_COMMON_Q_AVAILHI     0x2c
+#define VIRTIO_PCI_COMMON_Q_USEDLO      0x30
+#define VIRTIO_PCI_COMMON_Q_USEDHI      0x34
+
+/* Device status bits (2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE        1
+#define VIRTIO_STATUS_DRIVER             2
+#define VIRTIO_STATUS_DRIVER_OK          4
+#define VIRTIO_STATUS_FEATURES_OK        8
+#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED             0x80
+
+#define VIRTIO_F_VERSION_1    32
+#define VIRTIO_MSI_NO_VECTOR  0xffff
+#define VIRTIO_PCI_ISR_QUEUE  1
+#define VIRTIO_PCI_ISR_CONFIG 2
+
+/*
+ * What a device model gives the transport. Callbacks run with the
+ * transport's lock held, so they never race each other, a reset, or queue
+ * set-up; they must not call back into the transport's locked entry points
+ * (virtio_pci_queue, virtio_pci_raise and virtio_pci_mem are fine).
+ */
+struct virtio_device_ops {
+	const char *name;     /* for the buses' listings */
+	uint16_t device_type; /* virtio device ID: 2 for block */
+	uint32_t pci_class;   /* class code << 8 | prog-if, e.g. 0x018000 */
+	uint64_t features;    /* offered; VIRTIO_F_VERSION_1 must be among them */
+	uint16_t num_queues;  /* <= VIRTIO_PCI_MAX_QUEUES */
+	uint16_t queue_max;   /* largest queue size, a power of two <= VIRTQ_MAX_SIZE */
+	uint32_t config_len;  /* bytes of device configuration, <= VIRTIO_PCI_DEVICE_MAXLEN */
+	/* [off, off + len) lies within config_len. */
+	void (*config_read)(void *dev, uint32_t off, uint8_t *data, uint32_t len);
+	void (*config_write)(void *dev, uint32_t off, const uint8_t *data, uint32_t len);
+	/* Queue q is enabled and the driver is running: process what it made available. */
+	void (*queue_notify)(void *dev, unsigned q);
+	/* The driver reset the device; the transport has already reset the queues. */
+	void (*reset)(void *dev);
+};
+
+struct virtio_pci {
+	struct pci_dev pci; /* on the PCI bus once registered; opaque points back here */
+	struct virtio_device_ops ops;
+	void *dev;
+	const struct guest_mem *mem;
+	struct irq_line irq;
+
+	pthread_mutex_t lock; /* everything below but isr */
+	uint32_t dev_feature_sel, drv_feature_sel;
+	uint64_t driver_features;  /* as written by the driver */
+	bool driver_features_high; /* the driver wrote a feature bit above 63: refused */
+	uint64_t features;         /* negotiated: set when FEATURES_OK was accepted */
+	uint8_t status;
+	uint16_t queue_sel;
+	struct virtq queues[VIRTIO_PCI_MAX_QUEUES];
+
+	/* ISR and the line's level change together, or a level could outlive its ISR bit. */
+	pthread_mutex_t isr_lock;
+	uint8_t isr;
+
+	int notify_fd[VIRTIO_PCI_MAX_QUEUES]; /* the VMM's, -1: inline */
+	int stop_fd;                          /* ends the worker */
+	bool worker_running;
+	pthread_t worker;
+};
+
+/*
+ * Fills vp's PCI function (IDs, class, BAR, capabilities) for the device
+ * that ops describes. irq is copied; its gsi is set by virtio_pci_register.
+ * m and dev must outlive vp. Returns 0 or -EINVAL for ops out of range.
+ */
+int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, void *dev,
+                    const struct guest_mem *m, const struct irq_line *irq);
+/* Puts vp on bus 0 with its INTx line on GSI gsi. Returns 0 or -errno. */
+int virtio_pci_register(struct virtio_pci *vp, struct pci_bus *pb, uint8_t gsi);
+/*
+ * Starts the worker thread: fds[q] (q < n), an eventfd the VMM attached to
+ * virtio_pci_notify_addr(vp, q) with KVM_IOEVENTFD, or -1 to keep that queue
+ * inline. Call once, before the guest runs. The fds stay the VMM's, open
+ * until virtio_pci_destroy. A notify write that still reaches the BAR (the
+ * guest moved it) is passed on to the worker through the same fd.
+ */
+int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n,
+                            struct circ_err *err);
+/* Stops the worker. The PCI bus has no unregister: destroy vp after the bus is done with. */
+void virtio_pci_destroy(struct virtio_pci *vp);
+
+/* The GPA of queue q's notify register, where the BAR is now (0 if q is out of range). */
+uint64_t virtio_pci_notify_addr(const struct virtio_pci *vp, unsigned q);
+
+/* For device callbacks: queue q (NULL if out of range) and guest memory. */
+struct virtq *virtio_pci_queue(struct virtio_pci *vp, unsigned q);
+const struct guest_mem *virtio_pci_mem(const struct virtio_pci *vp);
+/* Sets ISR bit 0 and raises the line; callable from any thread. */
+void virtio_pci_raise(struct virtio_pci *vp);
+/* The driver's accepted features (0 before FEATURES_OK). */
+uint64_t virtio_pci_features(const struct virtio_pci *vp);
+
+/* The BAR's decoder (the bus calls it; tests call it directly). */
+void virtio_pci_bar_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write);
+
+#endif

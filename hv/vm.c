@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+#include "hv/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/blk_backend.h"
+#include "hv/boot.h"
+#include "hv/mptable.h"
+#include "hv/virtio_blk.h"
+
+#define TSS_ADDR          0xfffbd000u /* Firecracker's: above RAM, below the BIOS */
+#define IDENTITY_MAP_ADDR 0xfffbc000u
+#define ESCAPE_CHAR       0x01 /* Ctrl-A, then x: leave the VM */
+
+/* GSIs for virtio disks: IOAPIC pins above the ISA ones, each its own (no sharing). */
+static const uint8_t disk_gsis[HV_MAX_DISKS] = { 16, 17, 18, 19, 20, 21, 22, 23 };
+#define IOAPIC_PINS 24
+
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void vm_stop(struct vm *vm, enum vm_state state, const char *why)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_RUNNING) {
+		vm->state = state;
+		if (why)
+			err_set(&vm->error, EIO, "%s", why);
+		pthread_cond_broadcast(&vm->stopped);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void power_event(void *ctx, enum power_event ev)
+{
+	vm_stop(ctx, ev == POWER_RESET ? VM_REBOOT : VM_POWEROFF, NULL);
+}
+
+/* ISA interrupts (the serial port) through KVM's irqchip, from any thread. */
+static void irq_line_kvm(void *ctx, unsigned gsi, bool level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level l = { .irq = gsi, .level = level };
+
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static int open_kvm(struct vm *vm, struct circ_err *err)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = IDENTITY_MAP_ADDR;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return err_sys(err, errno, "/dev/kvm");
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		return err_set(err, ENOTSUP, "/dev/kvm speaks an unknown API version");
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0 || vm->run_size <= 0)
+		return err_sys(err, errno, "KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return err_sys(err, errno, "setting KVM's TSS and identity map");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return err_sys(err, errno, "KVM_CREATE_IRQCHIP");
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return err_sys(err, errno, "KVM_CREATE_PIT2");
+	return 0;
+}
+
+/*
+ * QEMU's routing: the PIT's GSI 0 reaches IOAPIC pin 2, as the MP table (and
+ * real hardware) says; the 8259s keep the ISA lines; every other GSI is its pin.
+ */
+static int route_irqs(struct vm *vm, struct circ_err *err)
+{
+	struct kvm_irq_routing *r =
+	    calloc(1, sizeof(*r) + 48 * sizeof(struct kvm_irq_routing_entry));
+	unsigned n = 0;
+	int rc;
+
+	if (!r)
+		return err_set(err, ENOMEM, "out of memory");
+	for (unsigned gsi = 0; gsi < 16; gsi++) {
+		if (gsi == 2)
+			continue; /* the cascade */
+		r->entries[n].gsi = gsi;
+		r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		r->entries[n].u.irqchip.irqchip =
+		    gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		r->entries[n].u.irqchip.pin = gsi % 8;
+		n++;
+	}
+	for (unsigned gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+		if (gsi == 2)
+			continue;
+		r->entries[n].gsi = gsi;
+		r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		r->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		r->entries[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
+		n++;
+	}
+	r->nr = n;
+	rc = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
+	free(r);
+	if (rc < 0)
+		return err_sys(err, errno, "KVM_SET_GSI_ROUTING");
+	return 0;
+}
+
+static int map_memory(struct vm *vm, struct circ_err *err)
+{
+	struct kvm_userspace_memory_region low = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem.low,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->mem.host,
+	};
+	struct kvm_userspace_memory_region high = {
+		.slot = 1,
+		.guest_phys_addr = GUEST_MEM_HIGH_START,
+		.memory_size = vm->mem.size - vm->mem.low,
+		.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + vm->mem.low),
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0)
+		return err_sys(err, errno, "KVM_SET_USER_MEMORY_REGION");
+	if (high.memory_size && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
+		return err_sys(err, errno, "KVM_SET_USER_MEMORY_REGION (above 4 GiB)");
+	return 0;
+}
+
+static int attach_disks(struct vm *vm, struct mptable_pci_irq *irqs, struct circ_err *err)
+{
+	for (size_t i = 0; i < vm->cfg->n_disks; i++) {
+		struct virtio_blk_pci *d;
+		struct kvm_ioeventfd io = { .len = 2 };
+		struct irq_line line;
+		uint8_t gsi = disk_gsis[i];
+
+		if (irqfd_add(&vm->irqfds, gsi, &line, err) ||
+		    virtio_blk_pci_create(&vm->pci, vm->cfg->disks[i], &vm->mem, &line, gsi, &d,
+		                          err))
+			return err_prefix(err, "disk %zu", i + 1);
+		vm->blks[vm->n_blks++] = d;
+		/* Notifications wake the device's worker inside KVM: no exit, no vCPU time. */
+		vm->notify_fds[i] = eventfd(0, EFD_CLOEXEC);
+		io.addr = virtio_pci_notify_addr(&d->vp, 0);
+		io.fd = vm->notify_fds[i];
+		if (vm->notify_fds[i] < 0 || ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+			return err_sys(err, errno, "disk %zu: KVM_IOEVENTFD", i + 1);
+		if (virtio_blk_pci_start_worker(d, vm->notify_fds[i], err))
+			return err_prefix(err, "disk %zu", i + 1);
+		irqs[i].slot = d->vp.pci.slot;
+		irqs[i].gsi = gsi;
+	}
+	return 0;
+}
+
+struct console {
+	struct vm *vm;
+	int in, stop;
+	pthread_t thread;
+	bool started;
+};
+
+/* Feeds the console to the serial port; Ctrl-A x leaves the VM. */
+static void *console_thread(void *arg)
+{
+	struct console *c = arg;
+	struct pollfd fds[2] = { { .fd = c->in, .events = POLLIN },
+		                 { .fd = c->stop, .events = POLLIN } };
+	bool escape = false;
+
+	for (;;) {
+		uint8_t buf[64], out[64];
+		size_t n_out = 0;
+		ssize_t n;
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (fds[1].revents)
+			return NULL;
+		n = read(c->in, buf, sizeof(buf));
+		if (n <= 0)
+			return NULL; /* end of input: the guest runs on without it */
+		for (ssize_t i = 0; i < n; i++) {
+			if (escape) {
+				escape = false;
+				if (buf[i] == 'x') {
+					vm_stop(c->vm, VM_STOPPED, NULL);
+					return NULL;
+				}
+				if (buf[i] != ESCAPE_CHAR)
+					out[n_out++] = ESCAPE_CHAR;
+			} else if (buf[i] == ESCAPE_CHAR) {
+				escape = true;
+				continue;
+			}
+			out[n_out++] = buf[i];
+		}
+		/* The UART's FIFO is small; wait for the guest to drain it. */
+		for (size_t done = 0; done < n_out;) {
+			struct timespec tick = { 0, 1000000 };
+
+			done += serial_feed(&c->vm->serial, out + done, n_out - done);
+			if (done < n_out)
+				nanosleep(&tick, NULL);
+		}
+	}
+}
+
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+static void collect_stats(struct vm *vm, struct hv_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; i < vm->n_vcpus; i++) {
+		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++) {
+			uint64_t n = vm->vcpus[i].exits[r];
+
+			st->exits_total += n;
+			if (r == KVM_EXIT_IO)
+				st->exits_io += n;
+			else if (r == KVM_EXIT_MMIO)
+				st->exits_mmio += n;
+			else
+				st->exits_other += n;
+		}
+	}
+	st->first_run_ns = atomic_load(&vm->first_run_ns);
+	st->first_byte_ns = atomic_load(&vm->first_byte_ns);
+}
+
+static void print_stats(struct vm *vm, FILE *f)
+{
+	static const char *const names[VCPU_EXIT_REASONS] = {
+		[KVM_EXIT_IO] = "io",
+		[KVM_EXIT_MMIO] = "mmio",
+		[KVM_EXIT_HLT] = "hlt",
+		[KVM_EXIT_SHUTDOWN] = "shutdown",
+		[KVM_EXIT_INTR] = "intr",
+		[KVM_EXIT_INTERNAL_ERROR] = "internal-error",
+		[KVM_EXIT_SYSTEM_EVENT] = "system-event",
+	};
+
+	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++) {
+		uint64_t n = 0;
+
+		for (unsigned i = 0; i < vm->n_vcpus; i++)
+			n += vm->vcpus[i].exits[r];
+		if (n)
+			fprintf(f, "hv: exits %-14s %llu\n", names[r] ? names[r] : "other",
+			        (unsigned long long)n);
+	}
+	for (size_t i = 0; i < vm->n_blks; i++) {
+		struct virtio_blk_stats st;
+
+		virtio_blk_get_stats(&vm->blks[i]->blk, &st);
+		fprintf(f,
+		        "hv: disk %zu: %llu reads (%llu bytes), %llu writes (%llu bytes), %llu "
+		        "flushes, "
+		        "%llu discards, %llu errors, %llu malformed\n",
+		        i + 1, (unsigned long long)st.reads, (unsigned long long)st.read_bytes,
+		        (unsigned long long)st.writes, (unsigned long long)st.written_bytes,
+		        (unsigned long long)st.flushes, (unsigned long long)st.discards,
+		        (unsigned long long)st.io_errors, (unsigned long long)st.bad_chains);
+	}
+}
+
+int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stats *stats,
+           struct circ_err *err)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct boot_config bc = { .kernel_path = cfg->kernel,
+		                  .initrd_path = cfg->initrd,
+		                  .cmdline = cfg->cmdline ? cfg->cmdline : "",
+		                  .cpus = cfg->cpus };
+	struct mptable_pci_irq irqs[HV_MAX_DISKS];
+	struct console con = { .in = -1, .stop = -1 };
+	struct sigaction sa = { .sa_handler = ignore_signal };
+	struct irq_line com1;
+	struct boot_info boot;
+	bool serial_ready = false;
+	int ret = -1;
+
+	if (!vm)
+		return err_set(err, ENOMEM, "out of memory");
+	vm->cfg = cfg;
+	vm->t0_ns = vm_now_ns();
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->stopped, NULL);
+	bus_init(&vm->pio);
+	bus_init(&vm->mmio);
+	irqfd_set_init(&vm->irqfds, -1, err);
+	if (cfg->cpus < 1 || cfg->cpus > HV_MAX_CPUS || cfg->n_disks > HV_MAX_DISKS) {
+		err_set(err, EINVAL, "between 1 and %d vCPUs and at most %d disks", HV_MAX_CPUS,
+		        HV_MAX_DISKS);
+		goto out;
+	}
+	/* vCPU threads are kicked out of KVM_RUN with SIGUSR1; it must not kill us. */
+	sigaction(SIGUSR1, &sa, NULL);
+	if (guest_mem_alloc(&vm->mem, cfg->mem, err) || open_kvm(vm, err) || route_irqs(vm, err) ||
+	    map_memory(vm, err))
+		goto out;
+	vm->irqfds.vm_fd = vm->vm_fd;
+	com1 = (struct irq_line){ .set = irq_line_kvm, .ctx = vm, .gsi = SERIAL_COM1_IRQ };
+	serial_init(&vm->serial, cfg->console_out, &com1);
+	serial_ready = true;
+	power_init(&vm->power, power_event, vm);
+	if (serial_register(&vm->serial, &vm->pio) || power_register(&vm->power, &vm->pio) ||
+	    pci_init(&vm->pci, &vm->pio, &vm->mmio)) {
+		err_set(err, EBUSY, "registering devices");
+		goto out;
+	}
+	if (attach_disks(vm, irqs, err))
+		goto out;
+	/* The kernel goes in last: the MP table names the disks' PCI slots and GSIs. */
+	bc.pci_irqs = irqs;
+	bc.n_pci_irqs = cfg->n_disks;
+	if (boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
+		goto out;
+	vm->n_vcpus = cfg->cpus;
+	for (unsigned i = 0; i < cfg->cpus; i++)
+		if (vcpu_create(vm, &vm->vcpus[i], i, &boot, err))
+			goto out;
+	for (unsigned i = 0; i < cfg->cpus; i++) {
+		if (pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i])) {
+			err_set(err, EAGAIN, "cannot start vCPU %u", i);
+			vm_stop(vm, VM_FAILED, "cannot start a vCPU thread");
+			break;
+		}
+		vm->vcpus[i].started = true;
+	}
+	if (cfg->console_in >= 0) {
+		con.vm = vm;
+		con.in = cfg->console_in;
+		con.stop = eventfd(0, EFD_CLOEXEC);
+		con.started =
+		    con.stop >= 0 && pthread_create(&con.thread, NULL, console_thread, &con) == 0;
+	}
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->state == VM_RUNNING)
+		pthread_cond_wait(&vm->stopped, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	if (con.started) {
+		uint64_t one = 1;
+
+		if (write(con.stop, &one, sizeof(one)) < 0) {
+			/* The thread also ends at the console's end of file. */
+		}
+		pthread_join(con.thread, NULL);
+	}
+	if (cfg->stats)
+		print_stats(vm, cfg->stats);
+	if (stats)
+		collect_stats(vm, stats);
+	switch (vm->state) {
+	case VM_POWEROFF:
+		*outcome = HV_POWEROFF;
+		ret = 0;
+		break;
+	case VM_REBOOT:
+		*outcome = HV_REBOOT;
+		ret = 0;
+		break;
+	case VM_STOPPED:
+		*outcome = HV_STOPPED;
+		ret = 0;
+		break;
+	default:
+		*err = vm->error;
+		break;
+	}
+out:
+	if (con.stop >= 0)
+		close(con.stop);
+	/* Devices go after the vCPUs stop: the PCI bus still points at them until then. */
+	for (size_t i = 0; i < vm->n_blks; i++)
+		virtio_blk_pci_destroy(vm->blks[i]);
+	for (size_t i = 0; i < HV_MAX_DISKS; i++)
+		if (vm->notify_fds[i] > 0)
+			close(vm->notify_fds[i]);
+	irqfd_set_destroy(&vm->irqfds);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	guest_mem_free(&vm->mem);
+	if (vm->pci.pio)
+		pci_destroy(&vm->pci);
+	if (serial_ready)
+		serial_destroy(&vm->serial);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->stopped);
+	free(vm);
+	return ret;
+}
