@@ -26,6 +26,8 @@ static const char usage[] =
     "  umount MOUNTPOINT            flush and unmount\n"
     "  update DISK                  move DISK to the newest signed version\n"
     "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
+    "  run --kernel FILE (--disk DISK | --disk-file FILE)... [--vmm auto|hv|qemu]\n"
+    "                               boot a VM from circ disks (hv on KVM, or QEMU)\n"
     "\n"
     "Options for every command:\n"
     "  --state DIR   client state directory (default $CIRC_STATE, else\n"
@@ -40,11 +42,21 @@ struct command {
 	int (*run)(struct cli *cli, int argc, char **argv);
 };
 
+/* One command a line reads best. */
+/* clang-format off */
 static const struct command commands[] = {
-	{ "keygen", cmd_keygen }, { "publish", cmd_publish }, { "verify", cmd_verify },
-	{ "serve", cmd_serve },   { "pull", cmd_pull },       { "mount", cmd_mount },
-	{ "umount", cmd_umount }, { "update", cmd_update },   { "stats", cmd_stats },
+	{ "keygen", cmd_keygen },
+	{ "publish", cmd_publish },
+	{ "verify", cmd_verify },
+	{ "serve", cmd_serve },
+	{ "pull", cmd_pull },
+	{ "mount", cmd_mount },
+	{ "umount", cmd_umount },
+	{ "update", cmd_update },
+	{ "stats", cmd_stats },
+	{ "run", cmd_run },
 };
+/* clang-format on */
 
 int main(int argc, char **argv)
 {

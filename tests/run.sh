@@ -10,6 +10,13 @@ export CIRC="$build/circ" CIRC_BUILD="$build" CIRC_ROOT="$root"
 passed=0 failed=0 skipped=0
 failures=()
 
+# The boot loader's tests run against Debian's stock kernel, fetched once.
+if kernel=$("$root/tests/unit/fetch-kernel.sh" 2>/dev/null); then
+	export CIRC_TEST_KERNEL=$kernel
+else
+	echo "note: could not fetch Debian's kernel; boot loader tests against it are skipped"
+fi
+
 echo "== unit tests (Check)"
 out=$("$build/unit-tests" 2>&1)
 rc=$?
