@@ -7,7 +7,8 @@
  * instruction count stays small: KVM on CI machines emulates every one.
  *
  * Command line: "cksum=N copy=S discard=S" (decimal); "reboot=1" resets the
- * machine through the i8042 instead, "crash=1" triple-faults.
+ * machine through the i8042 instead, "crash=1" triple-faults, "echo=1" reads
+ * a line from the console and prints it back.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -313,6 +314,26 @@ void guest_main(const uint8_t *boot_params)
 		outb(0x64, 0xfe); /* the i8042's reset line */
 		for (;;)
 			__asm__ volatile("hlt");
+	}
+	if (arg(cmdline, "echo")) {
+		/* The console's input: one line, echoed back, then power off. */
+		char line[64];
+		unsigned n = 0;
+
+		puts("type a line: ");
+		for (;;) {
+			while (!(inb(COM1 + 5) & 1))
+				__asm__ volatile("pause");
+			line[n] = (char)inb(COM1);
+			if (line[n] == '\r' || line[n] == '\n' || n == sizeof(line) - 2)
+				break;
+			n++;
+		}
+		line[n] = 0;
+		puts("\ngot: ");
+		puts(line);
+		putc('\n');
+		poweroff();
 	}
 	if (arg(cmdline, "crash")) {
 		/* No IDT: the breakpoint faults, the fault double-faults, then a triple fault. */

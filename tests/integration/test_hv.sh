@@ -80,6 +80,17 @@ test_reboot_and_triple_fault() {
 	grep -Eq "(triple-fault|internal error).*rip=0x" err || die "no register dump: $(cat err)"
 }
 
+test_console_input_and_smp() {
+	need_kvm
+	command -v script >/dev/null || skip "script(1) is not installed"
+	# On a terminal the guest owns the keyboard; the line comes back from the guest.
+	printf 'hello from the host\r' | timeout 60 script -qec \
+		"'$CIRC' run --vmm hv --kernel '$GUEST' --append echo=1 --mem 32M --cpus 2" /dev/null >out
+	rc=$?
+	[ "$rc" = 0 ] || die "circ run exited $rc: $(cat -v out | tail -n 3)"
+	grep -q "got: hello from the host" out || die "the guest did not read the console: $(cat -v out)"
+}
+
 test_bad_input() {
 	need_kvm
 	expect_fail 1 "nokernel: No such file" "$CIRC" run --vmm hv --kernel nokernel
@@ -100,4 +111,5 @@ test_bad_input() {
 t_case "the test guest drives virtio-blk on raw files and powers off" test_guest_drives_virtio_blk
 t_case "the test guest boots from a published circ disk (no FUSE)" test_guest_on_a_circ_disk
 t_case "guest reset exits 3; a triple fault exits 1 with a register dump" test_reboot_and_triple_fault
+t_case "console input reaches the guest; two vCPUs start and stop" test_console_input_and_smp
 t_case "bad input to circ run: one-line errors" test_bad_input
