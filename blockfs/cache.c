@@ -98,6 +98,12 @@ static struct cache_entry *entry_add(struct cache *c, const struct block_id *id,
 	if (e) {
 		lru_unlink(c, e);
 		lru_push_newest(c, e);
+		if (e->size != size) {
+			/* A fresh put replaces a torn entry: its size is the new one. */
+			c->stats.bytes = c->stats.bytes - e->size + size;
+			e->size = size;
+			e->verified = false;
+		}
 		e->verified |= verified;
 		return e;
 	}
@@ -341,9 +347,18 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
 	e = lookup(c, id);
-	if (!e || e->size != block_size) {
+	if (!e) {
 		c->stats.misses++;
 		pthread_mutex_unlock(&c->lock);
+		return -ENOENT;
+	}
+	if (e->size != block_size) {
+		/*
+		 * One ID has one size (it hashes the bytes): the entry was cut short or
+		 * grown by a crash or a hand. Never served; fetched again.
+		 */
+		pthread_mutex_unlock(&c->lock);
+		drop(c, id);
 		return -ENOENT;
 	}
 	lru_unlink(c, e);

@@ -189,7 +189,8 @@ void store_prefetch(struct store *s, const struct block_id *id, size_t block_siz
 	if (cache_contains(s->cache, id))
 		return;
 	pthread_mutex_lock(&s->lock);
-	if (s->q_len < QUEUE_LEN && !flight_find(s, id)) {
+	/* Without workers nobody would take it: queueing would only hang store_drain. */
+	if (s->n_workers && s->q_len < QUEUE_LEN && !flight_find(s, id)) {
 		s->queue[(s->q_head + s->q_len) % QUEUE_LEN] =
 		    (struct pending){ .id = *id, .block_size = block_size };
 		s->q_len++;

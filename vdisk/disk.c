@@ -17,6 +17,7 @@
 #include "vdisk/overlay.h"
 
 #define STATS_SAVE_EVERY_S 5
+#define SECTOR_LOCKS       64 /* stripes: writers of one sector take the same lock */
 
 struct vdisk {
 	char *dir;
@@ -30,6 +31,8 @@ struct vdisk {
 	struct store *store;
 	struct overlay *ov;
 	unsigned readahead;
+	/* A partial-sector write is read-modify-write: no other write to that sector between. */
+	pthread_mutex_t sector_locks[SECTOR_LOCKS];
 
 	pthread_mutex_t lock;    /* guards the fields below */
 	int64_t last_block;      /* for read-ahead: the last base block read */
@@ -73,6 +76,8 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	vd->log = opts->log ? opts->log : stderr;
 	vd->readahead = opts->readahead;
 	pthread_mutex_init(&vd->lock, NULL);
+	for (int i = 0; i < SECTOR_LOCKS; i++)
+		pthread_mutex_init(&vd->sector_locks[i], NULL);
 	vd->dir = state_disk_dir(state, disk);
 	cdir = state_cache_dir(state);
 	if (!vd->dir || !cdir) {
@@ -160,6 +165,8 @@ int vdisk_close(struct vdisk *vd)
 	if (vd->lockfd >= 0)
 		close(vd->lockfd);
 	pthread_mutex_destroy(&vd->lock);
+	for (int i = 0; i < SECTOR_LOCKS; i++)
+		pthread_mutex_destroy(&vd->sector_locks[i]);
 	free(vd->dir);
 	free(vd);
 	return rc;
@@ -299,6 +306,7 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 		size_t n = end - off < OVERLAY_SECTOR - in ? end - off : OVERLAY_SECTOR - in;
 		int rc;
 
+		pthread_mutex_lock(&vd->sector_locks[s % SECTOR_LOCKS]);
 		if (n == OVERLAY_SECTOR) {
 			/* A whole sector never needs the base: no fetch. */
 			rc = overlay_write_sector(vd->ov, s, p);
@@ -315,6 +323,7 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 				rc = overlay_write_sector(vd->ov, s, sector);
 			}
 		}
+		pthread_mutex_unlock(&vd->sector_locks[s % SECTOR_LOCKS]);
 		if (rc)
 			return rc;
 		p += n;
@@ -349,8 +358,15 @@ int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len)
 		uint64_t n = end - off < OVERLAY_SECTOR - (off - start)
 		                 ? end - off
 		                 : OVERLAY_SECTOR - (off - start);
-		int rc = n == OVERLAY_SECTOR ? overlay_zero_sector(vd->ov, s)
-		                             : vdisk_write(vd, zeros, (size_t)n, off);
+		int rc;
+
+		if (n == OVERLAY_SECTOR) {
+			pthread_mutex_lock(&vd->sector_locks[s % SECTOR_LOCKS]);
+			rc = overlay_zero_sector(vd->ov, s);
+			pthread_mutex_unlock(&vd->sector_locks[s % SECTOR_LOCKS]);
+		} else {
+			rc = vdisk_write(vd, zeros, (size_t)n, off);
+		}
 
 		if (rc)
 			return rc;

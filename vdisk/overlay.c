@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -261,9 +262,18 @@ static int rebuild_slots(struct overlay *o, struct circ_err *err)
 		if (v == MAP_ZERO)
 			continue;
 		if (v - 1 >= o->n_slots) {
-			/* A slot past the data file's end: treat the sector as never written. */
+			/*
+			 * A slot past the data file's end: the sector was never written
+			 * durably. Log the correction, or a later write that grows the file
+			 * over that slot would bring the stale entry back.
+			 */
 			o->map[i] = MAP_BASE;
 			o->changed--;
+			if (vec_push(&o->dirty, (uint32_t)i)) {
+				free(used);
+				return err_set(err, ENOMEM, "out of memory");
+			}
+			o->dirty_bits[i / 8] |= (uint8_t)(1u << (i % 8));
 			continue;
 		}
 		used[v - 1] = 1;
@@ -437,6 +447,27 @@ int overlay_zero_sector(struct overlay *o, uint64_t s)
 	return rc;
 }
 
+/*
+ * Appends one batch with a single write; a failed or short one is cut off
+ * again, so that no torn batch sits in front of later good ones.
+ */
+static int append_batch(struct overlay *o, const uint8_t *h, const struct buf *batch)
+{
+	struct iovec iov[2] = { { (void *)h, LOG_HEADER_LEN }, { batch->data, batch->len } };
+	ssize_t want = (ssize_t)(LOG_HEADER_LEN + batch->len), n;
+	int rc = 0;
+
+	n = writev(o->log_fd, iov, 2);
+	if (n != want)
+		rc = n < 0 ? -errno : -ENOSPC;
+	else if (fdatasync(o->log_fd))
+		rc = -errno;
+	if (rc && ftruncate(o->log_fd, (off_t)o->log_bytes)) {
+		/* The torn tail stays; recovery stops there, as before this flush. */
+	}
+	return rc;
+}
+
 int overlay_flush(struct overlay *o)
 {
 	struct buf batch = { 0 };
@@ -469,12 +500,9 @@ int overlay_flush(struct overlay *o)
 		put_u32le(h + 4, (uint32_t)(batch.len / 8));
 		put_u64le(h + 8, o->seq + 1);
 		sha256(h, 16, batch.data, batch.len, h + 16);
-		if (write(o->log_fd, h, sizeof(h)) != (ssize_t)sizeof(h) ||
-		    write(o->log_fd, batch.data, batch.len) != (ssize_t)batch.len ||
-		    fdatasync(o->log_fd)) {
-			rc = errno ? -errno : -EIO;
+		rc = append_batch(o, h, &batch);
+		if (rc)
 			goto out;
-		}
 		o->seq++;
 		o->log_bytes += sizeof(h) + batch.len;
 	}

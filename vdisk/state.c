@@ -70,9 +70,13 @@ void disk_conf_release(struct disk_conf *c)
 static bool url_valid(const char *u)
 {
 	size_t n = strlen(u);
+	const char *host;
 
 	if (n == 0 || n > URL_MAX_LEN || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)))
 		return false;
+	host = u + (u[4] == 's' ? 8 : 7);
+	if (*host == '\0' || *host == '/')
+		return false; /* no host */
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f)
 			return false;
@@ -110,8 +114,11 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 		} else if (strcmp(line, "version") == 0) {
 			char *end;
 
+			/* Digits only: strtoull would also take "-1", "+5" and " 5". */
+			errno = 0;
 			c->version = strtoull(val, &end, 10);
-			have_version = *end == '\0' && c->version > 0;
+			have_version = val[0] >= '0' && val[0] <= '9' && *end == '\0' &&
+			               c->version > 0 && errno == 0;
 		} else if (strcmp(line, "url") == 0 && url_valid(val) &&
 		           c->n_urls < STATE_MAX_MIRRORS) {
 			c->urls[c->n_urls] = strdup(val);
