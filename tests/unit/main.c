@@ -16,6 +16,13 @@ int main(void)
 	srunner_add_suite(sr, pointer_suite());
 	srunner_add_suite(sr, image_suite());
 	srunner_add_suite(sr, cli_suite());
+	srunner_add_suite(sr, cache_suite());
+	srunner_add_suite(sr, store_suite());
+	srunner_add_suite(sr, overlay_suite());
+	srunner_add_suite(sr, state_suite());
+	srunner_add_suite(sr, disk_suite());
+	srunner_add_suite(sr, virtio_suite());
+	srunner_add_suite(sr, boot_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

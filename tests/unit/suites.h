@@ -14,5 +14,12 @@ Suite *manifest_suite(void);
 Suite *pointer_suite(void);
 Suite *image_suite(void);
 Suite *cli_suite(void);
+Suite *cache_suite(void);
+Suite *store_suite(void);
+Suite *overlay_suite(void);
+Suite *state_suite(void);
+Suite *disk_suite(void);
+Suite *virtio_suite(void);
+Suite *boot_suite(void);
 
 #endif
