@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define OPT_STATE (OPT_LONG - 1)
 #define MAX_OPTS  64
@@ -227,4 +228,19 @@ int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char
 	default:
 		return 0;
 	}
+}
+
+char *cli_absolute_path(const char *path)
+{
+	char *cwd, *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
 }

@@ -83,6 +83,9 @@ int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char
  */
 char *cli_state_dir(const struct cli *cli, struct circ_err *err);
 
+/* path made absolute against the working directory (the caller frees). */
+char *cli_absolute_path(const char *path);
+
 /* Subcommands. */
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_publish(struct cli *cli, int argc, char **argv);

@@ -42,7 +42,10 @@ static const char usage[] =
     "\n"
     "  -f, --foreground   stay in the foreground, logging to stderr\n"
     "  --read-only        refuse writes\n"
-    "  --no-prefetch      do not fetch the image's boot prefetch list\n" CLI_NET_HELP;
+    "  --no-prefetch      do not fetch the image's boot prefetch list\n"
+    "  --record-reads FILE  write the image blocks read, in first-read order, to FILE\n"
+    "                     at unmount (a boot's working set for `circ publish "
+    "--prefetch`)\n" CLI_NET_HELP;
 
 static struct vdisk *disk_of_context(void)
 {
@@ -224,6 +227,7 @@ static void *stats_saver(void *arg)
 struct mount_opts {
 	const char *disk, *mountpoint;
 	bool foreground, read_only, prefetch;
+	char *record_reads; /* absolute: the daemon leaves the working directory */
 	struct cli_net net;
 };
 
@@ -248,6 +252,7 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 		.cache_size = mo->net.cache_size,
 		.readahead = VDISK_DEFAULT_READAHEAD,
 		.read_only = mo->read_only,
+		.record_reads = mo->record_reads,
 	};
 	struct stats_saver saver = { .lock = PTHREAD_MUTEX_INITIALIZER,
 		                     .stop = PTHREAD_COND_INITIALIZER };
@@ -353,6 +358,7 @@ out:
 
 enum {
 	OPT_RO = OPT_LONG,
+	OPT_RECORD,
 	OPT_NO_PREFETCH
 };
 
@@ -362,6 +368,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "read-only", no_argument, NULL, OPT_RO },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+		{ "record-reads", required_argument, NULL, OPT_RECORD },
 		CLI_NET_OPTIONS,
 		{ 0 },
 	};
@@ -391,6 +398,12 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_NO_PREFETCH:
 			mo.prefetch = false;
+			break;
+		case OPT_RECORD:
+			free(mo.record_reads);
+			mo.record_reads = cli_absolute_path(optarg);
+			if (!mo.record_reads)
+				return cli_fail(cli, "out of memory");
 			break;
 		default:
 			return EXIT_USAGE;
@@ -455,6 +468,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		rc = 0;
 	}
 out:
+	free(mo.record_reads);
 	free(mp);
 	free(state);
 	return rc;

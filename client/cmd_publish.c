@@ -23,6 +23,8 @@ static const char usage[] =
     "                        clients refuse an expired pointer\n"
     "  --threads N           worker threads (default: one per CPU)\n"
     "  --level N             zstd compression level (default 3)\n"
+    "  --prefetch FILE       block numbers a boot reads, in order (from `circ mount\n"
+    "                        --record-reads`): clients fetch them ahead on mount\n"
     "  -v, --verbose         print a summary on stderr\n";
 
 enum {
@@ -32,7 +34,8 @@ enum {
 	OPT_BLOCK_SIZE,
 	OPT_EXPIRES,
 	OPT_THREADS,
-	OPT_LEVEL
+	OPT_LEVEL,
+	OPT_PREFETCH,
 };
 
 int cmd_publish(struct cli *cli, int argc, char **argv)
@@ -45,6 +48,7 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		{ "expires", required_argument, NULL, OPT_EXPIRES },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ 0 },
 	};
 	struct publish_opts opts = {
@@ -93,6 +97,9 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 			if (cli_parse_u64(optarg, &v) || v < 1 || v > 19)
 				return cli_usage_error(cli, "zstd level '%s' not in 1..19", optarg);
 			opts.level = (int)v;
+			break;
+		case OPT_PREFETCH:
+			opts.prefetch = optarg;
 			break;
 		default:
 			return EXIT_USAGE;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "blockfs/block.h"
+#include "blockfs/file.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "vdisk/key.h"
@@ -279,6 +280,50 @@ out:
 	return ret;
 }
 
+/*
+ * The boot's working set, recorded on the previous version: indices in the
+ * order they were first read. Zero blocks, repeats and indices past this
+ * version's end are left out; the list is untrusted text.
+ */
+static int load_prefetch(struct manifest *m, const char *path, struct circ_err *err)
+{
+	uint8_t *seen = calloc(m->n_blocks / 8 + 1, 1);
+	struct buf b = { 0 };
+	char *p, *end;
+	int ret = -1;
+
+	m->prefetch = calloc(m->n_blocks, sizeof(*m->prefetch));
+	if (!seen || !m->prefetch) {
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (file_read_all(path, 64u << 20, &b, err) || buf_append(&b, "", 1))
+		goto out;
+	for (p = (char *)b.data; p < (char *)b.data + b.len - 1; p = end) {
+		unsigned long long idx;
+
+		while (*p == '\n' || *p == ' ' || *p == '\t' || *p == '\r')
+			p++;
+		if (!*p && p == (char *)b.data + b.len - 1)
+			break;
+		if (*p < '0' || *p > '9') {
+			err_set(err, EINVAL, "%s: not a list of block numbers", path);
+			goto out;
+		}
+		idx = strtoull(p, &end, 10);
+		if (idx < m->n_blocks && !block_id_is_zero(&m->blocks[idx]) &&
+		    !(seen[idx / 8] & (1u << (idx % 8)))) {
+			seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+			m->prefetch[m->n_prefetch++] = (uint32_t)idx;
+		}
+	}
+	ret = 0;
+out:
+	free(seen);
+	buf_free(&b);
+	return ret;
+}
+
 static void remove_new_blocks(struct job *job)
 {
 	for (size_t i = 0; i < job->n_new; i++)
@@ -340,6 +385,8 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 		goto rollback;
 	/* Every block durable before a manifest can name it. */
 	if (repo_sync(repo, err))
+		goto rollback;
+	if (opts->prefetch && load_prefetch(&m, opts->prefetch, err))
 		goto rollback;
 	if (manifest_encode(&m, key, &mbuf, err))
 		goto rollback;

@@ -19,10 +19,11 @@ struct publish_opts {
 	const char *name;
 	const char *image;
 	uint32_t block_size;
-	uint64_t expires_in; /* seconds from now */
-	unsigned threads;    /* 0: one per online CPU */
-	int level;           /* zstd level */
-	bool progress;       /* draw progress on a terminal */
+	uint64_t expires_in;  /* seconds from now */
+	unsigned threads;     /* 0: one per online CPU */
+	int level;            /* zstd level */
+	bool progress;        /* draw progress on a terminal */
+	const char *prefetch; /* a file of block indices (circ mount --record-reads), or NULL */
 };
 
 struct publish_result {

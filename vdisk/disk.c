@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "blockfs/cache.h"
+#include "blockfs/file.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/manifest.h"
@@ -34,8 +37,18 @@ struct vdisk {
 	/* A partial-sector write is read-modify-write: no other write to that sector between. */
 	pthread_mutex_t sector_locks[SECTOR_LOCKS];
 
-	pthread_mutex_t lock;    /* guards the fields below */
-	int64_t last_block;      /* for read-ahead: the last base block read */
+	/* Background prefetch of the manifest's list. */
+	pthread_t prefetchers[VDISK_PREFETCH_THREADS];
+	unsigned n_prefetchers;
+	atomic_uint prefetch_next;
+	atomic_bool prefetch_stop;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	int64_t last_block;   /* for read-ahead: the last base block read */
+	char *record_path;    /* recording the blocks read, when set */
+	uint8_t *recorded;    /* a bit per block: read already */
+	uint32_t *trace;      /* block indices in the order of their first read */
+	size_t n_trace;
 	struct disk_stats saved; /* statistics of earlier sessions */
 	time_t stats_saved_at;
 };
@@ -100,6 +113,15 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	              &vd->store, err) ||
 	    overlay_open(vd->dir, vd->m.image_size, &vd->ov, err))
 		goto fail;
+	if (opts->record_reads) {
+		vd->record_path = strdup(opts->record_reads);
+		vd->recorded = calloc(vd->m.n_blocks / 8 + 1, 1);
+		vd->trace = calloc(vd->m.n_blocks, sizeof(*vd->trace));
+		if (!vd->record_path || !vd->recorded || !vd->trace) {
+			err_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
 	disk_stats_load(vd->dir, &vd->saved);
 	vd->stats_saved_at = time(NULL);
 	key_free(pub);
@@ -130,6 +152,34 @@ void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st)
 	st->overlay_bytes = vd->ov ? overlay_bytes(vd->ov) : st->overlay_bytes;
 }
 
+static void record_read(struct vdisk *vd, uint64_t idx)
+{
+	pthread_mutex_lock(&vd->lock);
+	if (!(vd->recorded[idx / 8] & (1u << (idx % 8)))) {
+		vd->recorded[idx / 8] |= (uint8_t)(1u << (idx % 8));
+		vd->trace[vd->n_trace++] = (uint32_t)idx;
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+/* Writes the recorded reads, one block index a line. */
+static void save_trace(struct vdisk *vd)
+{
+	struct buf b = { 0 };
+	struct circ_err err;
+	char line[16];
+
+	for (size_t i = 0; i < vd->n_trace; i++) {
+		int n = snprintf(line, sizeof(line), "%" PRIu32 "\n", vd->trace[i]);
+
+		if (buf_append(&b, line, (size_t)n))
+			break;
+	}
+	if (file_write_atomic(vd->record_path, b.data ? b.data : (uint8_t *)"", b.len, 0644, &err))
+		fprintf(vd->log, "circ: %s\n", err.msg);
+	buf_free(&b);
+}
+
 static void save_stats(struct vdisk *vd, bool force)
 {
 	struct disk_stats st;
@@ -152,6 +202,11 @@ int vdisk_close(struct vdisk *vd)
 
 	if (!vd)
 		return 0;
+	atomic_store(&vd->prefetch_stop, true);
+	for (unsigned i = 0; i < vd->n_prefetchers; i++)
+		pthread_join(vd->prefetchers[i], NULL);
+	if (vd->record_path && vd->recorded)
+		save_trace(vd);
 	if (vd->ov && !vd->read_only)
 		rc = overlay_flush(vd->ov);
 	if (vd->store && vd->ov)
@@ -164,6 +219,9 @@ int vdisk_close(struct vdisk *vd)
 	disk_conf_release(&vd->conf);
 	if (vd->lockfd >= 0)
 		close(vd->lockfd);
+	free(vd->record_path);
+	free(vd->recorded);
+	free(vd->trace);
 	pthread_mutex_destroy(&vd->lock);
 	for (int i = 0; i < SECTOR_LOCKS; i++)
 		pthread_mutex_destroy(&vd->sector_locks[i]);
@@ -221,6 +279,8 @@ static int base_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 		memset(buf, 0, len);
 		return 0;
 	}
+	if (vd->recorded)
+		record_read(vd, idx);
 	if (vd->readahead)
 		read_ahead(vd, idx);
 	if (store_read(vd->store, id, vd->m.block_size, off % vd->m.block_size, len, buf, &err) ==
@@ -375,14 +435,32 @@ int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-void vdisk_prefetch(struct vdisk *vd)
+static void *prefetch_worker(void *arg)
 {
-	for (uint32_t i = 0; i < vd->m.n_prefetch; i++) {
+	struct vdisk *vd = arg;
+	struct circ_err err;
+	uint32_t i;
+
+	while (!atomic_load(&vd->prefetch_stop) &&
+	       (i = atomic_fetch_add(&vd->prefetch_next, 1)) < vd->m.n_prefetch) {
 		const struct block_id *id = &vd->m.blocks[vd->m.prefetch[i]];
 
+		/* Best effort: a block that fails here is fetched again when read. */
 		if (!block_id_is_zero(id))
-			store_prefetch(vd->store, id, vd->m.block_size);
+			store_ensure(vd->store, id, vd->m.block_size, &err);
 	}
+	return NULL;
+}
+
+int vdisk_prefetch(struct vdisk *vd)
+{
+	unsigned n =
+	    vd->m.n_prefetch < VDISK_PREFETCH_THREADS ? vd->m.n_prefetch : VDISK_PREFETCH_THREADS;
+
+	for (; vd->n_prefetchers < n; vd->n_prefetchers++)
+		if (pthread_create(&vd->prefetchers[vd->n_prefetchers], NULL, prefetch_worker, vd))
+			return -EAGAIN;
+	return 0;
 }
 
 void vdisk_save_stats(struct vdisk *vd)

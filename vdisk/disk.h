@@ -27,7 +27,15 @@ struct vdisk_options {
 	unsigned workers;    /* background fetchers; 0: VDISK_DEFAULT_WORKERS */
 	bool read_only;
 	FILE *log; /* blocks that cannot be had are named here; NULL: stderr */
+	/*
+	 * If set, the base blocks read are recorded, in the order of their first
+	 * read, and written to this file (one index a line) when the disk closes:
+	 * a boot's working set, for `circ publish --prefetch`.
+	 */
+	const char *record_reads;
 };
+
+#define VDISK_PREFETCH_THREADS 8 /* requests in flight while prefetching */
 
 struct vdisk;
 
@@ -43,8 +51,11 @@ int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off);
 int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off);
 int vdisk_flush(struct vdisk *vd);
 int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len);
-/* Fetches the blocks the manifest lists for prefetching, in the background. */
-void vdisk_prefetch(struct vdisk *vd);
+/*
+ * Fetches the blocks the manifest lists for prefetching, in the background,
+ * several at a time, in the list's order; ends by itself, or at vdisk_close.
+ */
+int vdisk_prefetch(struct vdisk *vd);
 /* This disk's statistics, earlier sessions included; and saving them for `circ stats`. */
 void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st);
 void vdisk_save_stats(struct vdisk *vd);

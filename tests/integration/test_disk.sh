@@ -272,6 +272,35 @@ test_signals_unmount_and_flush() {
 	"$CIRC" --state st umount mnt
 }
 
+test_boot_prefetch() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt --record-reads trace
+	debugfs -R "cat /usr/bin/blob" mnt/disk.img >/dev/null 2>&1 || die "read through debugfs"
+	"$CIRC" --state st umount mnt || die "umount"
+	[ -s trace ] || die "no reads recorded"
+	grep -qv '^[0-9][0-9]*$' trace && die "the trace is not a list of block numbers"
+	n=$(sort -u trace | wc -l)
+	[ "$n" = "$(wc -l <trace)" ] || die "the trace repeats blocks"
+	# The next version carries the list; a fresh client fetches it on mount, unasked.
+	"$CIRC" publish --repo repo --key k.key --name deb --prefetch trace img >/dev/null || die "publish"
+	"$CIRC" --state st2 pull "$URL" deb --key k.pub >/dev/null || die "pull 2"
+	mount_disk st2 deb mnt2
+	for _ in $(seq 1 200); do
+		got=$(json_field "$("$CIRC" --state st2 stats deb --json)" fetched_blocks)
+		[ "${got:-0}" -ge "$n" ] && break
+		sleep 0.05
+	done
+	[ "${got:-0}" -ge "$n" ] || die "prefetched $got of $n blocks"
+	before=$got
+	debugfs -R "cat /usr/bin/blob" mnt2/disk.img >/dev/null 2>&1 || die "read after prefetch"
+	"$CIRC" --state st2 umount mnt2 || die "umount 2"
+	after=$(json_field "$("$CIRC" --state st2 stats deb --json)" fetched_blocks)
+	[ "$after" -le "$((before + 2))" ] || die "the read fetched $((after - before)) blocks after prefetching"
+	expect_fail 1 "not a list of block numbers" "$CIRC" publish --repo repo --key k.key --name deb --prefetch img img
+}
+
 t_case "pull and mount a 256 MiB ext4 image: exact bytes, e2fsck, files" test_image_reads_back_exactly
 t_case "reading one small file fetches under 5% of the image" test_small_read_fetches_little
 t_case "writes survive umount, kill -9 after fsync; QEMU uses disk.img" test_writes_are_durable
@@ -283,3 +312,4 @@ t_case "update fetches only changed blocks; refuses to drop writes" test_update_
 t_case "update --keep-overlay keeps local writes on the new base" test_update_keeps_overlay
 t_case "a torn or damaged cache entry is fetched again, never served" test_torn_cache_entry_refetched
 t_case "SIGTERM unmounts and flushes" test_signals_unmount_and_flush
+t_case "a recorded boot working set is prefetched on the next version" test_boot_prefetch
