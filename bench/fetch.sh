@@ -37,32 +37,6 @@ stop_servers() {
 trap stop_servers EXIT
 trap 'exit 130' INT TERM
 
-# wait_http URL PID WHAT: polls URL until it answers 200 (at most ~10 s),
-# failing early if PID exits.
-wait_http() {
-	local url=$1 pid=$2 what=$3 i
-	for i in $(seq 1 200); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		if curl -sf -o /dev/null --max-time 1 "$url"; then
-			return 0
-		fi
-		[ "$i" -lt 200 ] && sleep 0.05
-	done
-	die "$what did not answer $url"
-}
-
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	die "no free port found"
-}
-
 start_circ_serve() {
 	local i
 	"$CIRC" serve --repo "$REPO" --listen 127.0.0.1:0 --quiet >"$W/serve.out" 2>"$W/serve.log" &
@@ -78,56 +52,10 @@ start_circ_serve() {
 		die "circ serve exited: $(cat "$W/serve.log")"
 }
 
-# nginx as a peer: 2 workers (one per core here), sendfile, keep-alive, no
-# access log; also serves the raw images under /raw/ for the one-request figure.
-start_nginx() {
-	local port conf attempt user=''
-	NGINX_DIR=$(mktemp -d "$W/nginx.XXXXXX")
-	mkdir -p "$NGINX_DIR/tmp"
-	[ "$(id -u)" -ne 0 ] || user='user root;'
-	for attempt in 1 2 3 4 5; do
-		port=$(free_port)
-		conf=$NGINX_DIR/nginx.conf
-		cat >"$conf" <<-EOF
-			$user
-			worker_processes 2;
-			pid $NGINX_DIR/nginx.pid;
-			error_log $NGINX_DIR/error.log;
-			events { worker_connections 1024; }
-			http {
-			    access_log off;
-			    sendfile on;
-			    tcp_nopush on;
-			    keepalive_requests 100000;
-			    default_type application/octet-stream;
-			    client_body_temp_path $NGINX_DIR/tmp/body;
-			    proxy_temp_path $NGINX_DIR/tmp/proxy;
-			    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
-			    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
-			    scgi_temp_path $NGINX_DIR/tmp/scgi;
-			    server {
-			        listen 127.0.0.1:$port;
-			        root $REPO;
-			        location /raw/ { alias $(dirname "$IMG1")/; }
-			    }
-			}
-		EOF
-		nginx -e "$NGINX_DIR/error.log" -c "$conf" -p "$NGINX_DIR" -g 'daemon off;' >"$NGINX_DIR/stdout" 2>&1 &
-		NGINX_PID=$!
-		NGINX_URL=http://127.0.0.1:$port
-		if wait_http "$NGINX_URL/images/$name/latest" "$NGINX_PID" nginx; then
-			return 0
-		fi
-		wait "$NGINX_PID" 2>/dev/null || true
-		NGINX_PID=''
-		say "nginx did not start on port $port (attempt $attempt): $(tail -n 1 "$NGINX_DIR/error.log" 2>/dev/null)"
-	done
-	die "nginx would not start: $(cat "$NGINX_DIR/stdout" "$NGINX_DIR/error.log" 2>/dev/null | tail -n 3)"
-}
-
 say "starting circ serve and nginx on loopback"
 start_circ_serve
-start_nginx
+# nginx also serves the raw images under /raw/ for the one-request figure.
+start_nginx "$REPO" "/images/$name/latest" "location /raw/ { alias $(dirname "$IMG1")/; }"
 
 # Every object of the repo, as a curl config per server.
 (cd "$REPO" && find blocks images -type f ! -name '.*' | LC_ALL=C sort) >"$W/objects"

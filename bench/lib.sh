@@ -30,8 +30,12 @@ get() { sed -n "s/^$1=//p" "$BENCH_RESULTS" | tail -n 1; }
 
 # Arithmetic on decimals, through awk.
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-# ratio A B: A/B with two decimals, "n/a" when B is zero.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# ratio A B: A/B with two decimals (two significant digits below 0.01), "n/a"
+# when B is zero.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else if (a / b < 0.01 && a + 0 != 0) printf "%.2g", a / b;
+		else printf "%.2f", a / b }'
+}
 # mbps BYTES SECONDS: decimal megabytes per second.
 mbps() { awk -v n="$1" -v s="$2" 'BEGIN { if (s + 0 == 0) print "n/a"; else printf "%.0f", n / s / 1e6 }'; }
 # human BYTES: GiB, MiB or KiB with one decimal.
@@ -125,4 +129,128 @@ bench_images() {
 	if [ ! -f "$IMG1" ] || [ ! -f "$IMG2" ]; then
 		die "test images missing; run bench/image.sh first"
 	fi
+}
+
+# tally KEY SECONDS...: like hf, for runs timed one by one (with time_once):
+# their mean goes to T[KEY], "mean ±stddev" to TXT[KEY].
+tally() {
+	local key=$1 ms
+	shift
+	ms=$(meansd "$@")
+	T[$key]=$(calc "${ms% *}" 3)
+	TXT[$key]="$(calc "${ms% *}" 2) s ±$(calc "${ms#* }" 2)"
+}
+
+# meansd VALUE...: "MEAN STDDEV" (sample standard deviation, 0 for one value).
+meansd() {
+	printf '%s\n' "$@" | awk '{ v[NR] = $1; s += $1 }
+		END { m = s / NR; for (i = 1; i <= NR; i++) d += (v[i] - m) ^ 2
+			printf "%.6f %.6f\n", m, (NR > 1 ? sqrt(d / (NR - 1)) : 0) }'
+}
+
+# --- servers on loopback ------------------------------------------------------
+
+# wait_http URL PID WHAT: polls URL until it answers 200 (at most ~10 s),
+# failing early if PID exits.
+wait_http() {
+	local url=$1 pid=$2 what=$3 i
+	for i in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		if curl -sf -o /dev/null --max-time 1 "$url"; then
+			return 0
+		fi
+		[ "$i" -lt 200 ] && sleep 0.05
+	done
+	die "$what did not answer $url"
+}
+
+free_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# start_nginx ROOT PROBE [SERVER_LINES] [log]: nginx as a peer, serving ROOT
+# on a free loopback port: 2 workers (one per core here), sendfile,
+# keep-alive. SERVER_LINES go into its server block (more locations). With
+# "log", each request is logged to NGINX_LOG as "STATUS BODY_BYTES URI"
+# (see nginx_log_mark and nginx_log_since); else there is no access log.
+# Sets NGINX_PID, NGINX_URL and NGINX_DIR, which the caller removes after
+# stopping NGINX_PID; waits until PROBE (a path) answers 200.
+start_nginx() {
+	local root=$1 probe=$2 extra=${3:-} port conf attempt user='' alog='access_log off;'
+	NGINX_DIR=$(mktemp -d "$BENCH_WORK/nginx.XXXXXX")
+	NGINX_LOG=$NGINX_DIR/access.log
+	mkdir -p "$NGINX_DIR/tmp"
+	[ "$(id -u)" -ne 0 ] || user='user root;'
+	[ "${4:-}" != log ] || alog="log_format bench '\$status \$body_bytes_sent \$request_uri'; access_log $NGINX_LOG bench;"
+	for attempt in 1 2 3 4 5; do
+		port=$(free_port)
+		conf=$NGINX_DIR/nginx.conf
+		cat >"$conf" <<-EOC
+			$user
+			worker_processes 2;
+			pid $NGINX_DIR/nginx.pid;
+			error_log $NGINX_DIR/error.log;
+			events { worker_connections 1024; }
+			http {
+			    $alog
+			    sendfile on;
+			    tcp_nopush on;
+			    keepalive_requests 100000;
+			    default_type application/octet-stream;
+			    client_body_temp_path $NGINX_DIR/tmp/body;
+			    proxy_temp_path $NGINX_DIR/tmp/proxy;
+			    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+			    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+			    scgi_temp_path $NGINX_DIR/tmp/scgi;
+			    server {
+			        listen 127.0.0.1:$port;
+			        root $root;
+			        $extra
+			    }
+			}
+		EOC
+		nginx -e "$NGINX_DIR/error.log" -c "$conf" -p "$NGINX_DIR" -g 'daemon off;' >"$NGINX_DIR/stdout" 2>&1 &
+		NGINX_PID=$!
+		NGINX_URL=http://127.0.0.1:$port
+		if wait_http "$NGINX_URL$probe" "$NGINX_PID" nginx; then
+			return 0
+		fi
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=''
+		say "nginx did not start on port $port (attempt $attempt): $(tail -n 1 "$NGINX_DIR/error.log" 2>/dev/null)"
+	done
+	die "nginx would not start: $(cat "$NGINX_DIR/stdout" "$NGINX_DIR/error.log" 2>/dev/null | tail -n 3)"
+}
+
+# nginx_log_mark: the number of requests logged so far. nginx logs a request
+# just after its last byte is sent, so this first polls (up to ~2 s) until
+# the count has stopped changing: a client that has just exited may be a log
+# line ahead of nginx.
+nginx_log_mark() {
+	local n m i
+	n=$(wc -l <"$NGINX_LOG")
+	for i in $(seq 1 40); do
+		sleep 0.05
+		m=$(wc -l <"$NGINX_LOG")
+		[ "$m" -ne "$n" ] || break
+		n=$m
+	done
+	echo "$n"
+}
+
+# nginx_log_since MARK [URI_REGEX]: "REQUESTS BYTES" logged after MARK (of
+# URIs matching URI_REGEX, if given): body bytes of 200 answers.
+nginx_log_since() {
+	local mark=$1 re=${2:-.} n
+	n=$(nginx_log_mark)
+	sed -n "$((mark + 1)),${n}p" "$NGINX_LOG" |
+		awk -v re="$re" '$3 ~ re { r++; if ($1 == 200) b += $2 } END { printf "%d %d\n", r, b }'
 }

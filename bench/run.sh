@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: each figure of circ is printed beside a peer
-# measured in the same run (casync, zstd + sha256sum, nginx, curl) and their
-# ratio. Benchmarks never assert timings; a command that fails fails the run.
+# measured in the same run (casync, zstd + sha256sum, nginx, curl, fio on a
+# raw file) and their ratio. Benchmarks never assert timings; a command that
+# fails fails the run.
 # Usage: bench/run.sh [BUILD_DIR]   (make bench calls it from the repo root)
 # Environment:
 #   CIRC_BENCH_CACHE  where test images are kept between runs
@@ -15,7 +16,7 @@ build=$(cd "$root" && cd "${1:-build}" && pwd)
 	echo "bench: $build/circ not built (run make)" >&2
 	exit 1
 }
-for tool in casync hyperfine nginx curl zstd sha256sum mke2fs debugfs e2fsck jq awk; do
+for tool in casync hyperfine nginx curl zstd sha256sum mke2fs debugfs e2fsck jq awk fio; do
 	command -v "$tool" >/dev/null || {
 		echo "bench: $tool is missing (scripts/deps.sh bench installs it)" >&2
 		exit 1
@@ -45,9 +46,9 @@ printf '  machine: %s CPUs (%s), %s GiB RAM, %s\n' "$(nproc)" \
 	"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
 	"$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" "$(uname -sr)"
 printf '  circ: %s (%s)\n' "$build/circ" "$(git -C "$root" describe --always --dirty 2>/dev/null || echo 'no git')"
-printf '  peers: %s, %s, %s, %s, %s\n' "$(casync --version 2>&1 | head -n 1)" \
+printf '  peers: %s, %s, %s, %s, %s, %s\n' "$(casync --version 2>&1 | head -n 1)" \
 	"$(nginx -v 2>&1 | sed 's/^nginx version: //')" "$(curl --version | head -n 1 | cut -d' ' -f1-2)" \
-	"$(zstd --version | sed -E 's/.*(v[0-9.]+).*/zstd \1/')" "$(hyperfine --version)"
+	"$(zstd --version | sed -E 's/.*(v[0-9.]+).*/zstd \1/')" "$(hyperfine --version)" "$(fio --version)"
 printf '  load average: %s\n' "$load0"
 printf '  figures: mean ±stddev of %s runs unless noted; ratio = circ / peer (time: below 1 is faster)\n' "$BENCH_RUNS"
 
@@ -55,6 +56,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/image.sh"
 "$root/bench/publish.sh"
 "$root/bench/fetch.sh"
+"$root/bench/disk.sh"
 
 section "summary"
 g() { get "$1"; }
@@ -76,5 +78,21 @@ sum "curl every object" \
 	"circ serve $(s fetch_curl_circ_s) s   nginx $(s fetch_curl_nginx_s) s   ratio $(ratio "$(g fetch_curl_circ_s)" "$(g fetch_curl_nginx_s)")   ($(g fetch_objects) objects, $(human "$(g fetch_bytes)"))"
 sum "whole image" \
 	"circ verify via circ serve $(s fetch_verify_circ_s) s   raw GET from nginx $(s fetch_raw_nginx_s) s   ratio $(ratio "$(g fetch_verify_circ_s)" "$(g fetch_raw_nginx_s)")"
+if [ -z "$(g disk_skipped)" ]; then
+	sum "disk: cold read 1 GiB" \
+		"circ $(s disk_cold_s) s   curl objects $(s disk_cold_curl_s) s   casync extract $(s disk_cold_casync_s) s   ratio $(ratio "$(g disk_cold_s)" "$(g disk_cold_curl_s)") (curl), $(ratio "$(g disk_cold_s)" "$(g disk_cold_casync_s)") (casync)"
+	sum "disk: cold read fetched" \
+		"circ $(human "$(g disk_cold_bytes)") in $(g disk_cold_requests) requests   casync $(human "$(g disk_cold_casync_bytes)") in $(g disk_cold_casync_requests) requests   ratio $(ratio "$(g disk_cold_bytes)" "$(g disk_cold_casync_bytes)")"
+	sum "disk: warm seq read 1M" \
+		"circ $(calc "$(g disk_seq_circ_bps) / 1e6" 0) MB/s   raw $(calc "$(g disk_seq_raw_bps) / 1e6" 0) MB/s   ratio $(ratio "$(g disk_seq_circ_bps)" "$(g disk_seq_raw_bps)")"
+	sum "disk: warm rand read 4K" \
+		"circ $(calc "$(g disk_rand_circ_iops)" 0) IOPS   raw $(calc "$(g disk_rand_raw_iops)" 0) IOPS   ratio $(ratio "$(g disk_rand_circ_iops)" "$(g disk_rand_raw_iops)")   (O_DIRECT: ratio $(ratio "$(g disk_randd_circ_iops)" "$(g disk_randd_raw_iops)"))"
+	sum "disk: update v1 -> v2" \
+		"circ $(s disk_upd_s) s, $(human "$(g disk_upd_wire_bytes)") in $(g disk_upd_wire_requests) req   casync --seed $(s disk_upd_casync_s) s, $(human "$(g disk_upd_casync_bytes)") in $(g disk_upd_casync_requests) req   ratio $(ratio "$(g disk_upd_s)" "$(g disk_upd_casync_s)") s, $(ratio "$(g disk_upd_wire_bytes)" "$(g disk_upd_casync_bytes)") bytes"
+	sum "disk: overlay rand write 4K" \
+		"circ $(calc "$(g disk_write_circ_iops)" 0) IOPS   raw $(calc "$(g disk_write_raw_iops)" 0) IOPS   ratio $(ratio "$(g disk_write_circ_iops)" "$(g disk_write_raw_iops)")   (fsync every 64)"
+else
+	sum "lazy disk" "skipped: $(g disk_skipped)"
+fi
 printf '  (run took %s s; load average at start %s, at end %s: other work on the machine skews timings)\n' \
 	"$(calc "$(now) - $t_start" 0)" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)"
