@@ -256,8 +256,13 @@ static void read_ahead(struct vdisk *vd, uint64_t idx)
 	bool sequential;
 
 	pthread_mutex_lock(&vd->lock);
-	sequential = (int64_t)idx == vd->last_block + 1;
-	if ((int64_t)idx != vd->last_block)
+	/*
+	 * The kernel sends a sequential reader's requests from several FUSE
+	 * threads, so they arrive a little out of order: a step forward of up
+	 * to a few blocks still counts as sequential.
+	 */
+	sequential = (int64_t)idx > vd->last_block && (int64_t)idx <= vd->last_block + 4;
+	if ((int64_t)idx > vd->last_block || (int64_t)idx < vd->last_block - 4)
 		vd->last_block = (int64_t)idx;
 	pthread_mutex_unlock(&vd->lock);
 	if (!sequential)

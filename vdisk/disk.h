@@ -17,8 +17,9 @@
 #include "vdisk/state.h"
 
 #define VDISK_DEFAULT_CACHE_SIZE STATE_DEFAULT_CACHE_SIZE
-#define VDISK_DEFAULT_READAHEAD  8 /* blocks fetched ahead of a sequential reader */
-#define VDISK_DEFAULT_WORKERS    4
+/* Blocks fetched ahead of a sequential reader: 2 MiB, above the kernel's own 1 MiB. */
+#define VDISK_DEFAULT_READAHEAD 32
+#define VDISK_DEFAULT_WORKERS   8
 
 struct vdisk_options {
 	struct state_net net;
