@@ -66,6 +66,10 @@ $(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
 	@mkdir -p $(dir $@)
 	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
 
+# bench/hv.sh's helper: the virtio-blk device model driven without KVM, start-up timing.
+$(BUILD)/virtio-bench: bench/virtio_bench.c $(BUILD)/libcirc.a
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 deps:
 	@scripts/deps.sh build
 
@@ -99,7 +103,7 @@ fuzz-run: fuzz
 
 bench: deps
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory $(BUILD)/circ
+	@$(MAKE) --no-print-directory $(BUILD)/circ $(BUILD)/guest/test-guest.elf $(BUILD)/virtio-bench
 	@bench/run.sh $(BUILD)
 
 demo: deps

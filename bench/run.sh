@@ -57,6 +57,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/publish.sh"
 "$root/bench/fetch.sh"
 "$root/bench/disk.sh"
+"$root/bench/hv.sh" "$build"
 
 section "summary"
 g() { get "$1"; }
@@ -94,5 +95,15 @@ if [ -z "$(g disk_skipped)" ]; then
 else
 	sum "lazy disk" "skipped: $(g disk_skipped)"
 fi
+if [ -z "$(g hv_skipped)" ]; then
+	sum "hv: exec to first serial byte" \
+		"hv $(calc "$(g hv_start_first_byte_s) * 1000" 1) ms   QEMU microvm $(calc "$(g hv_start_qemu_microvm_first_byte_s) * 1000" 1) ms   ratio $(ratio "$(g hv_start_first_byte_s)" "$(g hv_start_qemu_microvm_first_byte_s)")   (QEMU pc $(calc "$(g hv_start_qemu_pc_first_byte_s) * 1000" 1) ms, ratio $(ratio "$(g hv_start_first_byte_s)" "$(g hv_start_qemu_pc_first_byte_s)"); hv's first KVM_RUN at $(calc "$(g hv_start_first_run_s) * 1000" 1) ms)"
+	sum "hv: exits per 4K read" \
+		"depth 1: $(g hv_exits_qd1) of $(g hv_regs_qd1) register accesses, ratio $(ratio "$(g hv_exits_qd1)" "$(g hv_regs_qd1)")   depth 32: $(g hv_exits_qd32) of $(g hv_regs_qd32), ratio $(ratio "$(g hv_exits_qd32)" "$(g hv_regs_qd32)")   (notifies take none: ioeventfd)"
+else
+	sum "hv under KVM" "skipped: $(g hv_skipped)"
+fi
+sum "virtio-blk model, 4K reads" \
+	"depth 1: $(calc "$(g vblk_dev_mem_qd1_rps) / 1e6" 2) M/s   memcpy $(calc "$(g vblk_memcpy_qd1_rps) / 1e6" 2) M/s   ratio $(ratio "$(g vblk_dev_mem_qd1_rps)" "$(g vblk_memcpy_qd1_rps)")   (depth 32: ratio $(ratio "$(g vblk_dev_mem_qd32_rps)" "$(g vblk_memcpy_qd32_rps)"); tmpfs file vs pread: ratio $(ratio "$(g vblk_dev_file_qd1_rps)" "$(g vblk_pread_qd1_rps)"))"
 printf '  (run took %s s; load average at start %s, at end %s: other work on the machine skews timings)\n' \
 	"$(calc "$(now) - $t_start" 0)" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)"
