@@ -293,11 +293,11 @@ test_boot_prefetch() {
 		sleep 0.05
 	done
 	[ "${got:-0}" -ge "$n" ] || die "prefetched $got of $n blocks"
-	before=$got
 	debugfs -R "cat /usr/bin/blob" mnt2/disk.img >/dev/null 2>&1 || die "read after prefetch"
 	"$CIRC" --state st2 umount mnt2 || die "umount 2"
-	after=$(json_field "$("$CIRC" --state st2 stats deb --json)" fetched_blocks)
-	[ "$after" -le "$((before + 2))" ] || die "the read fetched $((after - before)) blocks after prefetching"
+	# Every block the reader asked for was in the cache already: no read waited on the network.
+	misses=$(json_field "$("$CIRC" --state st2 stats deb --json)" cache_misses)
+	[ "$misses" = 0 ] || die "$misses reads missed the cache after prefetching"
 	expect_fail 1 "not a list of block numbers" "$CIRC" publish --repo repo --key k.key --name deb --prefetch img img
 }
 
