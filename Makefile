@@ -31,7 +31,8 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check check-run check-sanitize fuzz fuzz-run bench demo install clean format
+.PHONY: all deps check check-run check-sanitize fuzz fuzz-run bench demo demo-shell images \
+	install clean format
 
 all: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 
@@ -106,9 +107,18 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/circ $(BUILD)/guest/test-guest.elf $(BUILD)/virtio-bench
 	@bench/run.sh $(BUILD)
 
+# The boot kit (Debian's kernel, an initramfs) and the busybox test OS, cached in build/images.
+images: deps
+	@images/bootkit.sh build/images/kit
+	@images/busybox.sh build/images/busybox.img
+
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/circ
 	@scripts/demo.sh $(BUILD)
+
+demo-shell: deps
+	@$(MAKE) --no-print-directory $(BUILD)/circ
+	@scripts/demo.sh $(BUILD) --shell
 
 install: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 	install -D -m 0755 $(BUILD)/circ $(DESTDIR)$(PREFIX)/bin/circ

@@ -30,7 +30,11 @@ t_case() {
 	)
 	rc=$?
 	case $rc in
-	0) echo "PASS: $name" ;;
+	0)
+		echo "PASS: $name"
+		# Figures a test records for the log: lines it prints as "note: ...".
+		echo "$out" | grep '^note: ' | sed 's/^/    /'
+		;;
 	77) echo "SKIP: $name: $(echo "$out" | tail -n 1)" ;;
 	*)
 		echo "FAIL: $name: $(echo "$out" | tail -n 1)"
