@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/cache.h"
+#include "blockfs/file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -313,24 +314,6 @@ static void drop(struct cache *c, const struct block_id *id)
 	unlinkat(c->dirfd, path, 0);
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
                size_t len, void *out)
 {
@@ -377,7 +360,7 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		return -ENOENT;
 	}
 	if (verified) {
-		rc = pread_full(fd, out, len, off);
+		rc = file_pread_full(fd, out, len, off);
 		close(fd);
 		if (rc) {
 			drop(c, id);
@@ -390,7 +373,7 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 			close(fd);
 			return -ENOMEM;
 		}
-		rc = pread_full(fd, whole, block_size, 0);
+		rc = file_pread_full(fd, whole, block_size, 0);
 		close(fd);
 		if (!rc)
 			block_id_compute(&got, whole, block_size);

@@ -4,6 +4,7 @@
 #define CIRC_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "blockfs/buf.h"
@@ -14,6 +15,13 @@ int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ
 /* Replaces path with data: temporary file, fsync, rename, fsync of the directory. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                       struct circ_err *err);
+/*
+ * pread and pwrite of exactly len bytes, going on after short transfers and
+ * EINTR: 0, or -errno (-ENODATA when the file ends first).
+ */
+int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
 /* mkdir -p, each component with mode. */
 int file_mkdirs(const char *path, mode_t mode, struct circ_err *err);
 

@@ -53,24 +53,6 @@ struct vdisk {
 	time_t stats_saved_at;
 };
 
-static int lock_disk(const char *dir, struct circ_err *err)
-{
-	char *path;
-	int fd;
-
-	if (asprintf(&path, "%s/lock", dir) < 0)
-		return err_set(err, ENOMEM, "out of memory");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	free(path);
-	if (fd < 0)
-		return err_sys(err, errno, "locking %s", dir);
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return err_set(err, EBUSY, "disk %s is in use (mounted already?)", dir);
-	}
-	return fd;
-}
-
 int vdisk_open(const char *state, const char *disk, const struct vdisk_options *opts,
                struct vdisk **out, struct circ_err *err)
 {
@@ -99,7 +81,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	}
 	if (disk_conf_load(vd->dir, &vd->conf, err))
 		goto fail;
-	vd->lockfd = lock_disk(vd->dir, err);
+	vd->lockfd = state_lock_disk(vd->dir, err);
 	if (vd->lockfd < 0)
 		goto fail;
 	/* The local manifest is checked as strictly as one from the network. */

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "blockfs/buf.h"
+#include "blockfs/file.h"
 
 #define MAP_FILE  "overlay.map"
 #define MAP_TMP   "overlay.map.tmp"
@@ -84,41 +85,6 @@ static void sha256(const void *a, size_t alen, const void *b, size_t blen, uint8
 	EVP_MD_CTX_free(md);
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n =
-		    pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes the whole map as a checkpoint covering batches up to o->seq. */
 static int checkpoint(struct overlay *o)
 {
@@ -140,9 +106,9 @@ static int checkpoint(struct overlay *o)
 		free(le);
 		return -errno;
 	}
-	rc = pwrite_full(fd, h, sizeof(h), 0);
+	rc = file_pwrite_full(fd, h, sizeof(h), 0);
 	if (!rc)
-		rc = pwrite_full(fd, le, len, sizeof(h));
+		rc = file_pwrite_full(fd, le, len, sizeof(h));
 	if (!rc && fsync(fd))
 		rc = -errno;
 	close(fd);
@@ -176,9 +142,9 @@ static int load_map(struct overlay *o, struct circ_err *err)
 		close(fd);
 		return err_set(err, ENOMEM, "out of memory");
 	}
-	rc = pread_full(fd, h, sizeof(h), 0);
+	rc = file_pread_full(fd, h, sizeof(h), 0);
 	if (!rc)
-		rc = pread_full(fd, le, len, sizeof(h));
+		rc = file_pread_full(fd, le, len, sizeof(h));
 	close(fd);
 	if (rc || memcmp(h, MAP_MAGIC, 8) != 0 || get_u64le(h + 8) != o->n_sectors) {
 		free(le);
@@ -208,7 +174,7 @@ static int replay_log(struct overlay *o, struct circ_err *err)
 		return err_sys(err, errno, "reading " LOG_FILE);
 	if (buf_reserve(&b, (size_t)st.st_size + 1))
 		return err_set(err, ENOMEM, "out of memory");
-	if (pread_full(o->log_fd, b.data, (size_t)st.st_size, 0)) {
+	if (file_pread_full(o->log_fd, b.data, (size_t)st.st_size, 0)) {
 		buf_free(&b);
 		return err_sys(err, EIO, "reading " LOG_FILE);
 	}
@@ -376,8 +342,8 @@ int overlay_read_sector(struct overlay *o, uint64_t s, void *buf, enum overlay_s
 	else
 		*state = OVERLAY_DATA;
 	if (*state == OVERLAY_DATA && buf)
-		rc =
-		    pread_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)(v - 1) * OVERLAY_SECTOR);
+		rc = file_pread_full(o->data_fd, buf, OVERLAY_SECTOR,
+		                     (uint64_t)(v - 1) * OVERLAY_SECTOR);
 	pthread_rwlock_unlock(&o->io);
 	return rc;
 }
@@ -424,7 +390,7 @@ int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf)
 	}
 	pthread_mutex_unlock(&o->meta);
 	/* Never onto a slot a durable map may name: this slot is free on disk too. */
-	rc = pwrite_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)slot * OVERLAY_SECTOR);
+	rc = file_pwrite_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)slot * OVERLAY_SECTOR);
 	pthread_mutex_lock(&o->meta);
 	if (rc)
 		vec_push(&o->free_slots, slot);

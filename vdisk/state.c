@@ -477,7 +477,7 @@ out:
 }
 
 /* Takes DISK's lock, held by a mount; fails at once if it is taken. */
-static int disk_lock(const char *dir, struct circ_err *err)
+int state_lock_disk(const char *dir, struct circ_err *err)
 {
 	char *path;
 	int fd;
@@ -612,7 +612,7 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 	}
 	if (disk_conf_load(dir, &conf, err))
 		goto out;
-	lockfd = disk_lock(dir, err);
+	lockfd = state_lock_disk(dir, err);
 	if (lockfd < 0 || state_load_pinned_key(state, conf.image, &pub, err) ||
 	    state_load_disk_manifest(dir, pub, &conf, &old, err))
 		goto out;

@@ -66,6 +66,12 @@ int state_load_pinned_key(const char *state, const char *name, struct key **out,
 int state_load_disk_manifest(const char *disk_dir, const struct key *pub, const struct disk_conf *c,
                              struct manifest *m, struct circ_err *err);
 
+/*
+ * Takes DISK's lock (held by a mount, an update or a VM using it) without
+ * waiting: returns the descriptor that holds it, or -1 naming the cause.
+ */
+int state_lock_disk(const char *disk_dir, struct circ_err *err);
+
 /* Opens the repo behind a disk: its URLs, then the extra mirrors. */
 int state_open_repo(const struct disk_conf *c, const struct state_net *net, struct repo **out,
                     struct circ_err *err);
