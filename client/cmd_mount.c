@@ -259,7 +259,8 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 	char *args_v[] = { "circ", "-o", NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, args_v);
 	struct fuse_loop_config loop = { .clone_fd = 0, .max_idle_threads = 16 };
-	char *dir = state_disk_dir(state, mo->disk), *logpath = NULL, *mpfile = NULL;
+	char *dir = state_disk_dir(state, mo->disk), *logpath = NULL, *mpfile = NULL,
+	     *pidfile = NULL;
 	char *fsopts = NULL, msg[CIRC_ERR_MSG_MAX + 64];
 	struct circ_err err;
 	struct vdisk *vd = NULL;
@@ -271,6 +272,7 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 
 	if (!dir || asprintf(&logpath, "%s/mount.log", dir) < 0 ||
 	    asprintf(&mpfile, "%s/mountpoint", dir) < 0 ||
+	    asprintf(&pidfile, "%s/mount.pid", dir) < 0 ||
 	    asprintf(&fsopts, "fsname=circ:%s,subtype=circ%s", mo->disk,
 	             mo->read_only ? ",ro" : "") < 0) {
 		snprintf(msg, sizeof(msg), "out of memory");
@@ -300,7 +302,9 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 		snprintf(msg, sizeof(msg), "cannot set signal handlers");
 		goto fail;
 	}
-	if (file_write_atomic(mpfile, mo->mountpoint, strlen(mo->mountpoint), 0644, &err)) {
+	snprintf(msg, sizeof(msg), "%ld\n", (long)getpid());
+	if (file_write_atomic(mpfile, mo->mountpoint, strlen(mo->mountpoint), 0644, &err) ||
+	    file_write_atomic(pidfile, msg, strlen(msg), 0644, &err)) {
 		snprintf(msg, sizeof(msg), "%s", err.msg);
 		goto fail;
 	}
@@ -346,12 +350,15 @@ out:
 		fprintf(log, "circ: flushing %s failed\n", mo->disk);
 	if (mpfile && mounted)
 		unlink(mpfile);
+	if (pidfile && mounted)
+		unlink(pidfile);
 	if (log)
 		fclose(log);
 	fuse_opt_free_args(&args);
 	free(dir);
 	free(logpath);
 	free(mpfile);
+	free(pidfile);
 	free(fsopts);
 	return rc;
 }

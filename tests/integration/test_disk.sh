@@ -77,9 +77,10 @@ test_writes_are_durable() {
 	head -c 4096 /dev/urandom >w4
 	dd if=w4 of=mnt/disk.img bs=4096 seek=100 conv=notrunc,fsync status=none || die "write w4"
 	dd if=w4 of=want bs=4096 seek=100 conv=notrunc status=none
-	pkill -9 -f "circ --state st mount deb" || die "no mount process to kill"
+	pid=$(cat st/disks/deb/mount.pid) || die "no mount.pid"
+	kill -9 "$pid" || die "no mount process to kill"
 	umount -l mnt 2>/dev/null
-	for _ in $(seq 1 100); do pgrep -f "circ --state st mount deb" >/dev/null || break; sleep 0.05; done
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 	mount_disk st deb mnt
 	cmp mnt/disk.img want || die "an fsynced write was lost to kill -9"
 	# Discard: a punched range reads as zeros.
@@ -261,7 +262,7 @@ test_signals_unmount_and_flush() {
 	expect_fail 1 "in use" "$CIRC" --state st update deb
 	mkdir mnt2
 	expect_fail 1 "in use" "$CIRC" --state st mount deb mnt2
-	pid=$(pgrep -f "circ --state st mount deb mnt$") || die "no mount process"
+	pid=$(cat st/disks/deb/mount.pid) || die "no mount.pid"
 	kill -TERM "$pid"
 	for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 	kill -0 "$pid" 2>/dev/null && die "the mount did not exit on SIGTERM"
