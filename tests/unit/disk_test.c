@@ -614,7 +614,7 @@ Suite *disk_suite(void)
 {
 	Suite *s = suite_create("disk");
 	TCase *tc = tcase_create("disk");
-	TCase *bugs = tcase_create("known-bugs");
+	TCase *bugs = tcase_create("regressions");
 
 	tcase_add_scratch(tc);
 	tcase_set_timeout(tc, 30);

@@ -19,9 +19,14 @@ int main(void)
 	srunner_add_suite(sr, cache_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, overlay_suite());
+	srunner_add_suite(sr, overlay_checkpoint_suite());
 	srunner_add_suite(sr, state_suite());
 	srunner_add_suite(sr, disk_suite());
 	srunner_add_suite(sr, virtio_suite());
+	srunner_add_suite(sr, virtio_queue_suite());
+	srunner_add_suite(sr, virtio_pci_suite());
+	srunner_add_suite(sr, boot_mptable_suite());
+	srunner_add_suite(sr, boot_elf_suite());
 	srunner_add_suite(sr, boot_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -17,9 +17,14 @@ Suite *cli_suite(void);
 Suite *cache_suite(void);
 Suite *store_suite(void);
 Suite *overlay_suite(void);
+Suite *overlay_checkpoint_suite(void);
 Suite *state_suite(void);
 Suite *disk_suite(void);
 Suite *virtio_suite(void);
+Suite *virtio_queue_suite(void);
+Suite *virtio_pci_suite(void);
+Suite *boot_mptable_suite(void);
+Suite *boot_elf_suite(void);
 Suite *boot_suite(void);
 
 #endif
