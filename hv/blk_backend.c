@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "hv/blk_backend.h"
 
+#include "blockfs/file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -39,46 +41,19 @@ struct file_ctx {
 static int file_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct file_ctx *f = ctx;
-	uint8_t *p = buf;
+	int rc = file_pread_full(f->fd, buf, len, off);
 
-	while (len) {
-		ssize_t n = pread(f->fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		/* The file shrank under us: report it rather than invent zeros. */
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	/* The file shrank under us: report it rather than invent zeros. */
+	return rc == -ENODATA ? -EIO : rc;
 }
 
 static int file_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct file_ctx *f = ctx;
-	const uint8_t *p = buf;
 
 	if (f->read_only)
 		return -EROFS;
-	while (len) {
-		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return file_pwrite_full(f->fd, buf, len, off);
 }
 
 static int file_flush(void *ctx)
