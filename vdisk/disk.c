@@ -45,6 +45,7 @@ struct vdisk {
 
 	pthread_mutex_t lock; /* guards the fields below */
 	int64_t last_block;   /* for read-ahead: the last base block read */
+	unsigned ra_window;   /* blocks read ahead of the current sequential run */
 	char *record_path;    /* recording the blocks read, when set */
 	uint8_t *recorded;    /* a bit per block: read already */
 	uint32_t *trace;      /* block indices in the order of their first read */
@@ -236,8 +237,13 @@ uint64_t vdisk_version(const struct vdisk *vd)
 static void read_ahead(struct vdisk *vd, uint64_t idx)
 {
 	bool sequential;
+	unsigned window;
 
 	pthread_mutex_lock(&vd->lock);
+	if ((int64_t)idx == vd->last_block) {
+		pthread_mutex_unlock(&vd->lock); /* more of the same block: nothing new */
+		return;
+	}
 	/*
 	 * The kernel sends a sequential reader's requests from several FUSE
 	 * threads, so they arrive a little out of order: a step forward of up
@@ -246,10 +252,23 @@ static void read_ahead(struct vdisk *vd, uint64_t idx)
 	sequential = (int64_t)idx > vd->last_block && (int64_t)idx <= vd->last_block + 4;
 	if ((int64_t)idx > vd->last_block || (int64_t)idx < vd->last_block - 4)
 		vd->last_block = (int64_t)idx;
+	/*
+	 * The window grows as a run goes on and starts small again after a
+	 * jump, as the kernel's page cache read-ahead does: a long scan soon
+	 * reads far ahead, while a boot's short runs fetch little they will
+	 * not read.
+	 */
+	if (!sequential)
+		vd->ra_window = 0;
+	else
+		vd->ra_window = vd->ra_window ? vd->ra_window * 2 : 2;
+	if (vd->ra_window > vd->readahead)
+		vd->ra_window = vd->readahead;
+	window = vd->ra_window;
 	pthread_mutex_unlock(&vd->lock);
 	if (!sequential)
 		return;
-	for (uint64_t i = idx + 1; i <= idx + vd->readahead && i < vd->m.n_blocks; i++)
+	for (uint64_t i = idx + 1; i <= idx + window && i < vd->m.n_blocks; i++)
 		if (!block_id_is_zero(&vd->m.blocks[i]))
 			store_prefetch(vd->store, &vd->m.blocks[i], vd->m.block_size);
 }
