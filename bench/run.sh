@@ -57,6 +57,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/publish.sh"
 "$root/bench/fetch.sh"
 "$root/bench/disk.sh"
+"$root/bench/boot.sh"
 "$root/bench/hv.sh" "$build"
 
 section "summary"
@@ -94,6 +95,14 @@ if [ -z "$(g disk_skipped)" ]; then
 		"circ $(calc "$(g disk_write_circ_iops)" 0) IOPS   raw $(calc "$(g disk_write_raw_iops)" 0) IOPS   ratio $(ratio "$(g disk_write_circ_iops)" "$(g disk_write_raw_iops)")   (fsync every 64)"
 else
 	sum "lazy disk" "skipped: $(g disk_skipped)"
+fi
+if [ -z "$(g boot_skipped)" ]; then
+	sum "boot Debian, cold (QEMU TCG)" \
+		"circ $(s boot_cold_s) s   raw copy $(s boot_raw_s) s   ratio $(ratio "$(g boot_cold_s)" "$(g boot_raw_s)")   (fetched $(human "$(g boot_cold_bytes)") in $(g boot_cold_requests) req, $(calc "100 * $(g boot_cold_blocks) * 65536 / $(g boot_image_size)" 1)% of the image in 64K blocks; the boot read $(calc "100 * $(g boot_read_blocks) * 65536 / $(g boot_image_size)" 1)%)"
+	sum "boot Debian, prefetch" \
+		"circ $(s boot_pre_s) s   no prefetch $(s boot_nopre_s) s   raw copy $(s boot_raw2_s) s   ratio $(ratio "$(g boot_pre_s)" "$(g boot_raw2_s)") (raw), $(ratio "$(g boot_pre_s)" "$(g boot_nopre_s)") (no prefetch)"
+else
+	sum "boot Debian (QEMU TCG)" "skipped: $(g boot_skipped)"
 fi
 if [ -z "$(g hv_skipped)" ]; then
 	sum "hv: exec to first serial byte" \
