@@ -13,6 +13,38 @@
 #define OPT_STATE (OPT_LONG - 1)
 #define MAX_OPTS  64
 
+/* One of the network options: 1 if handled, 0 if not one, -1 after a usage error. */
+static int net_option(const struct cli *cli, struct cli_net *net, int c, const char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case OPT_MIRROR:
+		if (net->n_mirrors == CLI_MAX_MIRRORS) {
+			cli_usage_error(cli, "at most %d mirrors", CLI_MAX_MIRRORS);
+			return -1;
+		}
+		net->mirrors[net->n_mirrors++] = arg;
+		return 1;
+	case OPT_TIMEOUT:
+		if (cli_parse_u64(arg, &v) || v == 0 || v > 86400) {
+			cli_usage_error(cli, "bad timeout '%s' (seconds, 1 to 86400)", arg);
+			return -1;
+		}
+		net->timeout_ms = (long)v * 1000;
+		return 1;
+	case OPT_CACHE_SIZE:
+		if (cli_parse_size(arg, &v) || v < (1u << 20)) {
+			cli_usage_error(cli, "bad cache size '%s' (at least 1M)", arg);
+			return -1;
+		}
+		net->cache_size = v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
 {
@@ -21,13 +53,22 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 	};
+	static const struct option network[] = {
+		{ "mirror", required_argument, NULL, OPT_MIRROR },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+	};
 	struct option all[MAX_OPTS];
 	char shorts[128];
 	size_t n = 0;
 	int c;
 
-	for (; longopts && longopts[n].name && n < MAX_OPTS - 4; n++)
+	for (; longopts && longopts[n].name && n < MAX_OPTS - 7; n++)
 		all[n] = longopts[n];
+	if (cli->net) {
+		memcpy(all + n, network, sizeof(network));
+		n += 3;
+	}
 	memcpy(all + n, common, sizeof(common));
 	memset(all + n + 3, 0, sizeof(all[0]));
 	/* ':' first: a missing argument is reported as ':' rather than '?'. */
@@ -60,6 +101,14 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
 			cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
 		return CLI_EXIT_USAGE;
 	default:
+		if (cli->net) {
+			int r = net_option(cli, cli->net, c, optarg);
+
+			if (r < 0)
+				return CLI_EXIT_USAGE;
+			if (r)
+				return cli_getopt(cli, argc, argv, shortopts, longopts);
+		}
 		return c;
 	}
 }
@@ -197,37 +246,6 @@ char *cli_state_dir(const struct cli *cli, struct circ_err *err)
 		err_sys(err, errno, "%s", dir);
 	free(dir);
 	return abs;
-}
-
-int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char *arg)
-{
-	uint64_t v;
-
-	switch (c) {
-	case OPT_MIRROR:
-		if (net->n_mirrors == CLI_MAX_MIRRORS) {
-			cli_usage_error(cli, "at most %d mirrors", CLI_MAX_MIRRORS);
-			return -1;
-		}
-		net->mirrors[net->n_mirrors++] = arg;
-		return 1;
-	case OPT_TIMEOUT:
-		if (cli_parse_u64(arg, &v) || v == 0 || v > 86400) {
-			cli_usage_error(cli, "bad timeout '%s' (seconds, 1 to 86400)", arg);
-			return -1;
-		}
-		net->timeout_ms = (long)v * 1000;
-		return 1;
-	case OPT_CACHE_SIZE:
-		if (cli_parse_size(arg, &v) || v < (1u << 20)) {
-			cli_usage_error(cli, "bad cache size '%s' (at least 1M)", arg);
-			return -1;
-		}
-		net->cache_size = v;
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 char *cli_absolute_path(const char *path)

@@ -12,11 +12,15 @@
 
 #define EXIT_USAGE 2
 
+struct cli_net;
+
 struct cli {
 	const char *state_dir; /* --state, else $CIRC_STATE, else XDG cache */
 	int verbose;
 	const char *cmd;   /* the subcommand, for messages */
 	const char *usage; /* its --help text */
+	/* Set by commands that take --mirror, --timeout and --cache-size: cli_getopt fills it. */
+	struct cli_net *net;
 };
 
 /* Option codes for long options without a short form start here. */
@@ -55,12 +59,6 @@ enum {
 	OPT_TIMEOUT,
 	OPT_CACHE_SIZE
 };
-#define CLI_NET_OPTIONS                                               \
-	{ "mirror", required_argument, NULL, OPT_MIRROR },            \
-	    { "timeout", required_argument, NULL, OPT_TIMEOUT },      \
-	{                                                             \
-		"cache-size", required_argument, NULL, OPT_CACHE_SIZE \
-	}
 #define CLI_NET_HELP                                                                            \
 	"  --mirror URL       another server with the same repo, tried in order (repeatable)\n" \
 	"  --timeout SECONDS  give up on a block after this long: the read fails with EIO\n"    \
@@ -73,9 +71,6 @@ struct cli_net {
 	long timeout_ms;
 	uint64_t cache_size;
 };
-
-/* Handles one of CLI_NET_OPTIONS: 1 if handled, 0 if not one, -1 after a usage error. */
-int cli_net_option(const struct cli *cli, struct cli_net *net, int c, const char *arg);
 
 /*
  * The state directory: --state, else $CIRC_STATE, else $XDG_CACHE_HOME/circ,

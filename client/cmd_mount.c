@@ -376,26 +376,21 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ "read-only", no_argument, NULL, OPT_RO },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 		{ "record-reads", required_argument, NULL, OPT_RECORD },
-		CLI_NET_OPTIONS,
 		{ 0 },
 	};
 	struct mount_opts mo = { .prefetch = true };
 	char *state, *mp, status[CIRC_ERR_MSG_MAX + 64];
 	struct circ_err err;
 	struct stat st;
-	int c, r, pipefd[2], rc;
+	int c, pipefd[2], rc;
 	size_t got = 0;
 	pid_t pid;
 
 	cli->usage = usage;
+	cli->net = &mo.net;
 	while ((c = cli_getopt(cli, argc, argv, "f", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
-		r = cli_net_option(cli, &mo.net, c, optarg);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r)
-			continue;
 		switch (c) {
 		case 'f':
 			mo.foreground = true;

@@ -29,7 +29,6 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "as", required_argument, NULL, OPT_AS },
-		CLI_NET_OPTIONS,
 		{ 0 },
 	};
 	struct cli_net net = { 0 };
@@ -38,17 +37,13 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	struct circ_err err;
 	uint64_t version;
 	char *state;
-	int c, r, rc;
+	int c, rc;
 
 	cli->usage = usage;
+	cli->net = &net;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
-		r = cli_net_option(cli, &net, c, optarg);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r)
-			continue;
 		switch (c) {
 		case OPT_KEY:
 			key = optarg;

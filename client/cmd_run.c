@@ -319,7 +319,6 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "stats", no_argument, NULL, OPT_STATS },
-		CLI_NET_OPTIONS,
 		{ 0 },
 	};
 	struct run_opts o = { .vmm = VMM_AUTO, .mem = 512ull << 20, .cpus = 1 };
@@ -327,19 +326,15 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	char *state = NULL;
 	double ips = 0;
 	uint64_t v;
-	int c, r, rc = EXIT_USAGE;
+	int c, rc = EXIT_USAGE;
 
 	cli->usage = usage;
+	cli->net = &o.net;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK) {
 			rc = 0;
 			goto out;
 		}
-		r = cli_net_option(cli, &o.net, c, optarg);
-		if (r < 0)
-			goto out;
-		if (r)
-			continue;
 		switch (c) {
 		case OPT_VMM:
 			if (strcmp(optarg, "auto") == 0)

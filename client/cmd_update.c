@@ -27,7 +27,6 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "keep-overlay", no_argument, NULL, OPT_KEEP },
 		{ "discard-overlay", no_argument, NULL, OPT_DISCARD },
-		CLI_NET_OPTIONS,
 		{ 0 },
 	};
 	enum update_overlay mode = UPDATE_REFUSE_OVERLAY;
@@ -36,17 +35,13 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	struct state_net sn;
 	struct circ_err err;
 	char *state;
-	int c, r, rc;
+	int c, rc;
 
 	cli->usage = usage;
+	cli->net = &net;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
-		r = cli_net_option(cli, &net, c, optarg);
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r)
-			continue;
 		switch (c) {
 		case OPT_KEEP:
 		case OPT_DISCARD:
