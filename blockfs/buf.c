@@ -44,7 +44,8 @@ int buf_append_zeros(struct buf *b, size_t len)
 
 	if (r)
 		return r;
-	memset(b->data + b->len, 0, len);
+	if (len)
+		memset(b->data + b->len, 0, len);
 	b->len += len;
 	return 0;
 }
