@@ -21,6 +21,17 @@ int buf_append_u64le(struct buf *b, uint64_t v);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
+static inline uint16_t get_u16le(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline void put_u16le(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
 static inline uint32_t get_u32le(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -65,17 +65,6 @@ struct plan {
 	unsigned nphdrs;
 };
 
-static uint16_t get_u16le(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static void put_u16le(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
 /* x rounded up to a power of two a; false if that overflows. */
 static bool align_up(uint64_t x, uint64_t a, uint64_t *out)
 {

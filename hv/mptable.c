@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "blockfs/buf.h"
+#include "hv/bios.h"
 
 #define MP_SPEC_REV       4    /* MP spec 1.4 */
 #define MP_APIC_VERSION   0x14 /* KVM's local APIC */
@@ -57,15 +58,6 @@ static void mp_bus(struct mp_writer *w, uint8_t id, const char type[7])
 	memcpy(p + 2, type, 6);
 }
 
-static uint8_t mp_checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	while (len--)
-		sum = (uint8_t)(sum + *p++);
-	return (uint8_t)-sum;
-}
-
 size_t mptable_size(unsigned cpus, size_t n)
 {
 	/* Two buses, one IOAPIC, ISA and PCI routes, two local interrupts. */
@@ -73,23 +65,27 @@ size_t mptable_size(unsigned cpus, size_t n)
 	       (2 + 1 + MP_ISA_IRQS + n + 2) * MP_OTHER_SIZE;
 }
 
-static int check_irqs(const struct mptable_pci_irq *irqs, size_t n, uint32_t *pci_pins,
-                      struct circ_err *err)
+int mptable_check_routes(const struct mptable_pci_irq *irqs, size_t n, uint32_t *pci_pins,
+                         struct circ_err *err)
 {
 	uint32_t slots = 0;
 
 	*pci_pins = 0;
+	if (n > 31)
+		return err_set(err, EINVAL, "%zu PCI routes for 31 slots", n);
+	if (n && !irqs)
+		return err_set(err, EINVAL, "%zu PCI routes given as NULL", n);
 	for (size_t i = 0; i < n; i++) {
 		unsigned slot = irqs[i].slot, gsi = irqs[i].gsi;
 
 		if (slot < 1 || slot > 31)
-			return err_set(err, EINVAL, "MP table: PCI slot %u is not in 1..31", slot);
+			return err_set(err, EINVAL, "PCI slot %u is not in 1..31", slot);
 		if (slots & (1u << slot))
-			return err_set(err, EINVAL, "MP table: PCI slot %u is routed twice", slot);
+			return err_set(err, EINVAL, "PCI slot %u is routed twice", slot);
 		slots |= 1u << slot;
 		if (gsi == 0 || gsi == MPTABLE_TIMER_PIN || gsi >= MPTABLE_IOAPIC_PINS)
 			return err_set(err, EINVAL,
-			               "MP table: GSI %u of PCI slot %u is not an IOAPIC pin in "
+			               "GSI %u of PCI slot %u is not an IOAPIC pin in "
 			               "1..%u other than %u",
 			               gsi, slot, MPTABLE_IOAPIC_PINS - 1, MPTABLE_TIMER_PIN);
 		*pci_pins |= 1u << gsi;
@@ -108,12 +104,8 @@ int mptable_write(struct guest_mem *m, unsigned cpus, const struct mptable_pci_i
 	if (cpus < 1 || cpus > MPTABLE_MAX_CPUS)
 		return err_set(err, EINVAL, "MP table: %u CPUs is not in 1..%u", cpus,
 		               MPTABLE_MAX_CPUS);
-	if (n > 31)
-		return err_set(err, EINVAL, "MP table: %zu PCI routes for 31 slots", n);
-	if (n && !irqs)
-		return err_set(err, EINVAL, "MP table: %zu PCI routes given as NULL", n);
-	if (check_irqs(irqs, n, &pci_pins, err))
-		return -1;
+	if (mptable_check_routes(irqs, n, &pci_pins, err))
+		return err_prefix(err, "MP table");
 	size = mptable_size(cpus, n);
 	if (size > MPTABLE_END - MPTABLE_START)
 		return err_set(err, ENOSPC, "MP table: %zu bytes do not fit the BIOS area", size);
@@ -175,13 +167,13 @@ int mptable_write(struct guest_mem *m, unsigned cpus, const struct mptable_pci_i
 	w.base[34] = (uint8_t)w.count;
 	w.base[35] = (uint8_t)(w.count >> 8);
 	put_u32le(w.base + 36, MPTABLE_LAPIC_ADDR);
-	w.base[7] = mp_checksum(w.base, w.len);
+	w.base[7] = bios_checksum(w.base, w.len);
 
 	/* Feature byte 1 = 0: the config table is present, not a default config. */
 	memcpy(mpf, "_MP_", 4);
 	put_u32le(mpf + 4, MPTABLE_START + MP_FLOAT_SIZE);
 	mpf[8] = 1; /* length in 16-byte units */
 	mpf[9] = MP_SPEC_REV;
-	mpf[10] = mp_checksum(mpf, MP_FLOAT_SIZE);
+	mpf[10] = bios_checksum(mpf, MP_FLOAT_SIZE);
 	return 0;
 }

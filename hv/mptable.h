@@ -67,6 +67,14 @@ struct mptable_pci_irq {
 int mptable_write(struct guest_mem *m, unsigned cpus, const struct mptable_pci_irq *irqs, size_t n,
                   struct circ_err *err);
 
+/*
+ * Checks PCI routes: distinct slots in 1..31, GSIs that are IOAPIC pins
+ * other than 0 and the timer's; sets the bit of each GSI used in *pci_pins.
+ * The ACPI tables describe the same routes.
+ */
+int mptable_check_routes(const struct mptable_pci_irq *irqs, size_t n, uint32_t *pci_pins,
+                         struct circ_err *err);
+
 /* At most the bytes the table takes for cpus processors and n PCI routes. */
 size_t mptable_size(unsigned cpus, size_t n);
 
