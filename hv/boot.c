@@ -20,7 +20,8 @@ _Static_assert(BOOT_ZERO_PAGE + 0x1000 <= BOOT_STACK_TOP - 0x800, "stack too sma
 _Static_assert(BOOT_STACK_TOP <= BOOT_PML4, "stack runs into the page tables");
 _Static_assert(BOOT_PML4 + 0x1000 == BOOT_PDPT && BOOT_PDPT + 0x1000 == BOOT_PD, "page tables");
 _Static_assert(BOOT_PD + 0x1000 <= BOOT_CMDLINE, "page tables run into the command line");
-_Static_assert(BOOT_CMDLINE < BOOT_EBDA_START && BOOT_EBDA_START < MPTABLE_START, "layout");
+_Static_assert(BOOT_CMDLINE < BOOT_EBDA_START && BOOT_EBDA_START < ACPI_START, "layout");
+_Static_assert(ACPI_END == MPTABLE_START, "layout");
 _Static_assert(MPTABLE_END <= BOOT_HIMEM_START, "MP table runs into the kernel");
 _Static_assert(BP_E820_TABLE + BP_E820_MAX * BP_E820_ENTRY_SIZE <= 0x1000, "e820 table");
 
@@ -422,15 +423,15 @@ static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
 }
 
 /*
- * Low RAM stops at the EBDA; the BIOS area holding the MP table is
- * reserved, so Linux keeps its hands off both.
+ * Low RAM stops at the EBDA; the BIOS area holding the ACPI and MP tables
+ * is reserved, so Linux keeps its hands off both.
  */
 static void write_e820(const struct guest_mem *m, uint8_t *zp)
 {
 	zp[BP_E820_ENTRIES] = 0;
 	e820_add(zp, 0, BOOT_EBDA_START, E820_RAM);
 	e820_add(zp, BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, E820_RESERVED);
-	e820_add(zp, MPTABLE_START, MPTABLE_END - MPTABLE_START, E820_RESERVED);
+	e820_add(zp, ACPI_START, MPTABLE_END - ACPI_START, E820_RESERVED);
 	e820_add(zp, BOOT_HIMEM_START, m->low - BOOT_HIMEM_START, E820_RAM);
 	if (m->size > m->low)
 		e820_add(zp, GUEST_MEM_HIGH_START, m->size - m->low, E820_RAM);
@@ -455,6 +456,8 @@ static void write_zero_page(const struct guest_mem *m, uint8_t *zp, const struct
 	put_u32le(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
 	put_u32le(zp + HDR_RAMDISK_IMAGE, (uint32_t)p->initrd_addr);
 	put_u32le(zp + HDR_RAMDISK_SIZE, (uint32_t)p->initrd_len);
+	/* Saves Linux the scan of the BIOS area (boot protocol 2.14); older kernels still scan. */
+	put_u64le(zp + BP_ACPI_RSDP_ADDR, ACPI_START);
 	write_e820(m, zp);
 }
 
@@ -516,7 +519,8 @@ static int boot_load_src(struct guest_mem *m, const struct boot_config *cfg, con
 		               "kernel command line is %zu bytes; the kernel takes at most %u",
 		               cmdline_len, p.cmdline_max);
 
-	if (mptable_write(m, cfg->cpus ? cfg->cpus : 1, cfg->pci_irqs, cfg->n_pci_irqs, err))
+	if (mptable_write(m, cfg->cpus ? cfg->cpus : 1, cfg->pci_irqs, cfg->n_pci_irqs, err) ||
+	    acpi_write(m, cfg->cpus ? cfg->cpus : 1, cfg->pci_irqs, cfg->n_pci_irqs, err))
 		return -1;
 	write_gdt(low, out);
 	write_page_tables(low);

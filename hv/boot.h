@@ -4,7 +4,7 @@
  * so that a vCPU can enter it directly in 64-bit mode, as Firecracker does
  * (Linux's 64-bit boot protocol, Documentation/arch/x86/boot.rst).
  *
- * Guest physical layout below 1 MiB (Firecracker's, plus the MP table):
+ * Guest physical layout below 1 MiB (Firecracker's, plus ACPI and MP tables):
  *   0x00500  GDT: null, code 0x08, data 0x10, TSS 0x18
  *   0x00520  IDT, empty
  *   0x07000  zero page (struct boot_params), in RSI
@@ -12,9 +12,10 @@
  *   0x09000  PML4, 0xa000 PDPT, 0xb000 PD: the first GiB identity-mapped in 2 MiB pages
  *   0x20000  command line
  *   0x9fc00  EBDA, empty
+ *   0xe0000  ACPI tables, the RSDP first (hv/acpi.h)
  *   0xf0000  MP table (hv/mptable.h)
  * The e820 map: RAM [0, 0x9fc00), reserved [0x9fc00, 0xa0000) and
- * [0xf0000, 1 MiB), RAM [1 MiB, low) and, with more memory than fits below
+ * [0xe0000, 1 MiB), RAM [1 MiB, low) and, with more memory than fits below
  * the PCI hole, RAM from 4 GiB.
  * The kernel goes at or above 1 MiB, the initrd as high as the kernel allows
  * below the PCI hole.
@@ -36,6 +37,7 @@
 #include <stdint.h>
 
 #include "blockfs/err.h"
+#include "hv/acpi.h"
 #include "hv/guest_mem.h"
 #include "hv/mptable.h"
 
@@ -57,6 +59,7 @@
 #define BOOT_ELF_CMDLINE_MAX 2047u /* x86 COMMAND_LINE_SIZE less the NUL */
 
 /* struct boot_params (the zero page): offsets of the fields the loader fills. */
+#define BP_ACPI_RSDP_ADDR    0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE  0x0c4
 #define BP_EXT_CMD_LINE_PTR  0x0c8
@@ -97,7 +100,7 @@ struct boot_config {
 	const char *initrd_path; /* may be NULL */
 	const char *cmdline;     /* may be NULL: empty */
 	unsigned cpus;           /* 0 counts as 1 */
-	/* PCI INTx routes for the MP table; may be set again with mptable_write. */
+	/* PCI INTx routes for the MP table and the DSDT's _PRT. */
 	const struct mptable_pci_irq *pci_irqs;
 	size_t n_pci_irqs;
 };
@@ -144,7 +147,7 @@ struct bzimage_info {
 
 /*
  * Loads cfg's kernel and initrd, writes the command line, zero page (with
- * its e820 map), page tables, GDT and MP table, and says how to start the
+ * its e820 map), page tables, GDT, ACPI and MP tables, and says how to start the
  * BSP. Other vCPUs start in real mode and wait for the BSP's INIT/SIPI.
  */
 int boot_load(struct guest_mem *m, const struct boot_config *cfg, struct boot_info *out,

@@ -9,16 +9,14 @@
 #define CMD_PULSE_RESET 0xfe
 #define STATUS_OBF      0x01 /* output buffer full: a byte waits at 0x60 */
 #define SELF_TEST_OK    0x55
-#define PM1_SLP_EN      (1u << 13)
 
-void power_init(struct power *p, void (*event)(void *ctx, enum power_event ev), void *ctx)
+void i8042_init(struct i8042 *k, struct power_sink sink)
 {
-	memset(p, 0, sizeof(*p));
-	p->event = event;
-	p->ctx = ctx;
+	memset(k, 0, sizeof(*k));
+	k->sink = sink;
 }
 
-static void answer(struct power *p, uint8_t v)
+static void answer(struct i8042 *p, uint8_t v)
 {
 	p->output = v;
 	p->have_output = true;
@@ -26,7 +24,7 @@ static void answer(struct power *p, uint8_t v)
 
 void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write)
 {
-	struct power *p = opaque;
+	struct i8042 *p = opaque;
 	unsigned port = (unsigned)off + I8042_DATA_PORT;
 
 	if (!write) {
@@ -40,17 +38,17 @@ void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool writ
 		return;
 	}
 	if (port == I8042_DATA_PORT) {
-		if (p->i8042_cmd == CMD_WRITE_CTR)
+		if (p->cmd == CMD_WRITE_CTR)
 			p->ctr = data[0];
-		p->i8042_cmd = 0;
+		p->cmd = 0;
 		return;
 	}
 	if (port != I8042_COMMAND_PORT)
 		return;
-	p->i8042_cmd = data[0];
+	p->cmd = data[0];
 	switch (data[0]) {
 	case CMD_PULSE_RESET:
-		p->event(p->ctx, POWER_RESET);
+		p->sink.event(p->sink.ctx, POWER_RESET);
 		break;
 	case CMD_SELF_TEST:
 		answer(p, SELF_TEST_OK);
@@ -63,27 +61,8 @@ void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool writ
 	}
 }
 
-void pm1_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write)
-{
-	struct power *p = opaque;
-	uint16_t v = 0;
-
-	(void)off;
-	if (!write) {
-		memset(data, 0, len);
-		return;
-	}
-	memcpy(&v, data, len < 2 ? len : 2);
-	if (v & PM1_SLP_EN)
-		p->event(p->ctx, POWER_OFF);
-}
-
-int power_register(struct power *p, struct bus *pio)
+int i8042_register(struct i8042 *k, struct bus *pio)
 {
 	/* 0x60 to 0x64; 0x61 (the speaker gate) never gets here: KVM's PIT owns it. */
-	int rc = bus_register(pio, I8042_DATA_PORT, 5, i8042_io, p, "i8042");
-
-	if (!rc)
-		rc = bus_register(pio, PM1A_CNT_PORT, 2, pm1_io, p, "pm1a-cnt");
-	return rc;
+	return bus_register(pio, I8042_DATA_PORT, 5, i8042_io, k, "i8042");
 }

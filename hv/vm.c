@@ -313,7 +313,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	struct sigaction sa = { .sa_handler = ignore_signal };
 	struct irq_line com1;
 	struct boot_info boot;
-	bool serial_ready = false;
+	bool serial_ready = false, pm_ready = false;
 	int ret = -1;
 
 	if (!vm)
@@ -340,15 +340,17 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	com1 = (struct irq_line){ .set = irq_line_kvm, .ctx = vm, .gsi = SERIAL_COM1_IRQ };
 	serial_init(&vm->serial, cfg->console_out, &com1);
 	serial_ready = true;
-	power_init(&vm->power, power_event, vm);
-	if (serial_register(&vm->serial, &vm->pio) || power_register(&vm->power, &vm->pio) ||
-	    pci_init(&vm->pci, &vm->pio, &vm->mmio)) {
+	i8042_init(&vm->i8042, (struct power_sink){ power_event, vm });
+	acpi_pm_init(&vm->pm, (struct power_sink){ power_event, vm });
+	pm_ready = true;
+	if (serial_register(&vm->serial, &vm->pio) || i8042_register(&vm->i8042, &vm->pio) ||
+	    acpi_pm_register(&vm->pm, &vm->pio) || pci_init(&vm->pci, &vm->pio, &vm->mmio)) {
 		err_set(err, EBUSY, "registering devices");
 		goto out;
 	}
 	if (attach_disks(vm, irqs, err))
 		goto out;
-	/* The kernel goes in last: the MP table names the disks' PCI slots and GSIs. */
+	/* The kernel goes in last: the MP and ACPI tables name the disks' PCI slots and GSIs. */
 	bc.pci_irqs = irqs;
 	bc.n_pci_irqs = cfg->n_disks;
 	if (boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
@@ -432,6 +434,8 @@ out:
 		pci_destroy(&vm->pci);
 	if (serial_ready)
 		serial_destroy(&vm->serial);
+	if (pm_ready)
+		acpi_pm_destroy(&vm->pm);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	pthread_mutex_destroy(&vm->lock);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "hv/acpi_pm.h"
 #include "hv/bus.h"
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
@@ -33,7 +34,8 @@ struct vm {
 	struct bus pio, mmio;
 	struct pci_bus pci;
 	struct serial serial;
-	struct power power;
+	struct i8042 i8042;
+	struct acpi_pm pm;
 	struct irqfd_set irqfds;
 	struct vcpu vcpus[HV_MAX_CPUS];
 	unsigned n_vcpus;

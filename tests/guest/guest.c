@@ -3,8 +3,9 @@
  * A freestanding test guest for hv: it prints on the serial port, finds the
  * virtio-blk devices on PCI, reads sectors and checks them against a CRC the
  * host computed (passed on the command line), copies them elsewhere, flushes,
- * discards a range, tries to write a read-only disk, and powers off. Its
- * instruction count stays small: KVM on CI machines emulates every one.
+ * discards a range, tries to write a read-only disk, and powers off through
+ * the port and sleep type it finds in the ACPI tables. Its instruction count
+ * stays small: KVM on CI machines emulates every one.
  *
  * Command line: "cksum=N copy=S discard=S" (decimal); "reboot=1" resets the
  * machine through the i8042 instead, "crash=1" triple-faults, "echo=1" reads
@@ -22,17 +23,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COM1       0x3f8
-#define PM1A_CNT   0x604
-#define PCI_ADDR   0xcf8
-#define PCI_DATA   0xcfc
-#define MMIO_PD    0x300000ul /* page directory mapping 3-4 GiB */
-#define RING_BASE  0x400000ul
-#define REQ_HDR    0x500000ul
-#define REQ_DATA   0x510000ul
-#define REQ_STATUS 0x520000ul
-#define COPY_BUF   0x530000ul
-#define QSIZE      8
+#define COM1         0x3f8
+#define BP_ACPI_RSDP 0x70 /* boot_params.acpi_rsdp_addr */
+#define SLP_EN       (1u << 13)
+#define PCI_ADDR     0xcf8
+#define PCI_DATA     0xcfc
+#define MMIO_PD      0x300000ul /* page directory mapping 3-4 GiB */
+#define RING_BASE    0x400000ul
+#define REQ_HDR      0x500000ul
+#define REQ_DATA     0x510000ul
+#define REQ_STATUS   0x520000ul
+#define COPY_BUF     0x530000ul
+#define QSIZE        8
 
 /* The benchmark mode's requests. */
 #define BENCH_HDR    0x540000ul /* 16 bytes a request */
@@ -111,9 +113,83 @@ static void putdec(uint64_t v)
 		putc(buf[--i]);
 }
 
-static void poweroff(void)
+static bool table_ok(const uint8_t *t, const char *sig, uint32_t len)
 {
-	outw(PM1A_CNT, (5 << 10) | (1 << 13)); /* SLP_TYP 5, SLP_EN */
+	uint8_t sum = 0;
+
+	if (t[0] != sig[0] || t[1] != sig[1] || t[2] != sig[2] || t[3] != sig[3])
+		return false;
+	for (uint32_t i = 0; i < len; i++)
+		sum = (uint8_t)(sum + t[i]);
+	return sum == 0;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/*
+ * Finds the PM1a control port in the FADT and S5's SLP_TYP in the DSDT, the
+ * way an OS without an AML interpreter does: RSDP (from boot_params), XSDT,
+ * FADT, then the bytes Name(\_S5, Package(){n, ...}) in the DSDT.
+ */
+static bool acpi_s5(const uint8_t *boot_params, uint16_t *port, uint16_t *slp_typ)
+{
+	const uint8_t *rsdp = (const uint8_t *)(uintptr_t)rd64(boot_params + BP_ACPI_RSDP), *xsdt;
+	const uint8_t *fadt = 0, *dsdt;
+	uint32_t len;
+
+	if (!rsdp || !table_ok(rsdp, "RSD ", 20) || rsdp[4] != 'P' || rsdp[15] < 2)
+		return false;
+	xsdt = (const uint8_t *)(uintptr_t)rd64(rsdp + 24);
+	if (!table_ok(xsdt, "XSDT", rd32(xsdt + 4)))
+		return false;
+	for (uint32_t off = 36; off + 8 <= rd32(xsdt + 4); off += 8) {
+		const uint8_t *t = (const uint8_t *)(uintptr_t)rd64(xsdt + off);
+
+		if (table_ok(t, "FACP", rd32(t + 4)))
+			fadt = t;
+	}
+	if (!fadt)
+		return false;
+	*port = (uint16_t)rd32(fadt + 64); /* PM1a_CNT_BLK */
+	dsdt = (const uint8_t *)(uintptr_t)rd64(fadt + 140);
+	len = rd32(dsdt + 4);
+	if (!*port || !table_ok(dsdt, "DSDT", len))
+		return false;
+	for (uint32_t i = 36; i + 8 < len; i++) {
+		const uint8_t *p = dsdt + i;
+
+		/* "_S5_", PackageOp, a one-byte PkgLength, the element count, then SLP_TYPa. */
+		if (p[0] != '_' || p[1] != 'S' || p[2] != '5' || p[3] != '_' || p[4] != 0x12 ||
+		    p[5] & 0xc0)
+			continue;
+		if (p[7] == 0x0a)
+			*slp_typ = p[8];
+		else if (p[7] <= 1)
+			*slp_typ = p[7];
+		else
+			return false;
+		return true;
+	}
+	return false;
+}
+
+static void poweroff(const uint8_t *boot_params)
+{
+	uint16_t port = 0, slp_typ = 0;
+
+	if (!acpi_s5(boot_params, &port, &slp_typ)) {
+		puts("acpi: no PM1a_CNT or \\_S5 in the tables: FAIL\n");
+		outb(0x64, 0xfe); /* a reset, which the tests take for a failure */
+	}
+	outw(port, (uint16_t)(slp_typ << 10 | SLP_EN));
 	for (;;)
 		__asm__ volatile("hlt");
 }
@@ -394,7 +470,7 @@ void guest_main(const uint8_t *boot_params)
 
 	if (arg(cmdline, "byte")) {
 		putc('c');
-		poweroff();
+		poweroff(boot_params);
 	}
 	puts("circ test guest: hello\n");
 	if (arg(cmdline, "reboot")) {
@@ -420,7 +496,7 @@ void guest_main(const uint8_t *boot_params)
 		puts("\ngot: ");
 		puts(line);
 		putc('\n');
-		poweroff();
+		poweroff(boot_params);
 	}
 	if (arg(cmdline, "crash")) {
 		/* No IDT: the breakpoint faults, the fault double-faults, then a triple fault. */
@@ -441,7 +517,7 @@ void guest_main(const uint8_t *boot_params)
 	putdec(n);
 	putc('\n');
 	if (n == 0)
-		poweroff();
+		poweroff(boot_params);
 	if (bench) {
 		struct bench_counts c = { 0, 0, 0 };
 
@@ -454,7 +530,7 @@ void guest_main(const uint8_t *boot_params)
 		puts(" errors=");
 		putdec8(c.errors);
 		puts("\ncirc test guest: done\n");
-		poweroff();
+		poweroff(boot_params);
 	}
 
 	struct blk *b = &disks[0];
@@ -497,5 +573,5 @@ void guest_main(const uint8_t *boot_params)
 		check(blk_request(&disks[1], T_OUT, 0, copy, 512, false) != 0,
 		      "a read-only disk refuses writes");
 	puts("circ test guest: done\n");
-	poweroff();
+	poweroff(boot_params);
 }

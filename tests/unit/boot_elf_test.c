@@ -35,6 +35,7 @@ START_TEST(test_elf_load)
 	struct boot_info bi;
 	struct guest_mem m;
 	struct mp_seen s;
+	struct acpi_seen as;
 	struct buf k = { 0 };
 	const uint8_t *zp, *seg;
 
@@ -81,6 +82,10 @@ START_TEST(test_elf_load)
 
 	parse_mptable(&m, &s);
 	ck_assert_uint_eq(s.cpus, 4);
+	/* The ACPI tables say the same, and boot_params says where they are. */
+	parse_acpi(&m, &as);
+	ck_assert_uint_eq(as.lapics, 4);
+	ck_assert_uint_eq(get_u64le(zp + BP_ACPI_RSDP_ADDR), as.rsdp);
 	buf_free(&k);
 	guest_mem_free(&m);
 }

@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <string.h>
 
+#include "hv/acpi.h"
 #include "hv/boot.h"
 #include "hv/mptable.h"
 #include "tests/unit/boot_fixture.h"
@@ -190,7 +191,7 @@ uint64_t check_e820(const struct guest_mem *m, const uint8_t *zp)
 {
 	unsigned n = zp[BP_E820_ENTRIES];
 	uint64_t ram = 0, prev_end = 0;
-	bool mp_reserved = false;
+	bool mp_reserved = false, acpi_reserved = false;
 
 	ck_assert(n >= 2 && n <= BP_E820_MAX);
 	for (unsigned i = 0; i < n; i++) {
@@ -214,8 +215,11 @@ uint64_t check_e820(const struct guest_mem *m, const uint8_t *zp)
 		if (type == E820_RESERVED &&
 		    inside(MPTABLE_START, MPTABLE_END - MPTABLE_START, addr, size))
 			mp_reserved = true;
+		if (type == E820_RESERVED && inside(ACPI_START, ACPI_END - ACPI_START, addr, size))
+			acpi_reserved = true;
 	}
 	ck_assert_msg(mp_reserved, "the MP table is not in a reserved e820 range");
+	ck_assert_msg(acpi_reserved, "the ACPI tables are not in a reserved e820 range");
 	ck_assert_uint_le(ram, m->size);
 	/* Only the legacy area between 639 KiB and 1 MiB is withheld. */
 	ck_assert_uint_eq(ram, m->size - (BOOT_HIMEM_START - BOOT_EBDA_START));
@@ -324,4 +328,109 @@ void parse_mptable(const struct guest_mem *m, struct mp_seen *s)
 		}
 	}
 	ck_assert_msg(p == end, "entries end %td bytes from the table's length", end - p);
+}
+
+/* A system description table at gpa: its signature, length, checksum and place. */
+static const uint8_t *acpi_table(const struct guest_mem *m, uint64_t gpa, const char sig[4])
+{
+	const uint8_t *t = gp(m, gpa, ACPI_SDT_HEADER_SIZE);
+	uint32_t len = get_u32le(t + 4);
+
+	ck_assert_msg(memcmp(t, sig, 4) == 0, "%.4s at 0x%llx, not %.4s", (const char *)t,
+	              (unsigned long long)gpa, sig);
+	ck_assert_uint_ge(len, ACPI_SDT_HEADER_SIZE);
+	ck_assert_msg(gpa >= ACPI_START && gpa + len <= ACPI_END, "%.4s outside the ACPI area",
+	              sig);
+	t = gp(m, gpa, len);
+	ck_assert_msg(sum8(t, len) == 0, "%.4s checksum", sig);
+	ck_assert_int_eq(memcmp(t + 10, "CIRC  ", 6), 0);
+	return t;
+}
+
+static void parse_madt(const uint8_t *t, struct acpi_seen *s)
+{
+	const uint8_t *p = t + ACPI_SDT_HEADER_SIZE + 8, *end = t + get_u32le(t + 4);
+
+	ck_assert_uint_eq(get_u32le(t + ACPI_SDT_HEADER_SIZE), 0xfee00000u);
+	ck_assert_uint_eq(get_u32le(t + ACPI_SDT_HEADER_SIZE + 4) & 1, 1); /* PCAT_COMPAT */
+	while (p < end) {
+		ck_assert_msg(end - p >= 2 && p[1] >= 2 && p[1] <= end - p, "MADT entry length");
+		switch (p[0]) {
+		case ACPI_MADT_LAPIC:
+			ck_assert_uint_eq(p[1], 8);
+			ck_assert_uint_eq(p[3], s->lapics); /* APIC IDs 0..n-1, in order */
+			ck_assert_uint_eq(get_u32le(p + 4) & 1, 1);
+			s->lapics++;
+			break;
+		case ACPI_MADT_IOAPIC:
+			ck_assert_uint_eq(p[1], 12);
+			ck_assert_uint_eq(get_u32le(p + 4), 0xfec00000u);
+			ck_assert_uint_eq(get_u32le(p + 8), 0);
+			s->ioapic_id = p[2];
+			s->ioapics++;
+			break;
+		case ACPI_MADT_ISO:
+			ck_assert_uint_eq(p[1], 10);
+			ck_assert_uint_eq(p[2], 0);
+			ck_assert_uint_lt(p[3], 16);
+			s->iso_gsi[p[3]] = (int)get_u32le(p + 4);
+			s->iso_flags[p[3]] = rd16(p + 8);
+			break;
+		case ACPI_MADT_LAPIC_NMI:
+			ck_assert_uint_eq(p[1], 6);
+			ck_assert_uint_eq(p[5], 1); /* LINT1 */
+			s->nmis++;
+			break;
+		default:
+			ck_abort_msg("unexpected MADT entry type %u", p[0]);
+		}
+		p += p[1];
+	}
+}
+
+void parse_acpi(const struct guest_mem *m, struct acpi_seen *s)
+{
+	const uint8_t *rsdp = NULL, *xsdt, *fadt, *facs;
+	uint32_t n;
+
+	memset(s, 0, sizeof(*s));
+	memset(s->iso_gsi, -1, sizeof(s->iso_gsi));
+	for (uint64_t a = 0xe0000; a < 0x100000 && !rsdp; a += 16) {
+		const uint8_t *p = gp(m, a, 8);
+
+		if (!memcmp(p, "RSD PTR ", 8) && sum8(gp(m, a, 20), 20) == 0)
+			rsdp = gp(m, s->rsdp = a, ACPI_RSDP_SIZE);
+	}
+	ck_assert_msg(rsdp, "no RSDP in the BIOS area");
+	ck_assert_uint_eq(rsdp[15], 2);
+	ck_assert_uint_eq(get_u32le(rsdp + 20), ACPI_RSDP_SIZE);
+	ck_assert_uint_eq(sum8(rsdp, ACPI_RSDP_SIZE), 0);
+	s->xsdt = get_u64le(rsdp + ACPI_RSDP_XSDT);
+	xsdt = acpi_table(m, s->xsdt, "XSDT");
+	n = (get_u32le(xsdt + 4) - ACPI_SDT_HEADER_SIZE) / 8;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = get_u64le(xsdt + ACPI_SDT_HEADER_SIZE + 8 * i);
+
+		if (!memcmp(gp(m, a, 4), "FACP", 4))
+			s->fadt = a;
+		else if (!memcmp(gp(m, a, 4), "APIC", 4))
+			s->madt = a;
+		else
+			ck_abort_msg("unexpected table in the XSDT");
+	}
+	ck_assert_msg(s->fadt && s->madt, "the XSDT lacks the FADT or the MADT");
+	fadt = acpi_table(m, s->fadt, "FACP");
+	ck_assert_uint_eq(get_u32le(fadt + 4), ACPI_FADT_SIZE);
+	ck_assert_uint_eq(fadt[8], 6);
+	s->dsdt = get_u64le(fadt + ACPI_FADT_X_DSDT);
+	s->facs = get_u64le(fadt + ACPI_FADT_X_FACS);
+	/* The 32-bit copies agree, or ACPICA complains. */
+	ck_assert_uint_eq(get_u32le(fadt + ACPI_FADT_DSDT), s->dsdt);
+	ck_assert_uint_eq(get_u32le(fadt + ACPI_FADT_FACS), s->facs);
+	s->dsdt_len = get_u32le(acpi_table(m, s->dsdt, "DSDT") + 4);
+	ck_assert_uint_eq(s->facs % 64, 0);
+	facs = gp(m, s->facs, ACPI_FACS_SIZE);
+	ck_assert_int_eq(memcmp(facs, "FACS", 4), 0);
+	ck_assert_uint_eq(get_u32le(facs + 4), ACPI_FACS_SIZE);
+	parse_madt(acpi_table(m, s->madt, "APIC"), s);
 }

@@ -2,7 +2,7 @@
 /*
  * The boot loader tests' fixture: guest memory, synthetic ELF guests, and
  * checks of what a load leaves in guest RAM (page tables, GDT, e820 map,
- * MP table).
+ * MP and ACPI tables).
  */
 #ifndef CIRC_BOOT_FIXTURE_H
 #define CIRC_BOOT_FIXTURE_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "blockfs/buf.h"
+#include "hv/acpi.h"
 #include "hv/boot.h"
 #include "hv/guest_mem.h"
 #include "hv/mptable.h"
@@ -62,5 +63,21 @@ struct mp_seen {
 
 /* Checks the floating pointer and config table and tallies their entries. */
 void parse_mptable(const struct guest_mem *m, struct mp_seen *s);
+
+struct acpi_seen {
+	uint64_t rsdp, xsdt, fadt, facs, dsdt, madt; /* guest addresses */
+	uint32_t dsdt_len;
+	unsigned lapics, ioapics, nmis;
+	uint8_t ioapic_id;
+	int iso_gsi[16]; /* ISA IRQ -> GSI where the MADT overrides it, -1: none */
+	uint16_t iso_flags[16];
+};
+
+/*
+ * Finds the RSDP as Linux does (16-byte steps through 0xe0000..1 MiB),
+ * follows the XSDT, checks every table's signature, length, checksum and
+ * place, and tallies the MADT.
+ */
+void parse_acpi(const struct guest_mem *m, struct acpi_seen *s);
 
 #endif

@@ -384,6 +384,7 @@ START_TEST(test_debian_load)
 	struct boot_info bi;
 	struct guest_mem m;
 	struct mp_seen s;
+	struct acpi_seen as;
 	struct buf k = { 0 }, initrd = { 0 };
 	const uint8_t *zp;
 	uint64_t size = debian_sizes[_i], limit, pa;
@@ -444,6 +445,9 @@ START_TEST(test_debian_load)
 	ck_assert_uint_eq(s.cpus, 2);
 	ck_assert_int_eq(s.pci_gsi[1], 5);
 	ck_assert_int_eq(s.pci_gsi[2], 6);
+	parse_acpi(&m, &as);
+	ck_assert_uint_eq(as.lapics, 2);
+	ck_assert_uint_eq(get_u64le(zp + BP_ACPI_RSDP_ADDR), as.rsdp);
 
 	buf_free(&k);
 	buf_free(&initrd);

@@ -28,6 +28,7 @@ int main(void)
 	srunner_add_suite(sr, boot_mptable_suite());
 	srunner_add_suite(sr, boot_elf_suite());
 	srunner_add_suite(sr, boot_suite());
+	srunner_add_suite(sr, acpi_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

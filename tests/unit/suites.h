@@ -26,5 +26,6 @@ Suite *virtio_pci_suite(void);
 Suite *boot_mptable_suite(void);
 Suite *boot_elf_suite(void);
 Suite *boot_suite(void);
+Suite *acpi_suite(void);
 
 #endif
