@@ -492,6 +492,7 @@ static int boot_load_src(struct guest_mem *m, const struct boot_config *cfg, con
                          const struct src *initrd, struct boot_info *out, struct circ_err *err)
 {
 	const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
+	unsigned cpus = cfg->cpus ? cfg->cpus : 1;
 	size_t head_len = k->len < HEAD_MAX ? (size_t)k->len : HEAD_MAX, cmdline_len;
 	uint8_t head[HEAD_MAX], *low;
 	struct plan p;
@@ -519,8 +520,8 @@ static int boot_load_src(struct guest_mem *m, const struct boot_config *cfg, con
 		               "kernel command line is %zu bytes; the kernel takes at most %u",
 		               cmdline_len, p.cmdline_max);
 
-	if (mptable_write(m, cfg->cpus ? cfg->cpus : 1, cfg->pci_irqs, cfg->n_pci_irqs, err) ||
-	    acpi_write(m, cfg->cpus ? cfg->cpus : 1, cfg->pci_irqs, cfg->n_pci_irqs, err))
+	if (mptable_write(m, cpus, cfg->pci_irqs, cfg->n_pci_irqs, err) ||
+	    acpi_write(m, cpus, cfg->pci_irqs, cfg->n_pci_irqs, err))
 		return -1;
 	write_gdt(low, out);
 	write_page_tables(low);

@@ -16,45 +16,45 @@ void i8042_init(struct i8042 *k, struct power_sink sink)
 	k->sink = sink;
 }
 
-static void answer(struct i8042 *p, uint8_t v)
+static void answer(struct i8042 *k, uint8_t v)
 {
-	p->output = v;
-	p->have_output = true;
+	k->output = v;
+	k->have_output = true;
 }
 
 void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write)
 {
-	struct i8042 *p = opaque;
+	struct i8042 *k = opaque;
 	unsigned port = (unsigned)off + I8042_DATA_PORT;
 
 	if (!write) {
 		memset(data, 0, len);
 		if (port == I8042_COMMAND_PORT) {
-			data[0] = p->have_output ? STATUS_OBF : 0;
+			data[0] = k->have_output ? STATUS_OBF : 0;
 		} else if (port == I8042_DATA_PORT) {
-			data[0] = p->output;
-			p->have_output = false;
+			data[0] = k->output;
+			k->have_output = false;
 		}
 		return;
 	}
 	if (port == I8042_DATA_PORT) {
-		if (p->cmd == CMD_WRITE_CTR)
-			p->ctr = data[0];
-		p->cmd = 0;
+		if (k->cmd == CMD_WRITE_CTR)
+			k->ctr = data[0];
+		k->cmd = 0;
 		return;
 	}
 	if (port != I8042_COMMAND_PORT)
 		return;
-	p->cmd = data[0];
+	k->cmd = data[0];
 	switch (data[0]) {
 	case CMD_PULSE_RESET:
-		p->sink.event(p->sink.ctx, POWER_RESET);
+		k->sink.event(k->sink.ctx, POWER_RESET);
 		break;
 	case CMD_SELF_TEST:
-		answer(p, SELF_TEST_OK);
+		answer(k, SELF_TEST_OK);
 		break;
 	case CMD_READ_CTR:
-		answer(p, p->ctr);
+		answer(k, k->ctr);
 		break;
 	default:
 		break;
