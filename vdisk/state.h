@@ -52,6 +52,8 @@ struct state_net {
 char *state_disk_dir(const char *state, const char *disk);
 char *state_cache_dir(const char *state);
 bool state_disk_name_valid(const char *disk);
+/* An http:// or https:// URL with a host and no spaces or control characters. */
+bool state_url_valid(const char *url);
 
 int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
 int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
@@ -59,6 +61,17 @@ void disk_conf_release(struct disk_conf *c);
 
 int disk_stats_load(const char *disk_dir, struct disk_stats *st);
 int disk_stats_save(const char *disk_dir, const struct disk_stats *st);
+
+/* Paths below the state directory; the caller frees. */
+char *state_image_dir(const char *state, const char *name);
+char *state_manifest_path(const char *disk_dir, uint64_t version);
+
+/* The highest version of image name ever accepted here (rollback protection), and raising it. */
+int state_seen_load(const char *state, const char *name, uint64_t *seen);
+int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err);
+/* Stores a verified manifest's exact bytes as DISK's manifest.N. */
+int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
+                         struct circ_err *err);
 
 /* The key pinned for image name, and its verified local manifest for DISK. */
 int state_load_pinned_key(const char *state, const char *name, struct key **out,

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/* circ update: a disk's base moves to the newest signed version, fetching changed blocks only. */
+#include "vdisk/state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blockfs/cache.h"
+#include "blockfs/file.h"
+#include "blockfs/repo.h"
+#include "blockfs/store.h"
+#include "vdisk/image.h"
+#include "vdisk/overlay.h"
+
+#define UPDATE_THREADS 8
+
+struct update_job {
+	struct store *store;
+	const struct manifest *old, *new;
+	atomic_uint next;
+	atomic_uint failed;
+	pthread_mutex_t lock;
+	struct circ_err err;
+	uint64_t changed;
+};
+
+static bool block_changed(const struct update_job *j, uint32_t i)
+{
+	const struct block_id *id = &j->new->blocks[i];
+
+	if (block_id_is_zero(id))
+		return false;
+	if (i < j->old->n_blocks &&
+	    j->old->block_size == j->new->block_size &&block_id_equal(id, &j->old->blocks[i]))
+		return false;
+	return true;
+}
+
+static void *update_worker(void *arg)
+{
+	struct update_job *j = arg;
+	struct circ_err err;
+	unsigned i;
+
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->new->n_blocks && !atomic_load(&j->failed)) {
+		if (!block_changed(j, i))
+			continue;
+		if (store_ensure(j->store, &j->new->blocks[i], j->new->block_size, &err)) {
+			pthread_mutex_lock(&j->lock);
+			if (!atomic_exchange(&j->failed, 1))
+				j->err = err;
+			pthread_mutex_unlock(&j->lock);
+		}
+	}
+	return NULL;
+}
+
+static int fetch_changed(struct store *store, const struct manifest *old,
+                         const struct manifest *new, uint64_t *changed, struct circ_err *err)
+{
+	struct update_job j = { .store = store, .old = old, .new = new };
+	pthread_t tids[UPDATE_THREADS];
+	unsigned started = 0;
+
+	pthread_mutex_init(&j.lock, NULL);
+	for (; started < UPDATE_THREADS; started++)
+		if (pthread_create(&tids[started], NULL, update_worker, &j))
+			break;
+	if (!started)
+		update_worker(&j);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+	*changed = 0;
+	for (uint32_t i = 0; i < new->n_blocks; i++)
+		*changed += block_changed(&j, i);
+	if (atomic_load(&j.failed)) {
+		*err = j.err;
+		return -1;
+	}
+	return 0;
+}
+
+static int remove_overlay(const char *dir, struct circ_err *err)
+{
+	static const char *const files[] = { "overlay.map", "overlay.log", "overlay.data" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char *p;
+
+		if (asprintf(&p, "%s/%s", dir, files[i]) < 0)
+			return err_set(err, ENOMEM, "out of memory");
+		if (unlink(p) && errno != ENOENT) {
+			err_sys(err, errno, "removing %s", p);
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+int state_update(const char *state, const char *disk, enum update_overlay mode,
+                 const struct state_net *net, uint64_t cache_size, struct update_result *res,
+                 struct circ_err *err)
+{
+	struct manifest old = { 0 }, new = { 0 };
+	struct disk_conf conf = { 0 };
+	struct store_stats ss = { 0 };
+	struct disk_stats ds;
+	struct overlay *ov = NULL;
+	struct buf raw = { 0 };
+	struct repo *repo = NULL;
+	struct cache *cache = NULL;
+	struct store *store = NULL;
+	struct key *pub = NULL;
+	struct pointer pt;
+	char *dir = state_disk_dir(state, disk), *cdir = state_cache_dir(state);
+	uint64_t seen, changed_sectors = 0;
+	char *old_manifest;
+	int lockfd = -1, rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (!dir || !cdir) {
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!state_disk_name_valid(disk)) {
+		err_set(err, EINVAL, "invalid disk name '%s'", disk);
+		goto out;
+	}
+	if (disk_conf_load(dir, &conf, err))
+		goto out;
+	lockfd = state_lock_disk(dir, err);
+	if (lockfd < 0 || state_load_pinned_key(state, conf.image, &pub, err) ||
+	    state_load_disk_manifest(dir, pub, &conf, &old, err))
+		goto out;
+	if (overlay_open(dir, old.image_size, &ov, err))
+		goto out;
+	changed_sectors = overlay_changed_sectors(ov);
+	if (changed_sectors && mode == UPDATE_REFUSE_OVERLAY) {
+		err_set(err, EBUSY,
+		        "disk '%s' has %" PRIu64
+		        " KiB of local writes: give --keep-overlay to keep "
+		        "them on the new version or --discard-overlay to drop them",
+		        disk, changed_sectors * OVERLAY_SECTOR / 1024);
+		goto out;
+	}
+	res->from = res->to = conf.version;
+	if (state_open_repo(&conf, net, &repo, err) ||
+	    image_load_pointer(repo, pub, conf.image, (uint64_t)time(NULL), &pt, err))
+		goto out;
+	state_seen_load(state, conf.image, &seen);
+	if (pt.version < conf.version || pt.version < seen) {
+		err_set(err, EPERM,
+		        "rollback refused: the server offers '%s' version %" PRIu64
+		        ", older than version %" PRIu64 " seen before",
+		        conf.image, pt.version, seen > conf.version ? seen : conf.version);
+		goto out;
+	}
+	if (pt.version == conf.version) {
+		rc = 0; /* already the newest */
+		goto out;
+	}
+	if (image_load_manifest(repo, pub, &pt, 0, &new, &raw, err))
+		goto out;
+	if (new.image_size != old.image_size && changed_sectors &&mode == UPDATE_KEEP_OVERLAY) {
+		err_set(err, EINVAL,
+		        "version %" PRIu64 " changes the disk's size: its local writes cannot be "
+		        "kept (use --discard-overlay)",
+		        new.version);
+		goto out;
+	}
+	if (cache_open(cdir, cache_size ? cache_size : STATE_DEFAULT_CACHE_SIZE, &cache, err) ||
+	    store_new(repo, cache, 0, &store, err) ||
+	    fetch_changed(store, &old, &new, &res->changed_blocks, err))
+		goto out;
+	store_get_stats(store, &ss);
+	res->fetched_bytes = ss.fetched_bytes;
+	res->fetched_blocks = ss.fetched_blocks;
+	res->to = new.version;
+
+	/* Every new block is cached: switch the base, overlay first. */
+	if (mode == UPDATE_DISCARD_OVERLAY || new.image_size != old.image_size) {
+		overlay_close(ov);
+		ov = NULL;
+		if (remove_overlay(dir, err))
+			goto out;
+	}
+	conf.version = new.version;
+	if (state_write_manifest(dir, new.version, &raw, err) || disk_conf_save(dir, &conf, err) ||
+	    state_seen_raise(state, conf.image, new.version, err))
+		goto out;
+	old_manifest = state_manifest_path(dir, old.version);
+	if (old_manifest)
+		unlink(old_manifest);
+	free(old_manifest);
+	disk_stats_load(dir, &ds);
+	ds.fetched_bytes += ss.fetched_bytes;
+	ds.fetched_blocks += ss.fetched_blocks;
+	ds.requests += ss.requests;
+	disk_stats_save(dir, &ds);
+	rc = 0;
+out:
+	store_free(store);
+	cache_close(cache);
+	overlay_close(ov);
+	repo_close(repo);
+	key_free(pub);
+	manifest_release(&old);
+	manifest_release(&new);
+	buf_free(&raw);
+	disk_conf_release(&conf);
+	if (lockfd >= 0)
+		close(lockfd);
+	free(dir);
+	free(cdir);
+	return rc;
+}
