@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -21,6 +22,7 @@ struct fetch {
 	long connect_timeout_ms;
 	long deadline_ms;
 	int retries;
+	char *user, *password;
 
 	pthread_mutex_t lock; /* guards idle and stats */
 	CURL **idle;          /* easy handles kept for their open connections */
@@ -89,6 +91,12 @@ struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
 	    cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : FETCH_DEFAULT_CONNECT_MS;
 	f->deadline_ms = cfg->deadline_ms > 0 ? cfg->deadline_ms : FETCH_DEFAULT_DEADLINE_MS;
 	f->retries = cfg->retries >= 0 ? cfg->retries : 0;
+	if (cfg->user) {
+		f->user = strdup(cfg->user);
+		f->password = strdup(cfg->password ? cfg->password : "");
+		if (!f->user || !f->password)
+			goto nomem;
+	}
 	pthread_mutex_init(&f->lock, NULL);
 	return f;
 nomem:
@@ -101,6 +109,11 @@ void fetch_free(struct fetch *f)
 {
 	if (!f)
 		return;
+	free(f->user);
+	if (f->password) {
+		explicit_bzero(f->password, strlen(f->password));
+		free(f->password);
+	}
 	if (f->mirrors) {
 		for (size_t i = 0; i < f->n_mirrors; i++)
 			free(f->mirrors[i]);
@@ -136,6 +149,12 @@ static CURL *handle_take(struct fetch *f)
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "circ/1");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+	if (f->user) {
+		/* curl sends them to the first host only, never after a redirect elsewhere. */
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, f->user);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, f->password);
+	}
 	return h;
 }
 
@@ -297,6 +316,148 @@ out:
 		pthread_mutex_unlock(&f->lock);
 	}
 	handle_give(f, h);
+	return ret;
+}
+
+struct header_sink {
+	struct fetch_response *resp;
+};
+
+static size_t header_write(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct header_sink *hs = user;
+	size_t n = size * nmemb, v;
+
+	if (n > 5 && strncasecmp(data, "ETag:", 5) == 0) {
+		for (v = 5; v < n && (data[v] == ' ' || data[v] == '\t'); v++)
+			;
+		while (n > v && (data[n - 1] == '\r' || data[n - 1] == '\n' || data[n - 1] == ' '))
+			n--;
+		if (n - v < sizeof(hs->resp->etag)) {
+			memcpy(hs->resp->etag, data + v, n - v);
+			hs->resp->etag[n - v] = '\0';
+		}
+	}
+	return size * nmemb;
+}
+
+/* One attempt of fetch_send; the handle is left as a plain GET for the pool. */
+static CURLcode send_once(CURL *h, const char *url, const struct fetch_request *rq,
+                          long remaining_ms, long connect_ms, struct fetch_response *resp,
+                          struct sink *sink)
+{
+	struct header_sink hs = { .resp = resp };
+	struct curl_slist *headers = NULL;
+	char line[160];
+	CURLcode rc;
+
+	resp->status = 0;
+	resp->etag[0] = '\0';
+	buf_reset(sink->out);
+	/* No "100 continue" round trip: bodies here are small or already expected. */
+	headers = curl_slist_append(headers, "Expect:");
+	if (rq->if_match) {
+		snprintf(line, sizeof(line), "If-Match: %s", rq->if_match);
+		headers = curl_slist_append(headers, line);
+	}
+	if (rq->if_none_match_any)
+		headers = curl_slist_append(headers, "If-None-Match: *");
+	if (rq->lease) {
+		snprintf(line, sizeof(line), "Circ-Lease: %s", rq->lease);
+		headers = curl_slist_append(headers, line);
+	}
+	headers = curl_slist_append(headers, "Cache-Control: no-cache");
+	if (strcmp(rq->method, "PUT") == 0) {
+		headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+	} else if (strcmp(rq->method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_write);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	                 remaining_ms < connect_ms ? remaining_ms : connect_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, remaining_ms);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	{
+		curl_off_t cl = -1;
+
+		curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+		resp->length = cl;
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, NULL);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	curl_slist_free_all(headers);
+	return rc;
+}
+
+int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq,
+               struct fetch_response *resp, struct buf *body, struct circ_err *err)
+{
+	long deadline = now_ms() + f->deadline_ms, backoff = FETCH_BACKOFF_FIRST_MS;
+	struct buf scratch = { 0 };
+	struct sink sink = { .out = body ? body : &scratch, .max_len = rq->max_len };
+	char *url;
+	CURL *h;
+	int ret = -1;
+
+	if (asprintf(&url, "%s/%s", f->mirrors[0], path) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	h = handle_take(f);
+	if (!h) {
+		free(url);
+		return err_set(err, ENOMEM, "out of memory");
+	}
+	for (;;) {
+		long remaining = deadline - now_ms();
+		CURLcode rc;
+
+		if (remaining <= 0) {
+			err_set(err, EIO, "%s: no answer within %ld ms", url, f->deadline_ms);
+			break;
+		}
+		sink.too_big = false;
+		rc = send_once(h, url, rq, remaining, f->connect_timeout_ms, resp, &sink);
+		pthread_mutex_lock(&f->lock);
+		f->stats.requests++;
+		f->stats.bytes += sink.out->len;
+		pthread_mutex_unlock(&f->lock);
+		if (sink.too_big) {
+			err_set(err, EFBIG, "%s: response larger than %zu bytes", url, rq->max_len);
+			break;
+		}
+		/* An answer is final unless the server says it may go better later. */
+		if (rc == CURLE_OK && resp->status != 429 && resp->status != 500 &&
+		    resp->status != 502 && resp->status != 503 && resp->status != 504) {
+			ret = 0;
+			break;
+		}
+		if (rc == CURLE_OK)
+			err_set(err, EIO, "%s: HTTP %ld", url, resp->status);
+		else
+			err_set(err, EIO, "%s: %s", url, curl_easy_strerror(rc));
+		if (rc == CURLE_OUT_OF_MEMORY || backoff > deadline - now_ms())
+			break;
+		{
+			struct timespec ts = { .tv_sec = backoff / 1000,
+				               .tv_nsec = (backoff % 1000) * 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+		backoff = backoff * 2 > FETCH_BACKOFF_MAX_MS ? FETCH_BACKOFF_MAX_MS : backoff * 2;
+	}
+	handle_give(f, h);
+	buf_free(&scratch);
+	free(url);
 	return ret;
 }
 

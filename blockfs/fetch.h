@@ -7,6 +7,7 @@
 #ifndef CIRC_FETCH_H
 #define CIRC_FETCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,8 @@ struct fetch_config {
 	long connect_timeout_ms; /* per attempt; 0 picks a default */
 	long deadline_ms;        /* whole fetch_get, retries included; 0 picks a default */
 	int retries;             /* extra attempts per mirror on transient errors */
+	/* HTTP Basic credentials for every request, or NULL (copied; the password is wiped). */
+	const char *user, *password;
 };
 
 /* Ask caches on the way not to answer from storage (pointers, refetches). */
@@ -50,6 +53,31 @@ void fetch_free(struct fetch *f);
  */
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
               fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);
+
+/*
+ * One request to the first mirror (uploads and compare-and-swap go to the
+ * origin, never to a mirror), whatever its status: the caller judges it.
+ * Transport failures and 5xx are retried until the deadline; PUTs must
+ * therefore be idempotent.
+ */
+struct fetch_request {
+	const char *method; /* "GET", "HEAD" or "PUT" */
+	const void *body;   /* PUT */
+	size_t body_len;
+	const char *if_match;   /* an ETag: the request applies only to that version */
+	bool if_none_match_any; /* "If-None-Match: *": only if it does not exist */
+	const char *lease;      /* a fencing token, sent as Circ-Lease */
+	size_t max_len;         /* response body bound */
+};
+
+struct fetch_response {
+	long status;
+	char etag[96];  /* "" when none */
+	int64_t length; /* Content-Length, -1 when none (for HEAD) */
+};
+
+int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq,
+               struct fetch_response *resp, struct buf *body, struct circ_err *err);
 
 void fetch_get_stats(struct fetch *f, struct fetch_stats *st);
 

@@ -27,7 +27,7 @@ struct pending {
 };
 
 struct store {
-	struct repo *repo;
+	struct store_source src;
 	struct cache *cache;
 
 	pthread_mutex_t lock; /* guards everything below */
@@ -76,7 +76,7 @@ static void flight_run(struct store *s, struct flight *f)
 	} else if (cache_read(s->cache, &f->id, f->block_size, 0, f->block_size, data) == 0) {
 		rc = 0; /* cached by a flight that ended just before this one began */
 	} else {
-		rc = repo_read_block(s->repo, &f->id, f->block_size, data, &comp, &f->err);
+		rc = s->src.read_block(s->src.ctx, &f->id, f->block_size, data, &comp, &f->err);
 		if (!rc)
 			cache_put(s->cache, &f->id, data, f->block_size); /* best effort */
 	}
@@ -227,14 +227,30 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int read_from_repo(void *ctx, const struct block_id *id, size_t block_size, void *out,
+                          struct buf *comp, struct circ_err *err)
+{
+	return repo_read_block(ctx, id, block_size, out, comp, err);
+}
+
 int store_new(struct repo *repo, struct cache *cache, unsigned workers, struct store **out,
               struct circ_err *err)
+{
+	struct store_source src = { .read_block = read_from_repo,
+		                    .ctx = repo,
+		                    .fetch = repo_fetcher(repo) };
+
+	return store_new_source(&src, cache, workers, out, err);
+}
+
+int store_new_source(const struct store_source *src, struct cache *cache, unsigned workers,
+                     struct store **out, struct circ_err *err)
 {
 	struct store *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return err_set(err, ENOMEM, "out of memory");
-	s->repo = repo;
+	s->src = *src;
 	s->cache = cache;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->changed, NULL);
@@ -276,7 +292,7 @@ void store_free(struct store *s)
 
 void store_get_stats(struct store *s, struct store_stats *st)
 {
-	struct fetch *f = repo_fetcher(s->repo);
+	struct fetch *f = s->src.fetch;
 	struct fetch_stats fs = { 0 };
 
 	if (f)

@@ -27,9 +27,25 @@ struct store_stats {
 	uint64_t failures;
 };
 
+/*
+ * Where a store gets a block it does not hold: reads block id into out
+ * (block_size bytes), verified against id, leaving in comp what came over the
+ * wire (its length is counted as fetched). fetch is the source's fetcher, for
+ * request counts, or NULL.
+ */
+struct store_source {
+	int (*read_block)(void *ctx, const struct block_id *id, size_t block_size, void *out,
+	                  struct buf *comp, struct circ_err *err);
+	void *ctx;
+	struct fetch *fetch;
+};
+
 /* repo and cache stay the caller's and must outlive the store. */
 int store_new(struct repo *repo, struct cache *cache, unsigned workers, struct store **out,
               struct circ_err *err);
+/* The same, from another source (a user's encrypted blocks); ctx outlives the store. */
+int store_new_source(const struct store_source *src, struct cache *cache, unsigned workers,
+                     struct store **out, struct circ_err *err);
 void store_free(struct store *s);
 
 /* Reads len bytes at off of block id (block_size bytes long). */
