@@ -29,6 +29,9 @@ int main(void)
 	srunner_add_suite(sr, boot_elf_suite());
 	srunner_add_suite(sr, boot_suite());
 	srunner_add_suite(sr, acpi_suite());
+	srunner_add_suite(sr, objects_suite());
+	srunner_add_suite(sr, ukey_suite());
+	srunner_add_suite(sr, ulayer_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

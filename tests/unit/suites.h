@@ -27,5 +27,8 @@ Suite *boot_mptable_suite(void);
 Suite *boot_elf_suite(void);
 Suite *boot_suite(void);
 Suite *acpi_suite(void);
+Suite *objects_suite(void);
+Suite *ukey_suite(void);
+Suite *ulayer_suite(void);
 
 #endif
