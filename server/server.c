@@ -19,31 +19,26 @@
 
 #include <microhttpd.h>
 
+#include "blockfs/file.h"
+#include "server/auth.h"
+#include "server/server_int.h"
+#include "server/upload.h"
+
 #define DEFAULT_THREADS 8
+#define AUTH_REALM      "Basic realm=\"circ\""
+#define ALLOW_READ      "GET, HEAD"
+#define ALLOW_WRITE     "GET, HEAD, PUT"
 
-#define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
-/* The pointer is the only file that changes: caches may hold it briefly. */
-#define CACHE_POINTER "public, max-age=30"
-#define CACHE_OTHER   "no-cache"
+unsigned request_note(struct request *rq, unsigned status, const char *fmt, ...)
+{
+	va_list ap;
 
-struct server {
-	struct MHD_Daemon *daemon;
-	int dirfd;
-	char *root; /* realpath of the repo, for the fallback containment check */
-	FILE *log;
-	uint16_t port;
-};
-
-/* Per-request record, created when the request line arrives. */
-struct request {
-	struct timespec start;
-	char method[12];
-	char *uri; /* as received, still percent-encoded */
-	unsigned status;
-	uint64_t bytes;
-	const char *note; /* why a request was refused, for the log */
-	bool headers_seen;
-};
+	va_start(ap, fmt);
+	vsnprintf(rq->note_buf, sizeof(rq->note_buf), fmt, ap);
+	va_end(ap);
+	rq->note = rq->note_buf;
+	return status;
+}
 
 static double elapsed_ms(const struct timespec *start)
 {
@@ -102,12 +97,13 @@ static void request_end(void *cls, struct MHD_Connection *con, void **con_cls,
 		fflush(s->log);
 	}
 	free(rq->uri);
+	buf_free(&rq->body);
 	free(rq);
 	*con_cls = NULL;
 }
 
-static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *rq, unsigned status,
-                                    const char *note)
+/* An answer without a body; the headers a status needs (Allow, WWW-Authenticate, ETag). */
+static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *rq, unsigned status)
 {
 	static const char body[] = "";
 	struct MHD_Response *r =
@@ -117,9 +113,13 @@ static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *
 	if (!r)
 		return MHD_NO;
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+		                        rq->allow ? rq->allow : ALLOW_READ);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, AUTH_REALM);
+	if (rq->etag[0])
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, rq->etag);
 	rq->status = status;
-	rq->note = note;
 	ret = MHD_queue_response(con, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -185,19 +185,177 @@ static int open_beneath(struct server *s, const char *rel)
 	return fd;
 }
 
-static const char *cache_policy(const char *rel)
+/*
+ * The credentials of the request must be those of the user whose tree it
+ * names (rq->obj.user): 0, or 401 (none, or wrong) or 403 (another user's).
+ */
+static unsigned authenticate(struct server *s, struct MHD_Connection *con, struct request *rq,
+                             bool write)
 {
-	size_t n = strlen(rel), ext = strlen(".manifest");
+	char *pass = NULL;
+	char *user = MHD_basic_auth_get_username_password(con, &pass);
+	struct auth_user *u = NULL;
+	unsigned status = 0;
 
-	if (strncmp(rel, "blocks/", 7) == 0)
-		return CACHE_IMMUTABLE;
-	if (strncmp(rel, "images/", 7) == 0) {
-		if (n > ext && strcmp(rel + n - ext, ".manifest") == 0)
-			return CACHE_IMMUTABLE;
-		if (n > 7 && strcmp(rel + n - 7, "/latest") == 0)
-			return CACHE_POINTER;
+	if (!user || !pass)
+		status = request_note(rq, MHD_HTTP_UNAUTHORIZED, "refused: no credentials");
+	else
+		switch (auth_check(s->auth, user, pass, &u)) {
+		case AUTH_OK:
+			break;
+		case AUTH_UNKNOWN_USER:
+			/* Not named: a password typed into the user field would land in the log. */
+			status = request_note(rq, MHD_HTTP_UNAUTHORIZED, "refused: unknown user");
+			break;
+		case AUTH_WRONG_PASSWORD:
+			status = request_note(rq, MHD_HTTP_UNAUTHORIZED,
+			                      "refused: wrong password for %s", user);
+			break;
+		default:
+			status = request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			                      "error: cannot check a password");
+			break;
+		}
+	if (!status && strcmp(u->name, rq->obj.user) != 0)
+		status = request_note(rq, MHD_HTTP_FORBIDDEN, "refused: %s may not %s %s's tree",
+		                      u->name, write ? "write" : "read", rq->obj.user);
+	if (!status)
+		rq->user = u;
+	if (pass) {
+		explicit_bzero(pass, strlen(pass));
+		MHD_free(pass);
 	}
-	return CACHE_OTHER;
+	if (user)
+		MHD_free(user);
+	return status;
+}
+
+/*
+ * Decides a request from its headers: 0 to go on, or the status to answer.
+ * Only objects of the format are served (blockfs/objects.h), so nothing
+ * else left in the directory (a private key, a temporary) ever is.
+ */
+static unsigned route(struct server *s, struct MHD_Connection *con, struct request *rq,
+                      const char *url, const char *method)
+{
+	bool read =
+	    strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
+	unsigned status = url_to_relpath(url, rq->rel, sizeof(rq->rel));
+	bool known = !status && repo_object_classify(rq->rel, &rq->obj);
+	bool user_obj = known && rq->obj.kind->writer == REPO_WRITER_USER;
+
+	/* Without --users the server is read-only whatever the path, as a static server is. */
+	if (!read && !(put && s->auth)) {
+		rq->allow = s->auth && user_obj ? ALLOW_WRITE : ALLOW_READ;
+		return request_note(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "refused: %s not allowed",
+		                    method);
+	}
+	if (status == MHD_HTTP_FORBIDDEN)
+		return request_note(rq, status, "refused: path traversal");
+	if (status)
+		return status;
+	if (!known || (user_obj && !s->auth))
+		return MHD_HTTP_NOT_FOUND;
+	if (!user_obj) {
+		if (!put)
+			return 0;
+		rq->allow = ALLOW_READ;
+		return request_note(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "refused: public, read-only");
+	}
+	rq->allow = ALLOW_WRITE;
+	status = authenticate(s, con, rq, put);
+	if (!status && put)
+		status = upload_begin(con, rq);
+	return status;
+}
+
+/* Reads a small file whole from fd (keys, heads: at most a few KiB). */
+static int read_small(int fd, uint64_t size, struct buf *out)
+{
+	int rc;
+
+	if (buf_reserve(out, (size_t)size))
+		return -ENOMEM;
+	rc = file_pread_full(fd, out->data, (size_t)size, 0);
+	if (!rc)
+		out->len = (size_t)size;
+	return rc;
+}
+
+static enum MHD_Result serve_file(struct server *s, struct MHD_Connection *con, struct request *rq,
+                                  const char *method)
+{
+	const struct repo_object_kind *kind = rq->obj.kind;
+	struct MHD_Response *r;
+	char etag[64];
+	const char *inm;
+	struct buf content = { 0 };
+	struct stat st;
+	unsigned status;
+	enum MHD_Result ret;
+	int fd = open_beneath(s, rq->rel);
+
+	if (fd < 0) {
+		status =
+		    errno == EXDEV || errno == ELOOP
+		        ? request_note(rq, MHD_HTTP_FORBIDDEN, "refused: leads outside the repo")
+		        : MHD_HTTP_NOT_FOUND;
+		return reply_status(con, rq, status);
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return reply_status(con, rq, MHD_HTTP_NOT_FOUND);
+	}
+	/*
+	 * A user's mutable objects are replaced by compare-and-swap on their
+	 * ETag, so it must change with every write, even two in one second
+	 * that keep the size: a hash of the content (upload_content_etag).
+	 */
+	if (kind->writer == REPO_WRITER_USER && kind->is_mutable &&
+	    (uint64_t)st.st_size <= kind->max_len) {
+		if (read_small(fd, (uint64_t)st.st_size, &content)) {
+			close(fd);
+			buf_free(&content);
+			return reply_status(con, rq, MHD_HTTP_INTERNAL_SERVER_ERROR);
+		}
+		upload_content_etag(content.data, content.len, etag);
+	} else {
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+		         (uint64_t)st.st_ino, (uint64_t)st.st_size,
+		         (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
+	}
+	inm = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (inm && strcmp(inm, etag) == 0) {
+		close(fd);
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_MODIFIED;
+	} else {
+		if (content.data) {
+			close(fd);
+			r = MHD_create_response_from_buffer(content.len, content.data,
+			                                    MHD_RESPMEM_MUST_COPY);
+		} else {
+			/* MHD owns fd from here, and uses sendfile for it. */
+			r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+			if (!r)
+				close(fd);
+		}
+		status = MHD_HTTP_OK;
+		rq->bytes = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : (uint64_t)st.st_size;
+	}
+	buf_free(&content);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, kind->cache_control);
+	if (status == MHD_HTTP_OK)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        "application/octet-stream");
+	rq->status = status;
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
@@ -206,76 +364,56 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 {
 	struct server *s = cls;
 	struct request *rq = *con_cls;
-	struct MHD_Response *r;
-	char rel[1024], etag[64];
-	const char *inm;
-	struct stat st;
 	unsigned status;
-	enum MHD_Result ret;
-	int fd;
 
 	(void)version;
-	(void)upload_data;
 	if (!rq)
 		return MHD_NO;
-	snprintf(rq->method, sizeof(rq->method), "%s", method);
 	/*
 	 * MHD keeps a connection alive only if the reply is queued after the
-	 * whole request has been read: the first call just acknowledges it.
+	 * whole request has been read: the first call decides from the headers
+	 * and waits. Only a refused upload is answered at once, so that its
+	 * body is never read (nor, with Expect: 100-continue, even sent).
 	 */
 	if (!rq->headers_seen) {
 		rq->headers_seen = true;
+		snprintf(rq->method, sizeof(rq->method), "%s", method);
+		rq->early = route(s, con, rq, url, method);
+		if (rq->early && strcmp(method, MHD_HTTP_METHOD_PUT) == 0)
+			return reply_status(con, rq, rq->early);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		*upload_data_size = 0; /* static server: request bodies are ignored */
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0; /* what is not an accepted upload is read and dropped */
+		if (rq->put && !rq->early) {
+			status = upload_feed(rq, upload_data, n);
+			if (status) {
+				rq->early = status;
+				buf_free(&rq->body);
+			}
+		} else if (rq->put_too_large) {
+			/*
+			 * MHD 0.9.75 takes no reply in the middle of a body, so a body
+			 * without Content-Length that outgrows its bound is drained
+			 * and refused at its end; a client going on for as long again
+			 * is cut off instead.
+			 */
+			rq->dropped += n;
+			if (rq->dropped > rq->obj.kind->max_len) {
+				request_note(rq, 0, "refused: body over %" PRIu64 " bytes, cut off",
+				             rq->obj.kind->max_len);
+				return MHD_NO;
+			}
+		}
 		return MHD_YES;
 	}
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_status(con, rq, MHD_HTTP_METHOD_NOT_ALLOWED, method);
-	status = url_to_relpath(url, rel, sizeof(rel));
-	if (status)
-		return reply_status(con, rq, status,
-		                    status == MHD_HTTP_FORBIDDEN ? "refused: path traversal"
-		                                                 : NULL);
-	fd = open_beneath(s, rel);
-	if (fd < 0) {
-		if (errno == EXDEV || errno == ELOOP)
-			return reply_status(con, rq, MHD_HTTP_FORBIDDEN,
-			                    "refused: leads outside the repo");
-		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return reply_status(con, rq, MHD_HTTP_NOT_FOUND, NULL);
-	}
-	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", (uint64_t)st.st_ino,
-	         (uint64_t)st.st_size,
-	         (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec);
-	inm = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	if (inm && strcmp(inm, etag) == 0) {
-		close(fd);
-		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		status = MHD_HTTP_NOT_MODIFIED;
-	} else {
-		/* MHD owns fd from here, and uses sendfile for it. */
-		r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
-		if (!r)
-			close(fd);
-		status = MHD_HTTP_OK;
-		rq->bytes = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : (uint64_t)st.st_size;
-	}
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache_policy(rel));
-	if (status == MHD_HTTP_OK)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		                        "application/octet-stream");
-	rq->status = status;
-	ret = MHD_queue_response(con, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	if (rq->early)
+		return reply_status(con, rq, rq->early);
+	if (rq->put)
+		return reply_status(con, rq, upload_finish(s, con, rq));
+	return serve_file(s, con, rq, method);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct circ_err *err)
@@ -319,9 +457,15 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	if (!s)
 		return err_set(err, ENOMEM, "out of memory");
 	s->log = cfg->access_log;
+	s->quota = cfg->quota;
+	if (cfg->users_file && auth_load(cfg->users_file, &s->auth, err)) {
+		free(s);
+		return -1;
+	}
 	s->dirfd = open(cfg->repo_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		err_sys(err, errno, "repo %s", cfg->repo_dir);
+		auth_free(s->auth);
 		free(s);
 		return -1;
 	}
@@ -349,6 +493,7 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 fail:
 	close(s->dirfd);
 	free(s->root);
+	auth_free(s->auth);
 	free(s);
 	return -1;
 }
@@ -365,5 +510,6 @@ void server_stop(struct server *s)
 	MHD_stop_daemon(s->daemon);
 	close(s->dirfd);
 	free(s->root);
+	auth_free(s->auth);
 	free(s);
 }

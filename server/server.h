@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `circ serve`: a repo directory over HTTP (libmicrohttpd, a thread pool).
- * Static GET and HEAD only, so that nginx or any CDN can stand in for it.
+ * The public objects are static GET and HEAD only, so that nginx or any CDN
+ * can stand in for them. With a users file, users' trees (users/USER/) are
+ * readable and writable by their user only, through HTTP Basic (upload.h).
  */
 #ifndef CIRC_SERVER_H
 #define CIRC_SERVER_H
@@ -15,9 +17,11 @@
 
 struct server_config {
 	const char *repo_dir;
-	const char *listen; /* HOST:PORT or [V6]:PORT; port 0 picks a free one */
-	unsigned threads;   /* 0: a default */
-	FILE *access_log;   /* one line per request; NULL for none */
+	const char *listen;     /* HOST:PORT or [V6]:PORT; port 0 picks a free one */
+	unsigned threads;       /* 0: a default */
+	FILE *access_log;       /* one line per request; NULL for none */
+	const char *users_file; /* htpasswd file (bcrypt) of who may upload; NULL: read-only */
+	uint64_t quota;         /* bytes per user under users/USER/; 0: no limit */
 };
 
 struct server;

@@ -46,9 +46,13 @@ test_traversal_refused() {
 	echo secret >outside
 	ln -s "$T_DIR/outside" repo/images/link
 	ln -s /etc repo/etc
+	# Only paths of the format are served, so an escape worth refusing has one's name.
+	mkdir outdir && echo secret >outdir/latest
+	ln -s "$T_DIR/outdir" repo/images/evil
+	ln -s "$T_DIR/outside" repo/images/test/9.manifest
 	for path in "/../outside" "/images/../../outside" "/%2e%2e/outside" "/%2E%2E/%2e%2e/etc/passwd" \
 		"/images/%2e%2e%2f%2e%2e%2foutside" "/images/..%2f..%2foutside" "/images/link" "/etc/passwd" \
-		"/.lock" "//etc/passwd"; do
+		"/.lock" "//etc/passwd" "/images/evil/latest" "/images/test/9.manifest"; do
 		out=$(curl -s --path-as-is -w ' %{http_code}' "$URL$path")
 		code=${out##* }
 		case $code in 403 | 404 | 400) ;; *) die "$path gave $code" ;; esac
