@@ -18,9 +18,35 @@
 #include "blockfs/store.h"
 #include "vdisk/manifest.h"
 #include "vdisk/overlay.h"
+#include "vdisk/userlayer.h"
 
 #define STATS_SAVE_EVERY_S 5
 #define SECTOR_LOCKS       64 /* stripes: writers of one sector take the same lock */
+#define MAX_LAYERS         3  /* overlay, user layer, base */
+
+/*
+ * What a layer holds at a byte offset, for the run of bytes that share it:
+ * its own data, zeros, or nothing (read the layers beneath).
+ */
+enum layer_state {
+	LAYER_DATA,
+	LAYER_ZERO,
+	LAYER_BELOW,
+};
+
+struct vdisk;
+
+/*
+ * A layer of the stack. map() says what [off, off + len) holds, for a first
+ * run of *run bytes (0 < *run <= len) that a single read() may then serve:
+ * a read asks each layer once per run, never once per sector.
+ */
+struct layer_ops {
+	const char *name;
+	int (*map)(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
+	           uint64_t *run);
+	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off);
+};
 
 struct vdisk {
 	char *dir;
@@ -28,10 +54,16 @@ struct vdisk {
 	bool read_only;
 	FILE *log;
 	struct disk_conf conf;
-	struct manifest m;
+	uint64_t size;
+	uint32_t block_size;
+	uint64_t n_blocks;
+	const struct layer_ops *layers[MAX_LAYERS]; /* top first */
+	unsigned n_layers;
+	struct manifest m; /* an image base's */
 	struct repo *repo;
 	struct cache *cache;
-	struct store *store;
+	struct store *store;     /* an image base's blocks */
+	struct user_layer *user; /* the pulled user layer, or NULL */
 	struct overlay *ov;
 	unsigned readahead;
 	/* A partial-sector write is read-modify-write: no other write to that sector between. */
@@ -54,11 +86,53 @@ struct vdisk {
 	time_t stats_saved_at;
 };
 
+static const struct layer_ops overlay_layer, user_layer, image_layer, blank_layer;
+static int stack_read(struct vdisk *vd, unsigned i, uint8_t *p, uint64_t len, uint64_t off);
+
+/* The base: a published image version, fetched through the verified store. */
+static int open_image_base(struct vdisk *vd, const char *state, const struct vdisk_options *opts,
+                           struct circ_err *err)
+{
+	struct key *pub = NULL;
+	int rc;
+
+	/* The local manifest is checked as strictly as one from the network. */
+	rc = state_load_pinned_key(state, vd->conf.image, &pub, err) ||
+	     state_load_disk_manifest(vd->dir, pub, &vd->conf, &vd->m, err) ||
+	     state_open_repo(&vd->conf, &opts->net, &vd->repo, err) ||
+	     store_new(vd->repo, vd->cache, opts->workers ? opts->workers : VDISK_DEFAULT_WORKERS,
+	               &vd->store, err);
+	key_free(pub);
+	if (rc)
+		return -1;
+	vd->size = vd->m.image_size;
+	vd->block_size = vd->m.block_size;
+	return 0;
+}
+
+/* A user layer lies over the base it was made on: same size, same blocks. */
+static int check_user_layer(struct vdisk *vd, struct circ_err *err)
+{
+	const struct ulayer *l = user_layer_map(vd->user);
+	bool same = l->disk_size == vd->size && l->block_size == vd->block_size;
+
+	if (same && vd->conf.blank)
+		same = l->base == ULAYER_BASE_BLANK;
+	else if (same)
+		same = l->base == ULAYER_BASE_IMAGE && strcmp(l->base_image, vd->m.name) == 0 &&
+		       l->base_version == vd->m.version;
+	if (!same)
+		return err_set(err, EBADMSG,
+		               "user layer %" PRIu64 " of %s was made over another base than this "
+		               "disk's",
+		               l->version, vd->conf.remote_disk);
+	return 0;
+}
+
 int vdisk_open(const char *state, const char *disk, const struct vdisk_options *opts,
                struct vdisk **out, struct circ_err *err)
 {
 	struct vdisk *vd;
-	struct key *pub = NULL;
 	char *cdir = NULL;
 
 	if (!state_disk_name_valid(disk))
@@ -85,18 +159,29 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	vd->lockfd = state_lock_disk(vd->dir, err);
 	if (vd->lockfd < 0)
 		goto fail;
-	/* The local manifest is checked as strictly as one from the network. */
-	if (state_load_pinned_key(state, vd->conf.image, &pub, err) ||
-	    state_load_disk_manifest(vd->dir, pub, &vd->conf, &vd->m, err))
+	if (cache_open(cdir, opts->cache_size ? opts->cache_size : VDISK_DEFAULT_CACHE_SIZE,
+	               &vd->cache, err))
 		goto fail;
-	if (state_open_repo(&vd->conf, &opts->net, &vd->repo, err) ||
-	    cache_open(cdir, opts->cache_size ? opts->cache_size : VDISK_DEFAULT_CACHE_SIZE,
-	               &vd->cache, err) ||
-	    store_new(vd->repo, vd->cache, opts->workers ? opts->workers : VDISK_DEFAULT_WORKERS,
-	              &vd->store, err) ||
-	    overlay_open(vd->dir, vd->m.image_size, &vd->ov, err))
+	if (vd->conf.blank) {
+		vd->size = vd->conf.size;
+		vd->block_size = vd->conf.block_size;
+	} else if (open_image_base(vd, state, opts, err)) {
 		goto fail;
-	if (opts->record_reads) {
+	}
+	vd->n_blocks = (vd->size + vd->block_size - 1) / vd->block_size;
+	if (vd->conf.layer &&
+	    (user_layer_open(vd->dir, &vd->conf, &opts->net, vd->cache,
+	                     opts->workers ? opts->workers : VDISK_DEFAULT_WORKERS, &vd->user,
+	                     err) ||
+	     check_user_layer(vd, err)))
+		goto fail;
+	if (overlay_open(vd->dir, vd->size, &vd->ov, err))
+		goto fail;
+	vd->layers[vd->n_layers++] = &overlay_layer;
+	if (vd->user)
+		vd->layers[vd->n_layers++] = &user_layer;
+	vd->layers[vd->n_layers++] = vd->conf.blank ? &blank_layer : &image_layer;
+	if (opts->record_reads && !vd->conf.blank) {
 		vd->record_path = strdup(opts->record_reads);
 		vd->recorded = calloc(vd->m.n_blocks / 8 + 1, 1);
 		vd->trace = calloc(vd->m.n_blocks, sizeof(*vd->trace));
@@ -107,12 +192,10 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	}
 	disk_stats_load(vd->dir, &vd->saved);
 	vd->stats_saved_at = time(NULL);
-	key_free(pub);
 	free(cdir);
 	*out = vd;
 	return 0;
 fail:
-	key_free(pub);
 	free(cdir);
 	vdisk_close(vd);
 	return -1;
@@ -120,10 +203,18 @@ fail:
 
 void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st)
 {
-	struct store_stats ss = { 0 };
+	struct store_stats ss = { 0 }, us = { 0 };
 
 	if (vd->store)
 		store_get_stats(vd->store, &ss);
+	if (vd->user) {
+		user_layer_get_stats(vd->user, &us);
+		ss.fetched_bytes += us.fetched_bytes;
+		ss.fetched_blocks += us.fetched_blocks;
+		ss.requests += us.requests;
+		ss.hits += us.hits;
+		ss.misses += us.misses;
+	}
 	pthread_mutex_lock(&vd->lock);
 	*st = vd->saved;
 	pthread_mutex_unlock(&vd->lock);
@@ -192,9 +283,10 @@ int vdisk_close(struct vdisk *vd)
 		save_trace(vd);
 	if (vd->ov && !vd->read_only)
 		rc = overlay_flush(vd->ov);
-	if (vd->store && vd->ov)
+	if (vd->ov)
 		save_stats(vd, true);
 	store_free(vd->store);
+	user_layer_close(vd->user);
 	cache_close(vd->cache);
 	overlay_close(vd->ov);
 	repo_close(vd->repo);
@@ -215,7 +307,7 @@ int vdisk_close(struct vdisk *vd)
 
 uint64_t vdisk_size(const struct vdisk *vd)
 {
-	return vd->m.image_size;
+	return vd->size;
 }
 
 bool vdisk_read_only(const struct vdisk *vd)
@@ -225,7 +317,7 @@ bool vdisk_read_only(const struct vdisk *vd)
 
 const char *vdisk_image(const struct vdisk *vd)
 {
-	return vd->m.name;
+	return vd->conf.blank ? "(blank)" : vd->m.name;
 }
 
 uint64_t vdisk_version(const struct vdisk *vd)
@@ -236,6 +328,7 @@ uint64_t vdisk_version(const struct vdisk *vd)
 /* After a sequential read of block idx, asks for the next blocks in the background. */
 static void read_ahead(struct vdisk *vd, uint64_t idx)
 {
+	const struct ulayer *ul = vd->user ? user_layer_map(vd->user) : NULL;
 	bool sequential;
 	unsigned window;
 
@@ -268,23 +361,41 @@ static void read_ahead(struct vdisk *vd, uint64_t idx)
 	pthread_mutex_unlock(&vd->lock);
 	if (!sequential)
 		return;
-	for (uint64_t i = idx + 1; i <= idx + window && i < vd->m.n_blocks; i++)
-		if (!block_id_is_zero(&vd->m.blocks[i]))
+	/* Each block from the layer that holds it: the user's, else the image's. */
+	for (uint64_t i = idx + 1; i <= idx + window && i < vd->n_blocks; i++) {
+		const struct ulayer_entry *e = ul ? ulayer_find(ul, (uint32_t)i) : NULL;
+
+		if (e)
+			user_layer_prefetch(vd->user, e);
+		else if (!vd->conf.blank && !block_id_is_zero(&vd->m.blocks[i]))
 			store_prefetch(vd->store, &vd->m.blocks[i], vd->m.block_size);
+	}
+}
+
+/* The run from off to the end of its block, at most len. */
+static uint64_t block_run(const struct vdisk *vd, uint64_t off, uint64_t len)
+{
+	uint64_t left = vd->block_size - off % vd->block_size;
+
+	return left < len ? left : len;
+}
+
+static int image_map(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
+                     uint64_t *run)
+{
+	*st = block_id_is_zero(&vd->m.blocks[off / vd->block_size]) ? LAYER_ZERO : LAYER_DATA;
+	*run = block_run(vd, off, len);
+	return 0;
 }
 
 /* Reads [off, off + len) of the base image; the range lies within one block. */
-static int base_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
+static int image_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 {
 	uint64_t idx = off / vd->m.block_size;
 	const struct block_id *id = &vd->m.blocks[idx];
 	char hex[BLOCK_ID_HEX_LEN + 1];
 	struct circ_err err;
 
-	if (block_id_is_zero(id)) {
-		memset(buf, 0, len);
-		return 0;
-	}
 	if (vd->recorded)
 		record_read(vd, idx);
 	if (vd->readahead)
@@ -299,60 +410,132 @@ static int base_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 	return -EIO;
 }
 
-/* Reads within one overlay sector. */
-static int sector_read(struct vdisk *vd, uint8_t *buf, size_t len, uint64_t off)
+static const struct layer_ops image_layer = { "image", image_map, image_read };
+
+static int blank_map(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
+                     uint64_t *run)
+{
+	(void)vd;
+	(void)off;
+	*st = LAYER_ZERO;
+	*run = len;
+	return 0;
+}
+
+static const struct layer_ops blank_layer = { "blank", blank_map, NULL };
+
+static int user_map(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
+                    uint64_t *run)
+{
+	const struct ulayer_entry *e =
+	    ulayer_find(user_layer_map(vd->user), (uint32_t)(off / vd->block_size));
+
+	*st = !e ? LAYER_BELOW : block_id_is_zero(&e->name) ? LAYER_ZERO : LAYER_DATA;
+	*run = block_run(vd, off, len);
+	return 0;
+}
+
+static int user_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
+{
+	uint64_t idx = off / vd->block_size;
+	const struct ulayer_entry *e = ulayer_find(user_layer_map(vd->user), (uint32_t)idx);
+	struct circ_err err;
+
+	if (vd->readahead)
+		read_ahead(vd, idx);
+	if (user_layer_read(vd->user, e, buf, len, off % vd->block_size, &err) == 0)
+		return 0;
+	fprintf(vd->log, "circ: %s's disk %s check-in %llu: block %llu cannot be read: %s\n",
+	        vd->conf.user, vd->conf.remote_disk, (unsigned long long)vd->conf.layer,
+	        (unsigned long long)idx, err.msg);
+	fflush(vd->log);
+	return -EIO;
+}
+
+static const struct layer_ops user_layer = { "user", user_map, user_read };
+
+/* A data run of the overlay is one sector; base and zero runs extend over their neighbours. */
+static int overlay_map(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
+                       uint64_t *run)
+{
+	static const enum layer_state from_overlay[] = {
+		[OVERLAY_BASE] = LAYER_BELOW,
+		[OVERLAY_ZERO] = LAYER_ZERO,
+		[OVERLAY_DATA] = LAYER_DATA,
+	};
+	uint64_t end = off + len, s = off / OVERLAY_SECTOR, next = (s + 1) * OVERLAY_SECTOR;
+	enum overlay_state first, more;
+	int rc;
+
+	rc = overlay_read_sector(vd->ov, s, NULL, &first);
+	if (rc)
+		return rc;
+	*st = from_overlay[first];
+	if (first != OVERLAY_DATA)
+		while (next < end &&
+		       overlay_read_sector(vd->ov, next / OVERLAY_SECTOR, NULL, &more) == 0 &&
+		       more == first)
+			next += OVERLAY_SECTOR;
+	*run = (next < end ? next : end) - off;
+	return 0;
+}
+
+static int overlay_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t sector[OVERLAY_SECTOR];
 	enum overlay_state st;
-	uint64_t s = off / OVERLAY_SECTOR;
-	int rc;
+	int rc = overlay_read_sector(vd->ov, off / OVERLAY_SECTOR, sector, &st);
 
-	rc = overlay_read_sector(vd->ov, s, sector, &st);
 	if (rc)
 		return rc;
-	if (st == OVERLAY_ZERO)
-		memset(buf, 0, len);
-	else if (st == OVERLAY_DATA)
+	/* A discard may have come between map and read: answer for what is there now. */
+	if (st == OVERLAY_DATA)
 		memcpy(buf, sector + off % OVERLAY_SECTOR, len);
-	return st == OVERLAY_BASE ? 1 : 0;
+	else if (st == OVERLAY_ZERO)
+		memset(buf, 0, len);
+	else
+		return stack_read(vd, 1, buf, len, off);
+	return 0;
+}
+
+static const struct layer_ops overlay_layer = { "overlay", overlay_map, overlay_read };
+
+/* Reads through layers i and below: each answers for a run, or passes it down. */
+static int stack_read(struct vdisk *vd, unsigned i, uint8_t *p, uint64_t len, uint64_t off)
+{
+	while (len) {
+		enum layer_state st = LAYER_ZERO;
+		uint64_t run = len;
+		int rc = 0;
+
+		if (i < vd->n_layers)
+			rc = vd->layers[i]->map(vd, off, len, &st, &run);
+		else
+			st = LAYER_ZERO; /* beneath the base: nothing, so zeros */
+		if (rc)
+			return rc;
+		if (run == 0 || run > len)
+			return -EIO;
+		if (st == LAYER_DATA)
+			rc = vd->layers[i]->read(vd, p, (size_t)run, off);
+		else if (st == LAYER_ZERO)
+			memset(p, 0, (size_t)run);
+		else
+			rc = stack_read(vd, i + 1, p, run, off);
+		if (rc)
+			return rc;
+		p += run;
+		off += run;
+		len -= run;
+	}
+	return 0;
 }
 
 int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-	uint64_t end;
-
-	if (off > vd->m.image_size || len > vd->m.image_size - off)
+	if (off > vd->size || len > vd->size - off)
 		return -EINVAL;
-	end = off + len;
-	while (off < end) {
-		uint64_t sector_end = (off / OVERLAY_SECTOR + 1) * OVERLAY_SECTOR;
-		uint64_t block_end = (off / vd->m.block_size + 1) * vd->m.block_size;
-		uint64_t run_end = sector_end < end ? sector_end : end;
-		int rc = sector_read(vd, p, run_end - off, off);
-
-		if (rc < 0)
-			return rc;
-		if (rc == 1) {
-			/* Extend the base run over following base sectors of the same block. */
-			enum overlay_state st;
-
-			while (run_end < end && run_end < block_end &&
-			       overlay_read_sector(vd->ov, run_end / OVERLAY_SECTOR, NULL, &st) ==
-			           0 &&
-			       st == OVERLAY_BASE)
-				run_end =
-				    run_end + OVERLAY_SECTOR < end ? run_end + OVERLAY_SECTOR : end;
-			if (run_end > block_end)
-				run_end = block_end;
-			rc = base_read(vd, p, run_end - off, off);
-			if (rc)
-				return rc;
-		}
-		p += run_end - off;
-		off = run_end;
-	}
-	return 0;
+	return stack_read(vd, 0, buf, len, off);
 }
 
 int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
@@ -363,7 +546,7 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 
 	if (vd->read_only)
 		return -EROFS;
-	if (off > vd->m.image_size || len > vd->m.image_size - off)
+	if (off > vd->size || len > vd->size - off)
 		return -ENOSPC;
 	end = off + len;
 	while (off < end) {
@@ -378,9 +561,8 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 			rc = overlay_write_sector(vd->ov, s, p);
 		} else {
 			/* Read-modify-write; the image's last sector may be short. */
-			size_t have = vd->m.image_size - start < OVERLAY_SECTOR
-			                  ? vd->m.image_size - start
-			                  : OVERLAY_SECTOR;
+			size_t have =
+			    vd->size - start < OVERLAY_SECTOR ? vd->size - start : OVERLAY_SECTOR;
 
 			memset(sector, 0, sizeof(sector));
 			rc = vdisk_read(vd, sector, have, start);
@@ -416,7 +598,7 @@ int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len)
 
 	if (vd->read_only)
 		return -EROFS;
-	if (off > vd->m.image_size || len > vd->m.image_size - off)
+	if (off > vd->size || len > vd->size - off)
 		return -EINVAL;
 	end = off + len;
 	while (off < end) {
@@ -460,8 +642,9 @@ static void *prefetch_worker(void *arg)
 
 int vdisk_prefetch(struct vdisk *vd)
 {
-	unsigned n =
-	    vd->m.n_prefetch < VDISK_PREFETCH_THREADS ? vd->m.n_prefetch : VDISK_PREFETCH_THREADS;
+	unsigned n = vd->conf.blank                              ? 0
+	             : vd->m.n_prefetch < VDISK_PREFETCH_THREADS ? vd->m.n_prefetch
+	                                                         : VDISK_PREFETCH_THREADS;
 
 	for (; vd->n_prefetchers < n; vd->n_prefetchers++)
 		if (pthread_create(&vd->prefetchers[vd->n_prefetchers], NULL, prefetch_worker, vd))
@@ -476,5 +659,61 @@ void vdisk_save_stats(struct vdisk *vd)
 
 uint64_t vdisk_created(const struct vdisk *vd)
 {
-	return vd->m.created;
+	return vd->conf.blank ? 0 : vd->m.created;
+}
+
+uint32_t vdisk_block_size(const struct vdisk *vd)
+{
+	return vd->block_size;
+}
+
+uint64_t vdisk_block_count(const struct vdisk *vd)
+{
+	return vd->n_blocks;
+}
+
+const struct disk_conf *vdisk_conf(const struct vdisk *vd)
+{
+	return &vd->conf;
+}
+
+const char *vdisk_dir(const struct vdisk *vd)
+{
+	return vd->dir;
+}
+
+void vdisk_base_block(const struct vdisk *vd, uint64_t idx, struct block_id *id)
+{
+	if (vd->conf.blank || idx >= vd->m.n_blocks)
+		memset(id, 0, sizeof(*id));
+	else
+		*id = vd->m.blocks[idx];
+}
+
+bool vdisk_overlay_touches(struct vdisk *vd, uint64_t idx)
+{
+	uint64_t first = idx * vd->block_size / OVERLAY_SECTOR;
+	uint64_t last = ((idx + 1) * vd->block_size - 1) / OVERLAY_SECTOR;
+	uint64_t n_sectors = (vd->size + OVERLAY_SECTOR - 1) / OVERLAY_SECTOR;
+	enum overlay_state st;
+
+	for (uint64_t s = first; s <= last && s < n_sectors; s++)
+		if (overlay_read_sector(vd->ov, s, NULL, &st) || st != OVERLAY_BASE)
+			return true;
+	return false;
+}
+
+const struct ulayer *vdisk_user_layer(const struct vdisk *vd)
+{
+	return vd->user ? user_layer_map(vd->user) : NULL;
+}
+
+void vdisk_cache_block(struct vdisk *vd, const struct block_id *id, const void *data)
+{
+	cache_put(vd->cache, id, data, vd->block_size); /* best effort: it can be fetched */
+}
+
+int vdisk_drop_overlay(struct vdisk *vd)
+{
+	return overlay_reset(vd->ov);
 }

@@ -15,6 +15,7 @@
 
 #include "blockfs/err.h"
 #include "vdisk/state.h"
+#include "vdisk/ulayer.h"
 
 #define VDISK_DEFAULT_CACHE_SIZE STATE_DEFAULT_CACHE_SIZE
 /* Blocks fetched ahead of a sequential reader: 2 MiB, above the kernel's own 1 MiB. */
@@ -63,7 +64,24 @@ void vdisk_save_stats(struct vdisk *vd);
 /* The image and version at the base, for messages. */
 const char *vdisk_image(const struct vdisk *vd);
 uint64_t vdisk_version(const struct vdisk *vd);
-/* When the base version was published (Unix seconds). */
+/* When the base version was published (Unix seconds; 0 for a blank base). */
 uint64_t vdisk_created(const struct vdisk *vd);
+
+/* --- for check-in (push.c): the stack's geometry and what differs from the base --- */
+
+uint32_t vdisk_block_size(const struct vdisk *vd);
+uint64_t vdisk_block_count(const struct vdisk *vd);
+const struct disk_conf *vdisk_conf(const struct vdisk *vd);
+const char *vdisk_dir(const struct vdisk *vd);
+/* The base's block idx: its ID, all-zero for a zero block or a blank base. */
+void vdisk_base_block(const struct vdisk *vd, uint64_t idx, struct block_id *id);
+/* Whether the overlay holds any sector of block idx. */
+bool vdisk_overlay_touches(struct vdisk *vd, uint64_t idx);
+/* The pulled user layer's map, or NULL. */
+const struct ulayer *vdisk_user_layer(const struct vdisk *vd);
+/* Keeps a block's plaintext in the cache (a pushed block stays readable offline). */
+void vdisk_cache_block(struct vdisk *vd, const struct block_id *id, const void *data);
+/* Drops the overlay (durably): its writes now live in the user layer. */
+int vdisk_drop_overlay(struct vdisk *vd);
 
 #endif

@@ -57,6 +57,14 @@ int state_pull(const char *state, const char *disk, const char *const *urls, siz
                const char *name, const char *key_path, const struct state_net *net,
                uint64_t *version, struct circ_err *err)
 {
+	return state_pull_at(state, disk, urls, n_urls, name, key_path, net, 0, NULL, version, err);
+}
+
+int state_pull_at(const char *state, const char *disk, const char *const *urls, size_t n_urls,
+                  const char *name, const char *key_path, const struct state_net *net,
+                  uint64_t want, const uint8_t want_sha256[32], uint64_t *version,
+                  struct circ_err *err)
+{
 	struct disk_conf conf = { 0 };
 	struct manifest m = { 0 };
 	struct buf raw = { 0 };
@@ -111,8 +119,20 @@ int state_pull(const char *state, const char *disk, const char *const *urls, siz
 		        name, pt.version, seen);
 		goto out;
 	}
-	if (image_load_manifest(repo, pub, &pt, 0, &m, &raw, err))
+	if (image_load_manifest(repo, pub, &pt, want, &m, &raw, err))
 		goto out;
+	if (want_sha256) {
+		uint8_t sha[32];
+
+		manifest_file_hash(raw.data, raw.len, sha);
+		if (memcmp(sha, want_sha256, 32) != 0) {
+			err_set(err, EPERM,
+			        "'%s' version %" PRIu64 " on the server is not the manifest this "
+			        "disk was made over",
+			        name, m.version);
+			goto out;
+		}
+	}
 	/* Everything checked: now store. */
 	conf.version = m.version;
 	if (file_mkdirs(dir, 0755, err) || file_mkdirs(idir, 0755, err) ||

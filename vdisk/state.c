@@ -59,13 +59,6 @@ char *state_manifest_path(const char *disk_dir, uint64_t version)
 	return asprintf(&p, "%s/manifest.%" PRIu64, disk_dir, version) < 0 ? NULL : p;
 }
 
-void disk_conf_release(struct disk_conf *c)
-{
-	for (size_t i = 0; i < c->n_urls; i++)
-		free(c->urls[i]);
-	memset(c, 0, sizeof(*c));
-}
-
 bool state_url_valid(const char *u)
 {
 	size_t n = strlen(u);
@@ -83,11 +76,81 @@ bool state_url_valid(const char *u)
 }
 
 /* disk.conf: "key value" lines; unknown keys are ignored for forward compatibility. */
+void disk_conf_release(struct disk_conf *c)
+{
+	for (size_t i = 0; i < c->n_urls; i++)
+		free(c->urls[i]);
+	free(c->remote);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A decimal made of digits only: strtoull would also take "-1", "+5" and " 5". */
+static bool conf_u64(const char *val, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(val, &end, 10);
+	return val[0] >= '0' && val[0] <= '9' && *end == '\0' && errno == 0;
+}
+
+static bool conf_name(const char *val, char out[REPO_NAME_MAX + 1])
+{
+	if (!repo_name_valid(val))
+		return false;
+	snprintf(out, REPO_NAME_MAX + 1, "%s", val);
+	return true;
+}
+
+/* One "key value" line; false if a known key has a bad value. */
+static bool conf_line(struct disk_conf *c, const char *key, const char *val)
+{
+	uint64_t v;
+
+	if (strcmp(key, "image") == 0)
+		return conf_name(val, c->image);
+	if (strcmp(key, "version") == 0)
+		return conf_u64(val, &c->version) && c->version > 0;
+	if (strcmp(key, "url") == 0) {
+		/* Mirrors beyond the bound or of another scheme are skipped, not fatal. */
+		if (!state_url_valid(val) || c->n_urls >= STATE_MAX_MIRRORS)
+			return true;
+		c->urls[c->n_urls] = strdup(val);
+		return c->urls[c->n_urls] && ++c->n_urls;
+	}
+	if (strcmp(key, "base") == 0) {
+		c->blank = strcmp(val, "blank") == 0;
+		return c->blank || strcmp(val, "image") == 0;
+	}
+	if (strcmp(key, "size") == 0)
+		return conf_u64(val, &c->size) && c->size > 0;
+	if (strcmp(key, "block-size") == 0) {
+		if (!conf_u64(val, &v) || !block_size_valid(v))
+			return false;
+		c->block_size = (uint32_t)v;
+		return true;
+	}
+	if (strcmp(key, "remote") == 0) {
+		if (!state_url_valid(val) || c->remote)
+			return false;
+		c->remote = strdup(val);
+		return c->remote != NULL;
+	}
+	if (strcmp(key, "user") == 0)
+		return conf_name(val, c->user);
+	if (strcmp(key, "remote-disk") == 0)
+		return conf_name(val, c->remote_disk);
+	if (strcmp(key, "layer") == 0)
+		return conf_u64(val, &c->layer);
+	return true; /* unknown keys are ignored for forward compatibility */
+}
+
+/* disk.conf: "key value" lines. */
 int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err)
 {
 	struct buf b = { 0 };
 	char *path, *line, *save = NULL;
-	bool have_image = false, have_version = false;
+	bool ok = true;
 
 	memset(c, 0, sizeof(*c));
 	if (asprintf(&path, "%s/disk.conf", disk_dir) < 0)
@@ -100,33 +163,23 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 		buf_free(&b);
 		return -1;
 	}
-	for (line = strtok_r((char *)b.data, "\n", &save); line;
+	for (line = strtok_r((char *)b.data, "\n", &save); line && ok;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *val = strchr(line, ' ');
 
 		if (!val)
 			continue;
 		*val++ = '\0';
-		if (strcmp(line, "image") == 0 && repo_name_valid(val)) {
-			snprintf(c->image, sizeof(c->image), "%s", val);
-			have_image = true;
-		} else if (strcmp(line, "version") == 0) {
-			char *end;
-
-			/* Digits only: strtoull would also take "-1", "+5" and " 5". */
-			errno = 0;
-			c->version = strtoull(val, &end, 10);
-			have_version = val[0] >= '0' && val[0] <= '9' && *end == '\0' &&
-			               c->version > 0 && errno == 0;
-		} else if (strcmp(line, "url") == 0 && state_url_valid(val) &&
-		           c->n_urls < STATE_MAX_MIRRORS) {
-			c->urls[c->n_urls] = strdup(val);
-			if (c->urls[c->n_urls])
-				c->n_urls++;
-		}
+		ok = conf_line(c, line, val);
 	}
 	buf_free(&b);
-	if (!have_image || !have_version || !c->n_urls) {
+	if (ok && c->blank)
+		ok = c->size && c->block_size && !c->image[0] && !c->n_urls;
+	else if (ok)
+		ok = c->image[0] && c->version && c->n_urls;
+	if (ok && (c->remote || c->layer))
+		ok = c->remote && c->user[0] && c->remote_disk[0];
+	if (!ok) {
 		err_set(err, EBADMSG, "%s is damaged", path);
 		free(path);
 		disk_conf_release(c);
@@ -139,16 +192,29 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err)
 {
 	struct buf b = { 0 };
-	char line[URL_MAX_LEN + 16], *path;
+	char line[URL_MAX_LEN + 160], *path;
 	int rc = -1;
 
 	if (asprintf(&path, "%s/disk.conf", disk_dir) < 0)
 		return err_set(err, ENOMEM, "out of memory");
-	snprintf(line, sizeof(line), "image %s\nversion %" PRIu64 "\n", c->image, c->version);
+	if (c->blank)
+		snprintf(line, sizeof(line),
+		         "base blank\nsize %" PRIu64 "\nblock-size %" PRIu32 "\n", c->size,
+		         c->block_size);
+	else
+		snprintf(line, sizeof(line), "image %s\nversion %" PRIu64 "\n", c->image,
+		         c->version);
 	if (buf_append(&b, line, strlen(line)))
 		goto nomem;
 	for (size_t i = 0; i < c->n_urls; i++) {
 		snprintf(line, sizeof(line), "url %s\n", c->urls[i]);
+		if (buf_append(&b, line, strlen(line)))
+			goto nomem;
+	}
+	if (c->remote) {
+		snprintf(line, sizeof(line),
+		         "remote %s\nuser %s\nremote-disk %s\nlayer %" PRIu64 "\n", c->remote,
+		         c->user, c->remote_disk, c->layer);
 		if (buf_append(&b, line, strlen(line)))
 			goto nomem;
 	}
@@ -158,6 +224,103 @@ nomem:
 	err_set(err, ENOMEM, "out of memory");
 out:
 	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+char *state_layer_path(const char *disk_dir, uint64_t n)
+{
+	char *p;
+
+	return asprintf(&p, "%s/layer.%" PRIu64, disk_dir, n) < 0 ? NULL : p;
+}
+
+void disk_secrets_wipe(struct disk_secrets *s)
+{
+	explicit_bzero(s, sizeof(*s));
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes exactly n bytes of hex from s (2n digits then '\n' or end); false if malformed. */
+static bool hex_decode(const char *s, size_t digits, uint8_t *out)
+{
+	for (size_t i = 0; i < digits / 2; i++) {
+		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+/* "master <64 hex>\npassword <hex>\n": hex, so any password byte survives. */
+int disk_secrets_load(const char *disk_dir, struct disk_secrets *s, struct circ_err *err)
+{
+	struct buf b = { 0 };
+	char *path;
+	const char *p, *nl;
+	size_t plen;
+	bool ok;
+
+	memset(s, 0, sizeof(*s));
+	if (asprintf(&path, "%s/secrets", disk_dir) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	if (file_read_all(path, 1024, &b, err) || buf_append(&b, "", 1)) {
+		free(path);
+		buf_free(&b);
+		return -1;
+	}
+	p = (const char *)b.data;
+	ok = strncmp(p, "master ", 7) == 0 && b.len > 7 + 64 && p[7 + 64] == '\n' &&
+	     hex_decode(p + 7, 64, s->master);
+	if (ok) {
+		p += 7 + 64 + 1;
+		nl = strchr(p, '\n');
+		ok = strncmp(p, "password ", 9) == 0 && nl;
+		plen = ok ? (size_t)(nl - p - 9) : 0;
+		ok = ok && plen % 2 == 0 && plen / 2 <= DISK_PASSWORD_MAX &&
+		     hex_decode(p + 9, plen, (uint8_t *)s->password) &&
+		     !memchr(s->password, '\0', plen / 2);
+	}
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	if (!ok) {
+		disk_secrets_wipe(s);
+		err_set(err, EBADMSG, "%s is damaged", path);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
+int disk_secrets_save(const char *disk_dir, const struct disk_secrets *s, struct circ_err *err)
+{
+	char text[16 + 64 + 2 * DISK_PASSWORD_MAX + 16], *path;
+	size_t n = 0, plen = strlen(s->password);
+	int rc;
+
+	if (asprintf(&path, "%s/secrets", disk_dir) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	n += (size_t)snprintf(text, sizeof(text), "master ");
+	for (size_t i = 0; i < UKEY_MASTER_LEN; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%02x", s->master[i]);
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\npassword ");
+	for (size_t i = 0; i < plen && i < DISK_PASSWORD_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%02x",
+		                      (unsigned char)s->password[i]);
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\n");
+	rc = file_write_atomic(path, text, n, 0600, err);
+	explicit_bzero(text, sizeof(text));
 	free(path);
 	return rc;
 }
@@ -217,87 +380,6 @@ int disk_stats_save(const char *disk_dir, const struct disk_stats *st)
 	if (asprintf(&path, "%s/stats", disk_dir) < 0)
 		return -ENOMEM;
 	rc = file_write_atomic(path, text, n, 0644, &err);
-	free(path);
-	return rc;
-}
-
-int state_load_pinned_key(const char *state, const char *name, struct key **out,
-                          struct circ_err *err)
-{
-	char *dir = state_image_dir(state, name), *path = NULL;
-	int rc;
-
-	if (!dir || asprintf(&path, "%s/key.pub", dir) < 0) {
-		free(dir);
-		return err_set(err, ENOMEM, "out of memory");
-	}
-	rc = key_load_public(path, out, err);
-	free(dir);
-	free(path);
-	return rc;
-}
-
-int state_seen_load(const char *state, const char *name, uint64_t *seen)
-{
-	char *dir = state_image_dir(state, name), *path = NULL;
-	struct buf b = { 0 };
-	struct circ_err err;
-
-	*seen = 0;
-	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
-		free(dir);
-		return -ENOMEM;
-	}
-	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
-		*seen = strtoull((char *)b.data, NULL, 10);
-	buf_free(&b);
-	free(dir);
-	free(path);
-	return 0;
-}
-
-/* Remembers version as seen, never lowering what was seen before. */
-int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err)
-{
-	char *dir = state_image_dir(state, name), *path = NULL, text[32];
-	uint64_t seen;
-	int rc;
-
-	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
-		free(dir);
-		return err_set(err, ENOMEM, "out of memory");
-	}
-	state_seen_load(state, name, &seen);
-	rc = 0;
-	if (version > seen) {
-		snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
-		rc = file_write_atomic(path, text, strlen(text), 0644, err);
-	}
-	free(dir);
-	free(path);
-	return rc;
-}
-
-int state_load_disk_manifest(const char *disk_dir, const struct key *pub, const struct disk_conf *c,
-                             struct manifest *m, struct circ_err *err)
-{
-	struct buf b = { 0 };
-	char *path;
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	path = state_manifest_path(disk_dir, c->version);
-	if (!path)
-		return err_set(err, ENOMEM, "out of memory");
-	rc = file_read_all(path, MANIFEST_MAX_LEN, &b, err);
-	if (!rc && manifest_decode(b.data, b.len, pub, m, err))
-		rc = err_prefix(err, "%s", path);
-	if (!rc && (strcmp(m->name, c->image) != 0 || m->version != c->version)) {
-		rc = err_set(err, EBADMSG, "%s is not %s version %" PRIu64, path, c->image,
-		             c->version);
-		manifest_release(m);
-	}
-	buf_free(&b);
 	free(path);
 	return rc;
 }

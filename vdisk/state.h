@@ -22,15 +22,31 @@
 #include "blockfs/fetch.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
+#include "vdisk/ukey.h"
 
 #define STATE_MAX_MIRRORS        8
 #define STATE_DEFAULT_CACHE_SIZE (4ull << 30)
 
+/*
+ * disk.conf. A disk is a stack: a base (a published image version, or a
+ * blank disk of a given size), at most one user layer pulled from a server,
+ * and the local overlay.
+ */
 struct disk_conf {
+	/* An image base: image, version and its URLs. */
 	char image[REPO_NAME_MAX + 1];
 	char *urls[STATE_MAX_MIRRORS];
 	size_t n_urls;
 	uint64_t version;
+	/* A blank base: reads as zeros. */
+	bool blank;
+	uint64_t size;
+	uint32_t block_size;
+	/* Where the disk is checked in (NULL: never pushed nor checked out). */
+	char *remote;
+	char user[REPO_NAME_MAX + 1];
+	char remote_disk[REPO_NAME_MAX + 1]; /* its name on the server */
+	uint64_t layer; /* the user layer N (STATE/disks/DISK/layer.N), 0: none */
 };
 
 struct disk_stats {
@@ -58,6 +74,23 @@ bool state_url_valid(const char *url);
 int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
 int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
 void disk_conf_release(struct disk_conf *c);
+
+/*
+ * STATE/disks/DISK/secrets (mode 0600): what a checked-out disk needs to
+ * read its user layer without asking again: the user's master key and the
+ * server password. The machine holding a checked-out disk holds its plain
+ * data anyway (overlay, cache); see docs/migration.md.
+ */
+#define DISK_PASSWORD_MAX 256
+struct disk_secrets {
+	uint8_t master[UKEY_MASTER_LEN];
+	char password[DISK_PASSWORD_MAX + 1];
+};
+int disk_secrets_load(const char *disk_dir, struct disk_secrets *s, struct circ_err *err);
+int disk_secrets_save(const char *disk_dir, const struct disk_secrets *s, struct circ_err *err);
+void disk_secrets_wipe(struct disk_secrets *s);
+/* STATE/disks/DISK/layer.N: the user layer's file as the server sent it. */
+char *state_layer_path(const char *disk_dir, uint64_t n);
 
 int disk_stats_load(const char *disk_dir, struct disk_stats *st);
 int disk_stats_save(const char *disk_dir, const struct disk_stats *st);
@@ -96,6 +129,15 @@ int state_open_repo(const struct disk_conf *c, const struct state_net *net, stru
 int state_pull(const char *state, const char *disk, const char *const *urls, size_t n_urls,
                const char *name, const char *key_path, const struct state_net *net,
                uint64_t *version, struct circ_err *err);
+
+/*
+ * The same at version want (0: the newest), whose manifest file must hash to
+ * want_sha256 if given: the base a user layer was made over.
+ */
+int state_pull_at(const char *state, const char *disk, const char *const *urls, size_t n_urls,
+                  const char *name, const char *key_path, const struct state_net *net,
+                  uint64_t want, const uint8_t want_sha256[32], uint64_t *version,
+                  struct circ_err *err);
 
 enum update_overlay {
 	UPDATE_REFUSE_OVERLAY,

@@ -138,6 +138,23 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 	}
 	if (disk_conf_load(dir, &conf, err))
 		goto out;
+	if (conf.blank) {
+		err_set(err, EINVAL, "disk '%s' is a blank disk: it has no image to update", disk);
+		goto out;
+	}
+	if (conf.layer) {
+		/*
+		 * A user layer maps blocks over this exact base: under another version
+		 * its blocks would mix with the new image's (qcow2's rebase copies every
+		 * differing cluster for that reason). User data belongs on its own disk.
+		 */
+		err_set(err, EPERM,
+		        "disk '%s' holds check-ins made over %s version %" PRIu64
+		        ": updating its base would corrupt them; keep user data on a separate "
+		        "home disk (circ create) and update only the system disk",
+		        disk, conf.image, conf.version);
+		goto out;
+	}
 	lockfd = state_lock_disk(dir, err);
 	if (lockfd < 0 || state_load_pinned_key(state, conf.image, &pub, err) ||
 	    state_load_disk_manifest(dir, pub, &conf, &old, err))

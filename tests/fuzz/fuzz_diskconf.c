@@ -25,8 +25,12 @@ static bool url_ok(const char *u)
 
 static void check_usable(const struct disk_conf *c)
 {
-	if (!repo_name_valid(c->image) || c->version == 0 || c->n_urls == 0 ||
-	    c->n_urls > STATE_MAX_MIRRORS)
+	if (c->blank ? (c->size == 0 || !block_size_valid(c->block_size) || c->n_urls)
+	             : (!repo_name_valid(c->image) || c->version == 0 || c->n_urls == 0 ||
+	                c->n_urls > STATE_MAX_MIRRORS))
+		abort();
+	if (c->remote &&
+	    (!url_ok(c->remote) || !repo_name_valid(c->user) || !repo_name_valid(c->remote_disk)))
 		abort();
 	for (size_t i = 0; i < c->n_urls; i++)
 		if (!c->urls[i] || !url_ok(c->urls[i]))
@@ -38,7 +42,11 @@ static void check_usable(const struct disk_conf *c)
 
 static void check_same(const struct disk_conf *a, const struct disk_conf *b)
 {
-	if (strcmp(a->image, b->image) != 0 || a->version != b->version || a->n_urls != b->n_urls)
+	if (strcmp(a->image, b->image) != 0 || a->version != b->version || a->n_urls != b->n_urls ||
+	    a->blank != b->blank || a->size != b->size || a->block_size != b->block_size ||
+	    !a->remote != !b->remote || (a->remote && strcmp(a->remote, b->remote) != 0) ||
+	    strcmp(a->user, b->user) != 0 || strcmp(a->remote_disk, b->remote_disk) != 0 ||
+	    a->layer != b->layer)
 		abort();
 	for (size_t i = 0; i < a->n_urls; i++)
 		if (strcmp(a->urls[i], b->urls[i]) != 0)

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Trust in published images: the key pinned for each image at its first
+ * pull, the highest version ever accepted (rollback protection), and a
+ * disk's local manifest, checked as strictly as one from the network.
+ */
+#include "vdisk/state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockfs/file.h"
+
+int state_load_pinned_key(const char *state, const char *name, struct key **out,
+                          struct circ_err *err)
+{
+	char *dir = state_image_dir(state, name), *path = NULL;
+	int rc;
+
+	if (!dir || asprintf(&path, "%s/key.pub", dir) < 0) {
+		free(dir);
+		return err_set(err, ENOMEM, "out of memory");
+	}
+	rc = key_load_public(path, out, err);
+	free(dir);
+	free(path);
+	return rc;
+}
+
+int state_seen_load(const char *state, const char *name, uint64_t *seen)
+{
+	char *dir = state_image_dir(state, name), *path = NULL;
+	struct buf b = { 0 };
+	struct circ_err err;
+
+	*seen = 0;
+	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
+		free(dir);
+		return -ENOMEM;
+	}
+	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
+		*seen = strtoull((char *)b.data, NULL, 10);
+	buf_free(&b);
+	free(dir);
+	free(path);
+	return 0;
+}
+
+/* Remembers version as seen, never lowering what was seen before. */
+int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err)
+{
+	char *dir = state_image_dir(state, name), *path = NULL, text[32];
+	uint64_t seen;
+	int rc;
+
+	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
+		free(dir);
+		return err_set(err, ENOMEM, "out of memory");
+	}
+	state_seen_load(state, name, &seen);
+	rc = 0;
+	if (version > seen) {
+		snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
+		rc = file_write_atomic(path, text, strlen(text), 0644, err);
+	}
+	free(dir);
+	free(path);
+	return rc;
+}
+
+int state_load_disk_manifest(const char *disk_dir, const struct key *pub, const struct disk_conf *c,
+                             struct manifest *m, struct circ_err *err)
+{
+	struct buf b = { 0 };
+	char *path;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	path = state_manifest_path(disk_dir, c->version);
+	if (!path)
+		return err_set(err, ENOMEM, "out of memory");
+	rc = file_read_all(path, MANIFEST_MAX_LEN, &b, err);
+	if (!rc && manifest_decode(b.data, b.len, pub, m, err))
+		rc = err_prefix(err, "%s", path);
+	if (!rc && (strcmp(m->name, c->image) != 0 || m->version != c->version)) {
+		rc = err_set(err, EBADMSG, "%s is not %s version %" PRIu64, path, c->image,
+		             c->version);
+		manifest_release(m);
+	}
+	buf_free(&b);
+	free(path);
+	return rc;
+}
