@@ -18,7 +18,7 @@ static const char usage[] =
     "                               publish IMAGE as the next version of NAME\n"
     "  verify (--repo DIR | --url URL) --key PUB --name NAME [--version N]\n"
     "                               check signatures and every block of a version\n"
-    "  serve --repo DIR [--listen HOST:PORT]\n"
+    "  serve --repo DIR [--listen HOST:PORT] [--users FILE]\n"
     "                               serve a repo over HTTP\n"
     "  pull URL NAME --key PUB [--as DISK]\n"
     "                               create local disk DISK tracking image NAME at URL\n"
@@ -28,6 +28,15 @@ static const char usage[] =
     "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
     "  run --kernel FILE (--disk DISK | --disk-file FILE)... [--vmm auto|hv|qemu]\n"
     "                               boot a VM from circ disks (hv on KVM, or QEMU)\n"
+    "\n"
+    "Cold migration (a user's disk follows its owner, encrypted):\n"
+    "  create DISK --size SIZE      a blank local disk (a home disk)\n"
+    "  push DISK [--to URL --user USER] [--keep-lease]\n"
+    "                               check DISK in: a new encrypted check-in on the server\n"
+    "  checkout URL DISK --user USER [--version N] [--steal]\n"
+    "                               check DISK out here (takes its lease); blocks arrive lazily\n"
+    "  log DISK                     DISK's check-ins\n"
+    "  lease DISK                   who holds DISK's lease\n"
     "\n"
     "Options for every command:\n"
     "  --state DIR   client state directory (default $CIRC_STATE, else\n"
@@ -55,6 +64,11 @@ static const struct command commands[] = {
 	{ "update", cmd_update },
 	{ "stats", cmd_stats },
 	{ "run", cmd_run },
+	{ "create", cmd_create },
+	{ "push", cmd_push },
+	{ "checkout", cmd_checkout },
+	{ "log", cmd_log },
+	{ "lease", cmd_lease },
 };
 /* clang-format on */
 
