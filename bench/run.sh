@@ -59,6 +59,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/disk.sh"
 "$root/bench/boot.sh"
 "$root/bench/hv.sh" "$build"
+"$root/bench/migrate.sh"
 
 section "summary"
 g() { get "$1"; }
@@ -111,6 +112,20 @@ if [ -z "$(g hv_skipped)" ]; then
 		"depth 1: $(g hv_exits_qd1) of $(g hv_regs_qd1) register accesses, ratio $(ratio "$(g hv_exits_qd1)" "$(g hv_regs_qd1)")   depth 32: $(g hv_exits_qd32) of $(g hv_regs_qd32), ratio $(ratio "$(g hv_exits_qd32)" "$(g hv_regs_qd32)")   (notifies take none: ioeventfd)"
 else
 	sum "hv under KVM" "skipped: $(g hv_skipped)"
+fi
+if [ -z "$(g migrate_skipped)" ]; then
+	sum "migrate: check-in after 64 MiB" \
+		"circ $(human "$(g mig_push64_bytes)") in $(s mig_push64_s) s   goal $(human "$(g mig_push64_goal)") (ratio $(ratio "$(g mig_push64_bytes)" "$(g mig_push64_goal)"))   casync+index $(human "$(g mig_push64_casync_bytes)") in $(s mig_push64_casync_s) s (ratio $(ratio "$(g mig_push64_bytes)" "$(g mig_push64_casync_bytes)"))   raw upload $(s mig_push64_raw_s) s"
+	sum "migrate: check-in after 1 MiB" \
+		"circ $(human "$(g mig_push1_bytes)") in $(s mig_push1_s) s   goal $(human "$(g mig_push1_goal)") (ratio $(ratio "$(g mig_push1_bytes)" "$(g mig_push1_goal)"))   casync+index $(human "$(g mig_push1_casync_bytes)") in $(s mig_push1_casync_s) s"
+	sum "migrate: cold read 256 MiB" \
+		"encrypted $(s mig_read_enc_s) s   public $(s mig_read_pub_s) s   ratio $(ratio "$(g mig_read_enc_s)" "$(g mig_read_pub_s)")"
+	if [ -z "$(g mig_resume_skipped)" ]; then
+		sum "migrate: resume on B (QEMU)" \
+			"checkout to marker $(s mig_resume_s) s   raw disks $(s mig_resume_raw_s) s   ratio $(ratio "$(g mig_resume_s)" "$(g mig_resume_raw_s)")   fetched $(human "$(g mig_resume_bytes)")"
+	fi
+else
+	sum "cold migration" "skipped: $(g migrate_skipped)"
 fi
 sum "virtio-blk model, 4K reads" \
 	"depth 1: $(calc "$(g vblk_dev_mem_qd1_rps) / 1e6" 2) M/s   memcpy $(calc "$(g vblk_memcpy_qd1_rps) / 1e6" 2) M/s   ratio $(ratio "$(g vblk_dev_mem_qd1_rps)" "$(g vblk_memcpy_qd1_rps)")   (depth 32: ratio $(ratio "$(g vblk_dev_mem_qd32_rps)" "$(g vblk_memcpy_qd32_rps)"); tmpfs file vs pread: ratio $(ratio "$(g vblk_dev_file_qd1_rps)" "$(g vblk_pread_qd1_rps)"))"
