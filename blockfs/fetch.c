@@ -73,6 +73,8 @@ struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		goto nomem;
+	/* First, so that every failure below can go through fetch_free. */
+	pthread_mutex_init(&f->lock, NULL);
 	f->mirrors = calloc(cfg->n_mirrors, sizeof(*f->mirrors));
 	if (!f->mirrors)
 		goto nomem;
@@ -97,7 +99,6 @@ struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
 		if (!f->user || !f->password)
 			goto nomem;
 	}
-	pthread_mutex_init(&f->lock, NULL);
 	return f;
 nomem:
 	fetch_free(f);
@@ -118,11 +119,11 @@ void fetch_free(struct fetch *f)
 		for (size_t i = 0; i < f->n_mirrors; i++)
 			free(f->mirrors[i]);
 		free(f->mirrors);
-		for (size_t i = 0; i < f->n_idle; i++)
-			curl_easy_cleanup(f->idle[i]);
-		free(f->idle);
-		pthread_mutex_destroy(&f->lock);
 	}
+	for (size_t i = 0; i < f->n_idle; i++)
+		curl_easy_cleanup(f->idle[i]);
+	free(f->idle);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
 	curl_global_cleanup();
 }

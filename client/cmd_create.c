@@ -40,8 +40,9 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 			return 0;
 		switch (c) {
 		case OPT_SIZE:
-			if (cli_parse_size(optarg, &size) || size == 0)
-				return cli_usage_error(cli, "bad --size '%s'", optarg);
+			if (cli_parse_size(optarg, &size) || size == 0 || size % 4096)
+				return cli_usage_error(
+				    cli, "--size '%s' is not a positive multiple of 4K", optarg);
 			break;
 		case OPT_BLOCK_SIZE:
 			if (cli_parse_size(optarg, &bs) || !block_size_valid(bs))

@@ -20,9 +20,9 @@ static int read_file(const char *file, char *out, size_t n, size_t *len, struct 
 	size_t l;
 	int rc = 0;
 
-	/* The file names the secret; neither the name nor its bytes go into a message. */
+	/* file_read_all names the file and the cause; the secret's bytes go into no message. */
 	if (file_read_all(file, n, &b, err))
-		return err_set(err, err->errnum, "cannot read the secret file %s", file);
+		return -1;
 	for (l = 0; l < b.len && b.data[l] != '\n' && b.data[l] != '\r'; l++)
 		;
 	if (l == 0 || l >= n || memchr(b.data, '\0', l))

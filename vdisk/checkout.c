@@ -6,6 +6,7 @@
 #include "vdisk/migrate.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,12 @@ struct checkout {
 	char token[HEAD_TOKEN_HEX + 1];
 	struct buf layer_file;
 	struct ulayer layer;
-	uint64_t seen; /* the highest check-in accepted here before */
+	uint64_t seen;           /* the highest check-in accepted here before */
+	struct user_head before; /* the head as it was before this checkout took the lease */
+	bool took_lease;
 };
+
+static int check_base(struct checkout *c, struct circ_err *err);
 
 static int fetch_layer(struct checkout *c, uint64_t n, bool check_head, struct circ_err *err);
 
@@ -106,7 +111,8 @@ static int take_lease(struct checkout *c, struct circ_err *err)
 			               " (the newest is %" PRIu64 ")",
 			               c->disk, c->o->version, c->head.version);
 		if (fetch_layer(c, c->o->version ? c->o->version : c->head.version,
-		                !c->o->version || c->o->version == c->head.version, err))
+		                !c->o->version || c->o->version == c->head.version, err) ||
+		    check_base(c, err))
 			return -1;
 		if (c->head.held && strcmp(c->head.machine, c->r.machine) != 0) {
 			time_t t = (time_t)c->head.since;
@@ -135,6 +141,8 @@ static int take_lease(struct checkout *c, struct circ_err *err)
 			return rc;
 		if (status == 200) {
 			memcpy(c->token, h.token, sizeof(c->token));
+			c->before = c->head;
+			c->took_lease = true;
 			c->head = h;
 			/* The head changed: its ETag with it. Read it back for a later CAS. */
 			return remote_get_head(&c->r, c->disk, &c->head, c->etag, sizeof(c->etag),
@@ -210,9 +218,95 @@ static int restore_version(struct checkout *c, uint64_t n, struct circ_err *err)
 		         ? err_set(err, EAGAIN,
 		                   "disk '%s' changed on the server meanwhile: try again", c->disk)
 		         : remote_status_error(&c->r, status, "commit the restored check-in", err);
-	if (!rc)
+	if (!rc) {
+		bool exists;
+
 		c->head = h;
+		rc = remote_get_head(&c->r, c->disk, &c->head, c->etag, sizeof(c->etag), &exists,
+		                     err);
+	}
 	return rc;
+}
+
+/* The publisher key for a new disk's base image: given, or pinned here; NULL if neither. */
+static char *base_key(struct checkout *c)
+{
+	char *idir = state_image_dir(c->state, c->layer.base_image), *pinned = NULL;
+
+	if (c->o->key_path) {
+		free(idir);
+		return strdup(c->o->key_path);
+	}
+	if (idir && asprintf(&pinned, "%s/key.pub", idir) >= 0 && access(pinned, R_OK) != 0) {
+		free(pinned);
+		pinned = NULL;
+	}
+	free(idir);
+	return pinned;
+}
+
+/*
+ * Whether the layer can stand here, checked before the lease is taken: a
+ * new disk over an image needs the publisher's key; an existing disk must
+ * have the very base the layer was made over.
+ */
+static int check_base(struct checkout *c, struct circ_err *err)
+{
+	const struct ulayer *l = &c->layer;
+	bool same;
+
+	if (!c->exists) {
+		char *key = l->base == ULAYER_BASE_IMAGE ? base_key(c) : NULL;
+
+		if (l->base == ULAYER_BASE_IMAGE && !key)
+			return err_set(
+			    err, EINVAL,
+			    "disk '%s' lies over image %s, whose key is not pinned here: "
+			    "give its publisher's key with --key",
+			    c->disk, l->base_image);
+		free(key);
+		return 0;
+	}
+	if (l->base == ULAYER_BASE_BLANK)
+		same = c->conf.blank && c->conf.size == l->disk_size &&
+		       c->conf.block_size == l->block_size;
+	else
+		same = !c->conf.blank && strcmp(c->conf.image, l->base_image) == 0 &&
+		       c->conf.version == l->base_version;
+	if (!same)
+		return err_set(err, EINVAL,
+		               "the check-in lies over another base than local disk '%s' (was its "
+		               "base updated?): check it out under another name",
+		               c->disk);
+	return 0;
+}
+
+/* After a failure, the lease goes back to whoever held it: a failed checkout changes nothing. */
+static void give_back_lease(struct checkout *c)
+{
+	struct user_head h = c->head;
+	struct buf hb = { 0 };
+	struct circ_err err;
+	char path[REPO_PATH_MAX];
+	long status;
+
+	h.held = c->before.held;
+	memcpy(h.machine, c->before.machine, sizeof(h.machine));
+	memcpy(h.host, c->before.host, sizeof(h.host));
+	memcpy(h.token, c->before.token, sizeof(h.token));
+	h.since = c->before.since;
+	repo_user_head_path(c->r.user, c->disk, path);
+	if (head_encode(&h, &hb, &err) == 0)
+		remote_put(&c->r, path, hb.data, hb.len, c->etag, false, NULL, &status, &err);
+	buf_free(&hb);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
 }
 
 /* The local disk: its base (pulled at the layer's version if new), its layer, its lease. */
@@ -364,6 +458,10 @@ int migrate_checkout(const char *state, const char *disk, const struct checkout_
 	res->version = c.layer.version;
 	rc = 0;
 out:
+	if (rc && c.took_lease)
+		give_back_lease(&c);
+	if (rc && !c.exists && c.dir && access(c.dir, F_OK) == 0)
+		nftw(c.dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS); /* no half-made disk */
 	if (lockfd >= 0)
 		close(lockfd);
 	remote_close(&c.r);

@@ -174,6 +174,11 @@ static int build_map(struct push *p, bool *changed, struct circ_err *err)
 		if (old && oi < old->n_entries && old->entries[oi].index == i)
 			was = &old->entries[oi];
 		if (!vdisk_overlay_touches(p->vd, i)) {
+			if (was && p->next.n_entries >= ULAYER_MAX_ENTRIES) {
+				rc = err_set(err, EFBIG, "more than %u blocks differ from the base",
+				             ULAYER_MAX_ENTRIES);
+				break;
+			}
 			if (was)
 				p->next.entries[p->next.n_entries++] = *was;
 			continue;
@@ -311,8 +316,14 @@ static int commit(struct push *p, const char *disk, bool first, bool hold, bool 
 		return 0; /* the lease moved on: not ours to commit */
 	if (status != 201 && status != 200)
 		return remote_status_error(&p->r, status, "uploading the layer", err);
-	if (new_head(p, hold, &h, err) || head_encode(&h, &hb, err) ||
-	    (strcmp(disk, p->conf.remote_disk) == 0 && save_pending(p, err)))
+	if (new_head(p, hold, &h, err) || head_encode(&h, &hb, err))
+		return -1;
+	/*
+	 * The pending layer, and the lease's token if it is kept, are on disk
+	 * before the head can name them: a crash after the CAS loses neither.
+	 */
+	if (strcmp(disk, p->conf.remote_disk) == 0 &&
+	    (save_pending(p, err) || (hold && migrate_save_token(vdisk_dir(p->vd), p->token, err))))
 		return -1;
 	repo_user_head_path(p->r.user, disk, path);
 	rc = remote_put(&p->r, path, hb.data, hb.len, first ? NULL : p->etag, first, lease, &status,
@@ -380,6 +391,24 @@ static int keep_as_branch(struct push *p, const char *disk, const char *why, str
 	               MAX_BRANCHES);
 }
 
+/* Whether the head names the very layer this disk stands on, not another of its number. */
+static bool same_layer(struct push *p)
+{
+	char *path = state_layer_path(vdisk_dir(p->vd), p->conf.layer);
+	struct buf b = { 0 };
+	struct circ_err err;
+	uint8_t sha[32];
+	bool same = false;
+
+	if (path && file_read_all(path, REPO_USER_LAYER_MAX, &b, &err) == 0) {
+		SHA256(b.data, b.len, sha);
+		same = memcmp(sha, p->head.layer_sha256, 32) == 0;
+	}
+	buf_free(&b);
+	free(path);
+	return same;
+}
+
 /* The head moved past this machine's check-out: why, in words, or NULL if it did not. */
 static const char *stale_reason(struct push *p, char *buf, size_t n)
 {
@@ -396,11 +425,17 @@ static const char *stale_reason(struct push *p, char *buf, size_t n)
 		         p->head.host);
 		return buf;
 	}
+	if (p->conf.layer && !same_layer(p)) {
+		snprintf(buf, n,
+		         "the server's check-in %" PRIu64 " of disk %s is not this machine's",
+		         p->head.version, p->conf.remote_disk);
+		return buf;
+	}
 	return NULL;
 }
 
 /* The check-in is on the server: the disk now stands on it (its writes are in the layer). */
-static int switch_locally(struct push *p, bool hold, struct circ_err *err)
+static int switch_locally(struct push *p, bool hold, bool drop_overlay, struct circ_err *err)
 {
 	const char *dir = vdisk_dir(p->vd);
 	uint64_t old = p->conf.layer;
@@ -424,7 +459,7 @@ static int switch_locally(struct push *p, bool hold, struct circ_err *err)
 	    migrate_save_token(dir, hold ? p->token : NULL, err) ||
 	    remote_seen_raise(p->state, p->conf.user, p->conf.remote_disk, p->next.version, err))
 		return -1;
-	if (vdisk_drop_overlay(p->vd))
+	if (drop_overlay && vdisk_drop_overlay(p->vd))
 		return err_set(err, EIO, "dropping the overlay after the check-in");
 	drop_pending(p);
 	if (old) {
@@ -458,6 +493,17 @@ static int release_only(struct push *p, struct circ_err *err)
 	buf_free(&hb);
 	if (rc)
 		return rc;
+	if (status == 409 || status == 412) {
+		/* A retried PUT whose first try landed is answered so too: look. */
+		char etag[96];
+		bool exists;
+
+		if (remote_get_head(&p->r, p->conf.remote_disk, &h, etag, sizeof(etag), &exists,
+		                    err))
+			return -1;
+		if (exists && (!h.held || strcmp(h.token, p->token) != 0))
+			status = 200;
+	}
 	if (status != 200)
 		return remote_status_error(&p->r, status, "releasing the lease", err);
 	return migrate_save_token(vdisk_dir(p->vd), NULL, err);
@@ -522,9 +568,9 @@ int migrate_push(const char *state, const char *disk, const struct push_options 
 {
 	struct vdisk_options vo = { .net = o->net ? *o->net : (struct state_net){ 0 } };
 	struct push p = { .state = state, .disk = disk, .o = o, .res = res };
+	bool changed, won, finish_again = false;
 	char why[256];
 	const char *stale;
-	bool changed, won;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -538,10 +584,18 @@ int migrate_push(const char *state, const char *disk, const struct push_options 
 	                    &p.head_exists, err))
 		goto out;
 	if (pending_landed(&p)) {
-		/* An earlier push committed and died before switching: finish it. */
+		/*
+		 * An earlier push committed and died (or lost the answer) before
+		 * switching. The disk may have been written since, so its overlay
+		 * stays: over layer N it reads exactly as now. Then check in what
+		 * is left, from the top.
+		 */
 		p.next.version = p.head.version;
-		res->version = p.head.version;
-		rc = switch_locally(&p, p.head.held && strcmp(p.head.token, p.token) == 0, err);
+		rc = switch_locally(&p, p.head.held && strcmp(p.head.token, p.token) == 0, false,
+		                    err);
+		if (rc)
+			goto out;
+		finish_again = true;
 		goto out;
 	}
 	drop_pending(&p);
@@ -598,7 +652,7 @@ int migrate_push(const char *state, const char *disk, const struct push_options 
 		goto out;
 	}
 	res->version = p.next.version;
-	rc = switch_locally(&p, o->keep_lease, err);
+	rc = switch_locally(&p, o->keep_lease, true, err);
 out:
 	remote_close(&p.r);
 	ukey_free(p.key);
@@ -609,5 +663,6 @@ out:
 	disk_conf_release(&p.conf);
 	disk_secrets_wipe(&p.sec);
 	vdisk_close(p.vd);
-	return rc;
+	/* The pending file is gone now: this runs once. */
+	return finish_again ? migrate_push(state, disk, o, res, err) : rc;
 }

@@ -37,12 +37,16 @@ int remote_machine_id(const char *state, char out[HEAD_MACHINE_HEX + 1], struct 
 
 	if (asprintf(&path, "%s/machine-id", state) < 0)
 		return err_set(err, ENOMEM, "out of memory");
-	if (file_read_all(path, 64, &b, err) == 0 && b.len >= HEAD_MACHINE_HEX) {
-		memcpy(out, b.data, HEAD_MACHINE_HEX);
+	if (file_read_all(path, 64, &b, err) == 0) {
+		if (b.len != HEAD_MACHINE_HEX + 1 || b.data[HEAD_MACHINE_HEX] != '\n')
+			rc = err_set(err, EBADMSG, "%s is damaged", path);
+		memcpy(out, b.data, HEAD_MACHINE_HEX < b.len ? HEAD_MACHINE_HEX : b.len);
 		out[HEAD_MACHINE_HEX] = '\0';
-		for (size_t i = 0; i < HEAD_MACHINE_HEX; i++)
+		for (size_t i = 0; !rc && i < HEAD_MACHINE_HEX; i++)
 			if (!((out[i] >= '0' && out[i] <= '9') || (out[i] >= 'a' && out[i] <= 'f')))
 				rc = err_set(err, EBADMSG, "%s is damaged", path);
+	} else if (err->errnum != ENOENT) {
+		rc = -1;
 	} else {
 		/* A state directory is a machine: two on one host are two machines. */
 		rc = remote_new_token(out, err);

@@ -159,6 +159,37 @@ test_push_killed_resumes() {
 	echo "note: $(grep -c ' PUT /users/alice/blocks/.* 201 ' "$SERVE_LOG") blocks uploaded once each over 4 runs"
 }
 
+# A push whose head compare-and-swap landed but which died before switching the
+# disk over (or lost the server's answer): the state it leaves is made here by
+# putting back the disk's files from before a push, with the layer left pending.
+test_push_died_after_commit() {
+	need_migrate
+	users_setup
+	start_serve repo --users users
+	"$CIRC" --state A create home --size 8M || die "create"
+	marker_file m1 "first"
+	write_at A home 0 m1
+	"$CIRC" --state A push home --to "$URL" --user alice --keep-lease >/dev/null || die "push 1"
+	marker_file m2 "second"
+	write_at A home 8192 m2
+	cp -a A/disks/home saved
+	"$CIRC" --state A push home --keep-lease >/dev/null || die "push 2"
+	cp A/disks/home/layer.2 saved/push.pending
+	rm -rf A/disks/home
+	cp -a saved A/disks/home
+	# Written after the push died: must not be lost.
+	marker_file m3 "third, after the failed push"
+	write_at A home 16384 m3
+	image_of A home want.img
+	"$CIRC" --state A push home >out || die "push 3: $(cat out)"
+	[ ! -e A/disks/home/push.pending ] || die "the pending check-in was not finished"
+	"$CIRC" --state B checkout "$URL" home --user alice >/dev/null || die "checkout"
+	image_of B home got.img
+	cmp want.img got.img || die "writes were lost"
+	"$CIRC" --state B log home >log || die "log"
+	[ "$(grep -c '^[0-9]' log)" = 3 ] || die "expected 3 check-ins: $(cat log)"
+}
+
 test_history() {
 	need_migrate
 	users_setup
@@ -459,6 +490,8 @@ t_case "the server holds no plaintext; two users share no object names" test_ser
 t_case "a stale push becomes a branch; both versions readable" test_conflict_becomes_branch
 t_case "push killed with -9 three times, then re-run: complete, no block uploaded twice" \
 	test_push_killed_resumes
+t_case "a push that died after its commit is finished by the next, later writes kept" \
+	test_push_died_after_commit
 t_case "checkout --version 1 after 3 brings version 1's bytes back as version 4" test_history
 t_case "wrong passphrase, wrong password, other users, bad names, mounted, read-only server" \
 	test_refusals
