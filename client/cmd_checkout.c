@@ -25,21 +25,13 @@ static const char usage[] =
     "  --user USER            the user on the server\n"
     "  --version N            bring back check-in N, as a new check-in on top\n"
     "  --steal                take the lease from the machine holding it\n"
-    "  --key PUB              the base image's publisher key, if not pinned here\n"
-    "  --password-file FILE   the server password in FILE's first line\n"
-    "                         (default $CIRC_PASSWORD_FILE, else asked on the terminal)\n"
-    "  --passphrase-file FILE the key's passphrase in FILE's first line\n"
-    "                         (default $CIRC_PASSPHRASE_FILE, else asked on the terminal)\n"
-    "  --timeout SECONDS      give up on a request after this long (default 30)\n";
+    "  --key PUB              the base image's publisher key, if not pinned here\n" SECRET_HELP;
 
 enum {
 	OPT_USER = OPT_LONG,
 	OPT_VERSION,
 	OPT_STEAL,
 	OPT_KEY,
-	OPT_PASSWORD_FILE,
-	OPT_PASSPHRASE_FILE,
-	OPT_TIMEOUT_ONLY,
 };
 
 int cmd_checkout(struct cli *cli, int argc, char **argv)
@@ -49,9 +41,7 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 		{ "version", required_argument, NULL, OPT_VERSION },
 		{ "steal", no_argument, NULL, OPT_STEAL },
 		{ "key", required_argument, NULL, OPT_KEY },
-		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
-		{ "passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT_ONLY },
+		SECRET_LONGOPTS,
 		{ 0 },
 	};
 	struct secret_source src = { 0 };
@@ -59,7 +49,6 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 	struct checkout_result res;
 	struct state_net sn = { 0 };
 	struct circ_err err;
-	uint64_t secs;
 	char *state;
 	int c, rc;
 
@@ -81,19 +70,10 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 		case OPT_KEY:
 			o.key_path = optarg;
 			break;
-		case OPT_PASSWORD_FILE:
-			src.password_file = optarg;
-			break;
-		case OPT_PASSPHRASE_FILE:
-			src.passphrase_file = optarg;
-			break;
-		case OPT_TIMEOUT_ONLY:
-			if (cli_parse_u64(optarg, &secs) || secs == 0 || secs > 86400)
-				return cli_usage_error(cli, "bad --timeout '%s'", optarg);
-			sn.timeout_ms = (long)secs * 1000;
-			break;
 		default:
-			return EXIT_USAGE;
+			rc = secret_option(cli, &src, &sn, c, optarg);
+			if (rc != 1)
+				return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 2)

@@ -132,3 +132,25 @@ struct migrate_prompt secret_prompt(struct secret_source *src)
 		                        .passphrase = ask_passphrase,
 		                        .ctx = src };
 }
+
+int secret_option(struct cli *cli, struct secret_source *src, struct state_net *net, int c,
+                  const char *arg)
+{
+	uint64_t secs;
+
+	switch (c) {
+	case OPT_PASSWORD_FILE:
+		src->password_file = arg;
+		return 1;
+	case OPT_PASSPHRASE_FILE:
+		src->passphrase_file = arg;
+		return 1;
+	case OPT_REQUEST_TIMEOUT:
+		if (cli_parse_u64(arg, &secs) || secs == 0 || secs > 86400)
+			return cli_usage_error(cli, "bad --timeout '%s'", arg);
+		net->timeout_ms = (long)secs * 1000;
+		return 1;
+	default:
+		return 0;
+	}
+}
