@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "client/progress.h"
 #include "client/secret.h"
 #include "vdisk/migrate.h"
 
@@ -26,21 +27,22 @@ static const char usage[] =
     "\n"
     "  --to URL               the server (circ serve --users)\n"
     "  --user USER            the user on the server\n"
-    "  --keep-lease           keep the lease: go on working here after the check-in\n"
-    "  --password-file FILE   the server password in FILE's first line\n"
-    "                         (default $CIRC_PASSWORD_FILE, else asked on the terminal)\n"
-    "  --passphrase-file FILE the key's passphrase in FILE's first line\n"
-    "                         (default $CIRC_PASSPHRASE_FILE, else asked on the terminal)\n"
-    "  --timeout SECONDS      give up on a request after this long (default 30)\n";
+    "  --keep-lease           keep the lease: go on working here after the check-in\n" SECRET_HELP;
 
 enum {
 	OPT_TO = OPT_LONG,
 	OPT_USER,
 	OPT_KEEP_LEASE,
-	OPT_PASSWORD_FILE,
-	OPT_PASSPHRASE_FILE,
-	OPT_TIMEOUT_ONLY,
 };
+
+static void show_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+
+	if (!p->total && total)
+		progress_start(p, "checking in", total);
+	progress_update(p, done);
+}
 
 int cmd_push(struct cli *cli, int argc, char **argv)
 {
@@ -48,17 +50,15 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "keep-lease", no_argument, NULL, OPT_KEEP_LEASE },
-		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
-		{ "passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT_ONLY },
+		SECRET_LONGOPTS,
 		{ 0 },
 	};
 	struct secret_source src = { 0 };
 	struct push_options o = { 0 };
+	struct progress prog = { 0 };
 	struct push_result res;
 	struct state_net sn = { 0 };
 	struct circ_err err;
-	uint64_t secs;
 	char *state;
 	int c, rc;
 
@@ -76,19 +76,10 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		case OPT_KEEP_LEASE:
 			o.keep_lease = true;
 			break;
-		case OPT_PASSWORD_FILE:
-			src.password_file = optarg;
-			break;
-		case OPT_PASSPHRASE_FILE:
-			src.passphrase_file = optarg;
-			break;
-		case OPT_TIMEOUT_ONLY:
-			if (cli_parse_u64(optarg, &secs) || secs == 0 || secs > 86400)
-				return cli_usage_error(cli, "bad --timeout '%s'", optarg);
-			sn.timeout_ms = (long)secs * 1000;
-			break;
 		default:
-			return EXIT_USAGE;
+			rc = secret_option(cli, &src, &sn, c, optarg);
+			if (rc != 1)
+				return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1)
@@ -97,10 +88,14 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "--to and --user go together");
 	o.net = &sn;
 	o.prompt = secret_prompt(&src);
+	o.progress = show_progress;
+	o.progress_ctx = &prog;
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
 	rc = migrate_push(state, argv[optind], &o, &res, &err);
+	if (prog.total)
+		progress_end(&prog, rc ? 0 : prog.total);
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);

@@ -28,7 +28,6 @@ struct migrate_prompt {
 	int (*passphrase)(void *ctx, const char *user, bool confirm, char *out, size_t n,
 	                  size_t *len, struct circ_err *err);
 	void *ctx;
-	FILE *progress; /* progress lines, or NULL */
 };
 
 struct push_options {
@@ -37,6 +36,9 @@ struct push_options {
 	bool keep_lease;
 	const struct state_net *net;
 	struct migrate_prompt prompt;
+	/* Called as the disk is scanned: bytes of it done of total. NULL: none. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 struct push_result {

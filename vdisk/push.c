@@ -169,6 +169,9 @@ static int build_map(struct push *p, bool *changed, struct circ_err *err)
 		struct block_id base;
 		uint64_t len = size - i * bs < bs ? size - i * bs : bs;
 
+		if (p->o->progress && i % 64 == 0)
+			p->o->progress(p->o->progress_ctx, i * bs, size);
+
 		while (old && oi < old->n_entries && old->entries[oi].index < i)
 			oi++;
 		if (old && oi < old->n_entries && old->entries[oi].index == i)
@@ -219,6 +222,8 @@ static int build_map(struct push *p, bool *changed, struct circ_err *err)
 			*changed = true;
 	}
 	free(block);
+	if (!rc && p->o->progress)
+		p->o->progress(p->o->progress_ctx, size, size);
 	return rc;
 }
 
@@ -354,9 +359,55 @@ static int commit(struct push *p, const char *disk, bool first, bool hold, bool 
  * A stale check-in is never lost: it becomes DISK.conflict-K, a disk of its
  * own over the same base (its blocks are uploaded already).
  */
+/* A hash of the map being checked in: the same writes kept twice are one branch. */
+static void map_hash(const struct push *p, char out[65])
+{
+	uint8_t sha[32];
+
+	SHA256((const uint8_t *)p->next.entries, p->next.n_entries * sizeof(*p->next.entries), sha);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", sha[i]);
+}
+
+/* DISK/branched: "<map hash> <branch>" of the last branch this disk's writes were kept as. */
+static bool kept_already(struct push *p, const char *hash, char *name, size_t n)
+{
+	char *path;
+	struct buf b = { 0 };
+	struct circ_err err;
+	bool kept = false;
+
+	if (asprintf(&path, "%s/branched", vdisk_dir(p->vd)) < 0)
+		return false;
+	if (file_read_all(path, 256, &b, &err) == 0 && buf_append(&b, "", 1) == 0 && b.len > 66 &&
+	    memcmp(b.data, hash, 64) == 0 && b.data[64] == ' ') {
+		char *end = strchr((char *)b.data + 65, '\n');
+
+		if (end)
+			*end = '\0';
+		kept = repo_user_disk_name_valid((char *)b.data + 65);
+		if (kept)
+			snprintf(name, n, "%s", (char *)b.data + 65);
+	}
+	buf_free(&b);
+	free(path);
+	return kept;
+}
+
 static int keep_as_branch(struct push *p, const char *disk, const char *why, struct circ_err *err)
 {
 	uint64_t from = p->conf.layer;
+	char hash[65], kept[REPO_NAME_MAX + 1];
+
+	map_hash(p, hash);
+	if (kept_already(p, hash, kept, sizeof(kept))) {
+		memcpy(p->res->branch, kept, sizeof(kept));
+		return err_set(
+		    err, EAGAIN,
+		    "%s; these writes are kept already as disk '%s': circ checkout %s %s "
+		    "--user %s",
+		    why, kept, p->r.url, kept, p->r.user);
+	}
 
 	p->next.version = 1;
 	p->next.parent = 0;
@@ -382,6 +433,16 @@ static int keep_as_branch(struct push *p, const char *disk, const char *why, str
 		if (!won)
 			continue; /* another machine took this name meanwhile */
 		memcpy(p->res->branch, name, strlen(name) + 1); /* valid: at most REPO_NAME_MAX */
+		{
+			char *path, line[65 + REPO_NAME_MAX + 16 + 2];
+
+			snprintf(line, sizeof(line), "%s %s\n", hash, name);
+			if (asprintf(&path, "%s/branched", vdisk_dir(p->vd)) >= 0) {
+				/* Best effort: without it, a later push keeps another copy. */
+				file_write_atomic(path, line, strlen(line), 0644, err);
+				free(path);
+			}
+		}
 		return err_set(
 		    err, EAGAIN,
 		    "%s; your check-in is kept as disk '%s': circ checkout %s %s --user %s", why,

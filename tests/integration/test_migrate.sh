@@ -114,6 +114,8 @@ test_conflict_becomes_branch() {
 	marker_file m3 "A kept writing"
 	write_at A home 16384 m3
 	expect_fail 1 "kept as disk 'home.conflict-1'" "$CIRC" --state A push home
+	expect_fail 1 "kept already as disk 'home.conflict-1'" "$CIRC" --state A push home
+	[ ! -e repo/users/alice/home.conflict-2 ] || die "the same writes were kept twice"
 	"$CIRC" --state C checkout "$URL" home.conflict-1 --user alice >/dev/null ||
 		die "checkout of the branch"
 	image_of C home.conflict-1 c.img
@@ -347,43 +349,6 @@ test_system_disk_pins_its_base() {
 	expect_fail 1 "would corrupt them.*separate home disk" "$CIRC" --state B update sys
 }
 
-# start_proxy BACKEND: nginx as a reverse proxy to BACKEND on a free port; sets URL.
-start_proxy() {
-	local conf="$T_DIR/nginx" port i
-	command -v nginx >/dev/null || skip "nginx is not installed"
-	mkdir -p "$conf"
-	port=$(free_port) || die "no free port"
-	cat >"$conf/nginx.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-error_log $conf/error.log;
-pid $conf/nginx.pid;
-events { worker_connections 64; }
-http {
-	access_log $conf/access.log;
-	client_body_temp_path $conf/body;
-	proxy_temp_path $conf/proxy;
-	fastcgi_temp_path $conf/fastcgi;
-	uwsgi_temp_path $conf/uwsgi;
-	scgi_temp_path $conf/scgi;
-	client_max_body_size 80m;
-	server {
-		listen 127.0.0.1:$port;
-		location / { proxy_pass $1; proxy_request_buffering off; }
-	}
-}
-CONF
-	nginx -c "$conf/nginx.conf" -p "$conf" &
-	T_PIDS+=($!)
-	URL="http://127.0.0.1:$port"
-	for i in $(seq 1 100); do
-		curl -s -o /dev/null "$URL/" && return 0
-		sleep 0.05
-	done
-	die "nginx did not start: $(cat "$conf/error.log" 2>/dev/null)"
-}
-
 test_through_a_proxy() {
 	need_migrate
 	users_setup
@@ -393,7 +358,8 @@ test_through_a_proxy() {
 	head -c $((512 << 10)) /dev/urandom >data
 	write_at A home 0 data
 	"$CIRC" --state A push home --to "$origin" --user alice >/dev/null || die "push"
-	start_proxy "$origin"
+	start_nginx "client_max_body_size 80m;
+		location / { proxy_pass $origin; proxy_request_buffering off; }"
 	"$CIRC" --state B checkout "$URL" home --user alice >/dev/null || die "checkout via nginx"
 	image_of B home got.img
 	cmp <(head -c $((512 << 10)) got.img) data || die "read through nginx differs"
@@ -427,9 +393,6 @@ test_server_killed_mid_push() {
 	cmp <(head -c $((8 << 20)) got.img) data || die "the check-in differs"
 }
 
-ROOT=${CIRC_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-IMAGES=$ROOT/build/images
-
 # guest STATE SCRIPT: boots the busybox image (system disk bb, home disk home)
 # with circ run --vmm qemu, types SCRIPT at its shell once it is up, waits for
 # the guest to power off; the console's output is left in guest.out.
@@ -452,12 +415,7 @@ guest() {
 
 test_story_on_a_guest() {
 	need_migrate
-	[ "$(id -u)" = 0 ] || skip "building the boot kit needs root (apt-get download)"
-	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-	"$ROOT/images/bootkit.sh" "$IMAGES/kit" >/dev/null 2>kit.err ||
-		skip "cannot build the boot kit: $(tail -n 1 kit.err)"
-	"$ROOT/images/busybox.sh" "$IMAGES/busybox.img" >/dev/null 2>img.err ||
-		die "busybox.sh failed: $(tail -n 1 img.err)"
+	need_images
 	users_setup
 	"$CIRC" keygen k >/dev/null
 	"$CIRC" publish --repo repo --key k.key --name bb "$IMAGES/busybox.img" >/dev/null ||
