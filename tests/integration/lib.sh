@@ -125,3 +125,55 @@ need_fuse() {
 	[ -c /dev/fuse ] || skip "/dev/fuse is absent"
 	[ "$(id -u)" = 0 ] || command -v fusermount3 >/dev/null || skip "needs root or fusermount3"
 }
+
+# start_nginx SERVER_LINES: nginx on a free loopback port with SERVER_LINES
+# in its server block (a root, a proxy_pass); its logs in $T_DIR/nginx; sets URL.
+start_nginx() {
+	local conf="$T_DIR/nginx" port i
+	command -v nginx >/dev/null || skip "nginx is not installed"
+	mkdir -p "$conf"
+	port=$(free_port) || die "no free port"
+	cat >"$conf/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $conf/error.log;
+pid $conf/nginx.pid;
+events { worker_connections 64; }
+http {
+	access_log $conf/access.log;
+	client_body_temp_path $conf/body;
+	proxy_temp_path $conf/proxy;
+	fastcgi_temp_path $conf/fastcgi;
+	uwsgi_temp_path $conf/uwsgi;
+	scgi_temp_path $conf/scgi;
+	sendfile on;
+	server {
+		listen 127.0.0.1:$port;
+		$1
+	}
+}
+CONF
+	nginx -c "$conf/nginx.conf" -p "$conf" &
+	T_PIDS+=($!)
+	URL="http://127.0.0.1:$port"
+	for i in $(seq 1 100); do
+		curl -s -o /dev/null "$URL/" && return 0
+		sleep 0.05
+	done
+	die "nginx did not start: $(cat "$conf/error.log" 2>/dev/null)"
+}
+
+# need_images: the boot kit and the busybox image (built once, cached in
+# build/images), or a skip saying why; sets IMAGES and KERNEL_RELEASE.
+need_images() {
+	local root=${CIRC_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+	IMAGES=$root/build/images
+	[ "$(id -u)" = 0 ] || skip "building the boot kit needs root (apt-get download)"
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
+	"$root/images/bootkit.sh" "$IMAGES/kit" >/dev/null 2>kit.err ||
+		skip "cannot build the boot kit: $(tail -n 1 kit.err)"
+	"$root/images/busybox.sh" "$IMAGES/busybox.img" >/dev/null 2>img.err ||
+		die "busybox.sh failed: $(tail -n 1 img.err)"
+	KERNEL_RELEASE=$(cat "$IMAGES/kit/kernel.release")
+}

@@ -10,16 +10,6 @@ IMAGES=$ROOT/build/images
 GUEST=${CIRC_BUILD:-$(dirname "$CIRC")}/guest/test-guest.elf
 QEMU_TIMEOUT=180
 
-need_images() {
-	[ "$(id -u)" = 0 ] || skip "building the boot kit needs root (apt-get download)"
-	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
-	"$ROOT/images/bootkit.sh" "$IMAGES/kit" >/dev/null 2>kit.err ||
-		skip "cannot build the boot kit: $(tail -n 1 kit.err)"
-	"$ROOT/images/busybox.sh" "$IMAGES/busybox.img" >/dev/null 2>img.err ||
-		die "busybox.sh failed: $(tail -n 1 img.err)"
-	KERNEL_RELEASE=$(cat "$IMAGES/kit/kernel.release")
-}
-
 # boot DISK_FILE ARGS: QEMU (TCG) boots the kit on DISK_FILE; output in boot.out.
 boot() {
 	timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -accel tcg -m 256M -nographic -no-reboot \
