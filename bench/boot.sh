@@ -27,23 +27,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${BENCH_WORK:-}" ]; then
-	# Alone, not under bench/run.sh: what run.sh would have set up.
-	build=$(cd "$root" && cd "${1:-${CIRC_BUILD:-build}}" && pwd)
-	[ -x "$build/circ" ] || {
-		echo "bench: $build/circ not built (run make)" >&2
-		exit 1
-	}
-	mkdir -p "$build/bench"
-	BENCH_WORK=$(mktemp -d "$build/bench/boot.XXXXXX")
-	trap 'rm -rf "$BENCH_WORK"' EXIT
-	export BENCH_WORK BENCH_RESULTS=$BENCH_WORK/results
-	export BENCH_CACHE=${CIRC_BENCH_CACHE:-$build/bench/cache}
-	export BENCH_RUNS=${CIRC_BENCH_RUNS:-3} CIRC=$BENCH_WORK/circ
-	mkdir -p "$BENCH_CACHE"
-	: >"$BENCH_RESULTS"
-	cp "$build/circ" "$CIRC"
-fi
+# shellcheck source=bench/alone.sh
+. "$root/bench/alone.sh" boot "${1:-}"
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 

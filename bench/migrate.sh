@@ -20,18 +20,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "${BENCH_WORK:-}" ]; then
-	build=$(cd "$root" && cd "${1:-${CIRC_BUILD:-build}}" && pwd)
-	mkdir -p "$build/bench"
-	BENCH_WORK=$(mktemp -d "$build/bench/migrate.XXXXXX")
-	trap 'rm -rf "$BENCH_WORK"' EXIT
-	export BENCH_WORK BENCH_RESULTS=$BENCH_WORK/results
-	export BENCH_CACHE=${CIRC_BENCH_CACHE:-$build/bench/cache}
-	export BENCH_RUNS=${CIRC_BENCH_RUNS:-3} CIRC=$BENCH_WORK/circ
-	mkdir -p "$BENCH_CACHE"
-	: >"$BENCH_RESULTS"
-	cp "$build/circ" "$CIRC"
-fi
+# shellcheck source=bench/alone.sh
+. "$root/bench/alone.sh" migrate "${1:-}"
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 
@@ -53,7 +43,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
-trap 'cleanup; rm -rf "$BENCH_WORK"' EXIT
+trap 'cleanup; rm -rf "$W"; [ -z "${BENCH_ALONE:-}" ] || rm -rf "$BENCH_WORK"' EXIT
 
 printf 'bench-pw\n' >pw
 printf 'bench passphrase\n' >pp
