@@ -54,7 +54,12 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 	if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0)
 		return err_set(err, ENOMEM, "out of memory");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/*
+	 * A temporary left by a crashed process of the same PID would keep its
+	 * mode through O_TRUNC: a file meant to be 0600 could end up wider.
+	 */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
 		err_sys(err, errno, "creating %s", tmp);
 		goto out;
