@@ -128,9 +128,12 @@ static int ask_passphrase(void *ctx, const char *user, bool confirm, char *out, 
 
 struct migrate_prompt secret_prompt(struct secret_source *src)
 {
-	return (struct migrate_prompt){ .password = ask_password,
-		                        .passphrase = ask_passphrase,
-		                        .ctx = src };
+	return (struct migrate_prompt){
+		.password = ask_password,
+		.passphrase = ask_passphrase,
+		.ctx = src,
+		.password_given = source(src->password_file, "CIRC_PASSWORD_FILE") != NULL,
+	};
 }
 
 int secret_option(struct cli *cli, struct secret_source *src, struct state_net *net, int c,

@@ -439,7 +439,7 @@ int migrate_checkout(const char *state, const char *disk, const struct checkout_
 	c.exists = access(c.dir, F_OK) == 0;
 	if (c.exists)
 		have_secrets = disk_secrets_load(c.dir, &c.sec, err) == 0;
-	if (!have_secrets &&
+	if ((!have_secrets || o->prompt.password_given) &&
 	    o->prompt.password(o->prompt.ctx, o->user, c.sec.password, sizeof(c.sec.password), err))
 		goto out;
 	if (remote_open(&c.r, state, o->url, o->user, c.sec.password, o->net, err))

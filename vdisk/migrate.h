@@ -28,6 +28,11 @@ struct migrate_prompt {
 	int (*passphrase)(void *ctx, const char *user, bool confirm, char *out, size_t n,
 	                  size_t *len, struct circ_err *err);
 	void *ctx;
+	/*
+	 * The user named where the password is (a file): it replaces the one a
+	 * disk keeps, which is how a changed server password reaches it.
+	 */
+	bool password_given;
 };
 
 struct push_options {

@@ -32,7 +32,8 @@ struct push {
 	struct vdisk *vd;
 	struct disk_conf conf; /* the disk's, with this push's remote filled in */
 	struct disk_secrets sec;
-	bool have_secrets;
+	bool have_secrets; /* the disk's secrets file, loaded */
+	bool save_secrets; /* what it would hold has changed */
 	struct remote r;
 	struct ukey *key;
 	struct block_encoder *enc;
@@ -509,7 +510,7 @@ static int switch_locally(struct push *p, bool hold, bool drop_overlay, struct c
 	free(path);
 	if (rc)
 		return rc;
-	if (!p->have_secrets) {
+	if (p->save_secrets) {
 		ukey_export(p->key, p->sec.master);
 		if (disk_secrets_save(dir, &p->sec, err))
 			return -1;
@@ -597,7 +598,8 @@ static int open_remote(struct push *p, struct circ_err *err)
 		return err_set(err, EINVAL, "'%s' cannot be a disk's name on a server",
 		               p->conf.remote_disk);
 	p->have_secrets = disk_secrets_load(vdisk_dir(p->vd), &p->sec, err) == 0;
-	if (!p->have_secrets &&
+	p->save_secrets = !p->have_secrets || o->prompt.password_given;
+	if (p->save_secrets &&
 	    o->prompt.password(o->prompt.ctx, user, p->sec.password, sizeof(p->sec.password), err))
 		return -1;
 	if (remote_open(&p->r, p->state, p->conf.remote, p->conf.user, p->sec.password, o->net,

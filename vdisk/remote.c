@@ -94,7 +94,10 @@ int remote_status_error(const struct remote *r, long status, const char *what, s
 {
 	switch (status) {
 	case 401:
-		return err_set(err, EACCES, "%s refused the password of user %s", r->url, r->user);
+		return err_set(err, EACCES,
+		               "%s refused the password of user %s (a changed password: give it "
+		               "with --password-file)",
+		               r->url, r->user);
 	case 403:
 		return err_set(err, EACCES, "%s: user %s may not %s", r->url, r->user, what);
 	case 405:

@@ -251,6 +251,32 @@ test_refusals() {
 	expect_fail 2 "together" "$CIRC" --state A push other --to "$URL"
 }
 
+test_password_changed() {
+	need_migrate
+	users_setup
+	port=$(free_port) || die "no free port"
+	start_serve repo --users users --listen 127.0.0.1:$port
+	"$CIRC" --state A create home --size 8M || die "create"
+	marker_file m "data"
+	write_at A home 0 m
+	"$CIRC" --state A push home --to "$URL" --user alice --keep-lease >/dev/null || die "push"
+	# Later commands use the disk's kept password: no file, no terminal.
+	unset CIRC_PASSWORD_FILE
+	"$CIRC" --state A lease home </dev/null >/dev/null || die "the kept password was not used"
+	printf 'alice-new-pw\n' >pw.new
+	htpasswd -B -i users alice <pw.new 2>/dev/null || die "htpasswd"
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null
+	start_serve repo --users users --listen 127.0.0.1:$port
+	write_at A home 8192 m
+	expect_fail 1 "refused the password of user alice.*--password-file" \
+		"$CIRC" --state A push home --keep-lease
+	"$CIRC" --state A push home --keep-lease --password-file pw.new >/dev/null ||
+		die "push with the new password"
+	"$CIRC" --state A lease home </dev/null >/dev/null || die "the new password was not kept"
+	[ "$(stat -c %a A/disks/home/secrets)" = 600 ] || die "secrets is not mode 0600"
+}
+
 test_hostile_server() {
 	need_migrate
 	users_setup
@@ -453,6 +479,7 @@ t_case "a push that died after its commit is finished by the next, later writes 
 t_case "checkout --version 1 after 3 brings version 1's bytes back as version 4" test_history
 t_case "wrong passphrase, wrong password, other users, bad names, mounted, read-only server" \
 	test_refusals
+t_case "a changed server password: refused, then given once and kept" test_password_changed
 t_case "tampered layer, damaged blocks, replayed head: refused, never served" test_hostile_server
 t_case "a pushed system disk pins its base version; update refuses to move it" \
 	test_system_disk_pins_its_base
