@@ -308,6 +308,8 @@ static int commit(struct push *p, const char *disk, bool first, bool hold, bool 
 
 	*won = false;
 	p->next.bytes_uploaded = p->res->uploaded_bytes;
+	p->next.bytes_total = (vdisk_user_layer(p->vd) ? vdisk_user_layer(p->vd)->bytes_total : 0) +
+	                      p->res->uploaded_bytes;
 	snprintf(p->next.user, sizeof(p->next.user), "%s", p->r.user);
 	snprintf(p->next.disk, sizeof(p->next.disk), "%s", disk);
 	if (ulayer_encode(&p->next, p->key, &p->layer_file, err))
