@@ -251,6 +251,38 @@ test_refusals() {
 	expect_fail 2 "together" "$CIRC" --state A push other --to "$URL"
 }
 
+# type_at PROMPT TEXT: once the terminal's output (tty.out) shows PROMPT, types TEXT.
+type_at() {
+	local i
+	for i in $(seq 1 200); do
+		[ "$(grep -c "$1" tty.out)" -ge "${3:-1}" ] && break
+		sleep 0.05
+	done
+	printf '%s\n' "$2" >&3
+}
+
+test_passphrase_on_a_terminal() {
+	need_migrate
+	command -v script >/dev/null || skip "script (util-linux) is not installed"
+	users_setup
+	start_serve repo --users users
+	unset CIRC_PASSPHRASE_FILE
+	"$CIRC" --state A create home --size 1M || die "create"
+	mkfifo keys
+	script -qfc "$CIRC --state A push home --to $URL --user alice" /dev/null <keys >tty.out 2>&1 &
+	pid=$!
+	exec 3>keys
+	type_at "New passphrase for alice's key: " "typed on a terminal"
+	type_at "Again: " "typed on a terminal"
+	wait $pid || die "push on a terminal: $(tr '\r' '\n' <tty.out | tail -n 3)"
+	exec 3>&-
+	grep -q "checked in home version 1" tty.out || die "no check-in: $(cat tty.out)"
+	! grep -q "typed on a terminal" tty.out || die "the passphrase was echoed"
+	printf 'typed on a terminal\n' >pp.typed
+	CIRC_PASSPHRASE_FILE=$T_DIR/pp.typed "$CIRC" --state B checkout "$URL" home --user alice \
+		>/dev/null || die "the typed passphrase does not open the key"
+}
+
 test_password_changed() {
 	need_migrate
 	users_setup
@@ -479,6 +511,8 @@ t_case "a push that died after its commit is finished by the next, later writes 
 t_case "checkout --version 1 after 3 brings version 1's bytes back as version 4" test_history
 t_case "wrong passphrase, wrong password, other users, bad names, mounted, read-only server" \
 	test_refusals
+t_case "a new key's passphrase typed twice on a terminal, never echoed" \
+	test_passphrase_on_a_terminal
 t_case "a changed server password: refused, then given once and kept" test_password_changed
 t_case "tampered layer, damaged blocks, replayed head: refused, never served" test_hostile_server
 t_case "a pushed system disk pins its base version; update refuses to move it" \
