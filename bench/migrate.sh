@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cold migration, each figure beside a peer measured in the same run:
 #   1. check-in of a 1 GiB ext4 home disk after a session that writes 64 MiB
-#      of new files (and another of 1 MiB): bytes uploaded and seconds of
+#      of new files (and one of 1 MiB; three of each, medians): bytes
+#      uploaded and seconds of
 #      `circ push`, beside (a) uploading the whole disk as a naive user would
 #      (curl of a raw copy to nginx on loopback) and (b) `casync make` of the
 #      disk and uploading its new chunks; and beside the goal, the
@@ -123,9 +124,13 @@ fuse_umount A "$W/fuse"
 snapshot A before.raw
 casync make --store="$W/castore" before.caibx before.raw >/dev/null 2>&1
 
-for mib in 64 1; do
-	say "a session writing $mib MiB, then check-ins"
-	session A $mib $mib
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+
+# One session of MIB and its check-ins, timed; sets up, meta, goal, circ_s,
+# naive_s, cas_s and cas_bytes. The disk's bytes before it are in before.raw.
+session_and_checkins() {
+	local mib=$1 tag=$2 out v t0 t1
+	session A "$mib" "$tag"
 	snapshot A after.raw
 	goal=$(compressed_changed before.raw after.raw)
 	t0=$(now)
@@ -134,12 +139,12 @@ for mib in 64 1; do
 	up=$(echo "$out" | sed -n 's/.*uploaded (\([0-9]*\) bytes).*/\1/p')
 	v=$(echo "$out" | sed -n 's/.*version \([0-9]*\):.*/\1/p')
 	meta=$(($(stat -c %s "repo/users/alice/home/$v.layer") + $(stat -c %s repo/users/alice/home/head)))
-	circ_s=$(calc "$t1 - $t0" 2)
+	circ_s=$(calc "$t1 - $t0" 3)
 	# (a) the naive upload: the whole disk.
 	t0=$(now)
 	curl -sf -T after.raw "$NGINX_URL/upload/home.raw" >/dev/null
 	t1=$(now)
-	naive_s=$(calc "$t1 - $t0" 2)
+	naive_s=$(calc "$t1 - $t0" 3)
 	# (b) casync make, then its new chunks uploaded in one stream.
 	list_files "$W/castore" >chunks.before
 	t0=$(now)
@@ -148,15 +153,34 @@ for mib in 64 1; do
 	comm -13 chunks.before chunks.after >chunks.new
 	(cd "$W/castore" && tar cf - -T "$W/chunks.new") | curl -sf -T - "$NGINX_URL/upload/chunks.tar" >/dev/null
 	t1=$(now)
-	cas_s=$(calc "$t1 - $t0" 2)
+	cas_s=$(calc "$t1 - $t0" 3)
 	# Its index travels too: the new version is nothing without it.
 	cas_bytes=$(($(bytes_of_list "$W/castore" "$W/chunks.new") + $(stat -c %s after.caibx)))
+	mv after.raw before.raw
+	mv after.caibx before.caibx
+}
+
+# Three sessions of each size: the bytes of each are alike, the seconds move
+# with the machine's load, so each figure is the median of three.
+for mib in 64 1; do
+	say "three sessions writing $mib MiB, each then checked in"
+	a_up=() a_meta=() a_goal=() a_circ=() a_naive=() a_cas=() a_casb=()
+	for r in 1 2 3; do
+		session_and_checkins $mib "$mib-$r"
+		a_up+=("$up") a_meta+=("$meta") a_goal+=("$goal") a_circ+=("$circ_s")
+		a_naive+=("$naive_s") a_cas+=("$cas_s") a_casb+=("$cas_bytes")
+	done
+	# Bytes: the mean of the three (their ratios are those of the sums).
+	mean_int() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%d", s / NR }'; }
+	up=$(mean_int "${a_up[@]}") meta=$(mean_int "${a_meta[@]}") goal=$(mean_int "${a_goal[@]}")
+	cas_bytes=$(mean_int "${a_casb[@]}")
+	circ_s=$(median "${a_circ[@]}") naive_s=$(median "${a_naive[@]}") cas_s=$(median "${a_cas[@]}")
 	line "check-in after $mib MiB: bytes" circ "$(human "$up") + $(human "$meta") meta" \
 		"goal" "$(human "$goal") + meta" "$(ratio $((up + meta)) $((goal + meta)))"
 	line "" "" "" "casync+index" "$(human "$cas_bytes")" "$(ratio $((up + meta)) "$cas_bytes")"
-	line "" "" "" "raw disk" "$(human "$(stat -c %s after.raw)")" \
-		"$(ratio $((up + meta)) "$(stat -c %s after.raw)")"
-	line "check-in after $mib MiB: seconds" circ "$circ_s s" "casync+curl" "$cas_s s" \
+	line "" "" "" "raw disk" "$(human "$(stat -c %s before.raw)")" \
+		"$(ratio $((up + meta)) "$(stat -c %s before.raw)")"
+	line "check-in after $mib MiB: s, median" circ "$circ_s s" "casync+curl" "$cas_s s" \
 		"$(ratio "$circ_s" "$cas_s")"
 	line "" "" "" "curl raw" "$naive_s s" "$(ratio "$circ_s" "$naive_s")"
 	result "mig_push${mib}_bytes" $((up + meta))
@@ -165,8 +189,6 @@ for mib in 64 1; do
 	result "mig_push${mib}_casync_bytes" "$cas_bytes"
 	result "mig_push${mib}_casync_s" "$cas_s"
 	result "mig_push${mib}_raw_s" "$naive_s"
-	mv after.raw before.raw
-	mv after.caibx before.caibx
 done
 "$CIRC" --state A push home >/dev/null # release the lease
 
@@ -203,7 +225,6 @@ for r in 1 2 3; do
 	fuse_umount "$W/pub$r" "$W/fuse"
 	pub+=("$(calc "$t1 - $t0" 3)")
 done
-median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 e=$(median "${enc[@]}")
 p=$(median "${pub[@]}")
 line "cold read 256 MiB (median of 3)" encrypted "$e s ($(mbps $((256 << 20)) "$e") MB/s)" \
