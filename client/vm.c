@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+#include "client/vm.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "hv/blk_backend.h"
+#include "vdisk/disk.h"
+
+/*
+ * The terminal's settings while the guest owns it. File-scope because a
+ * signal handler must restore them: the one piece of process state here.
+ */
+static struct termios saved_tty;
+static bool tty_saved;
+
+static void tty_restore(void)
+{
+	if (tty_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+}
+
+static void tty_restore_and_die(int sig)
+{
+	tty_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void tty_raw(void)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty))
+		return;
+	tty_saved = true;
+	atexit(tty_restore);
+	signal(SIGTERM, tty_restore_and_die);
+	signal(SIGHUP, tty_restore_and_die);
+	raw = saved_tty;
+	cfmakeraw(&raw);
+	raw.c_oflag |= OPOST | ONLCR; /* the guest writes "\n" and expects a new line */
+	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
+{
+	struct hv_config cfg = { .kernel = o->kernel,
+		                 .initrd = o->initrd,
+		                 .cmdline = o->append,
+		                 .mem = o->mem,
+		                 .cpus = o->cpus,
+		                 .console_in = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
+		                 .console_out = STDOUT_FILENO,
+		                 .stats = o->stats ? stderr : NULL };
+	struct vdisk *vds[HV_MAX_DISKS] = { 0 };
+	struct blk_backend bes[HV_MAX_DISKS];
+	struct vdisk_options vo = {
+		.net = { .extra_mirrors = o->net.mirrors,
+		         .n_extra = o->net.n_mirrors,
+		         .timeout_ms = o->net.timeout_ms },
+		.cache_size = o->net.cache_size,
+		.readahead = VDISK_DEFAULT_READAHEAD,
+	};
+	enum hv_outcome outcome;
+	struct circ_err err;
+	int rc = 1;
+
+	for (size_t i = 0; i < o->n_disks; i++) {
+		const struct vm_disk *d = &o->disks[i];
+
+		if (d->is_file) {
+			if (blk_backend_open_file(d->name, d->read_only, &bes[i], &err))
+				goto fail;
+		} else {
+			vo.read_only = d->read_only;
+			if (vdisk_open(state, d->name, &vo, &vds[i], &err))
+				goto fail;
+			if (blk_backend_from_vdisk(vds[i], &bes[i])) {
+				err_set(&err, ENOMEM, "out of memory");
+				goto fail;
+			}
+		}
+		cfg.disks[i] = &bes[i];
+		cfg.n_disks++;
+	}
+	tty_raw();
+	rc = hv_run(&cfg, &outcome, NULL, &err);
+	tty_restore();
+	if (rc)
+		goto fail;
+	rc = outcome == HV_POWEROFF ? 0 : outcome == HV_REBOOT ? EXIT_REBOOT : EXIT_STOPPED;
+	goto out;
+fail:
+	rc = cli_fail_err(cli, &err);
+out:
+	for (size_t i = 0; i < cfg.n_disks; i++)
+		blk_backend_close(cfg.disks[i]);
+	for (size_t i = 0; i < o->n_disks; i++)
+		if (vds[i] && vdisk_close(vds[i]))
+			rc = cli_fail(cli, "flushing disk %s failed", o->disks[i].name);
+	return rc;
+}
+
+extern char **environ;
+
+/* Signals that stop a run: the VM is stopped and the disks unmounted first. */
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+/*
+ * Starts argv with the signals this process blocks unblocked and, since a
+ * VM must not outlive the run that owns it (kill -9 included), with a
+ * parent-death signal.
+ */
+static pid_t spawn(char *const argv[], bool die_with_parent)
+{
+	pid_t parent = getpid(), pid = fork();
+	sigset_t none;
+
+	if (pid != 0)
+		return pid;
+	if (die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent))
+		_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+static int exit_status(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int spawn_wait(char *const argv[])
+{
+	int status;
+	pid_t pid = spawn(argv, false);
+
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return exit_status(status);
+}
+
+/*
+ * Waits for the VM, which ends by itself or, when a stop signal comes, by
+ * SIGTERM (SIGKILL if it lingers). *stopped_by: that signal, or 0.
+ */
+static int supervise(pid_t vm, int *stopped_by)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+	int status, ticks_since_term = 0;
+	sigset_t set;
+
+	stop_signals(&set);
+	*stopped_by = 0;
+	for (;;) {
+		pid_t w = waitpid(vm, &status, WNOHANG);
+		int sig;
+
+		if (w == vm)
+			return exit_status(status);
+		if (w < 0 && errno != EINTR)
+			return -1;
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig > 0 && !*stopped_by) {
+			*stopped_by = sig;
+			kill(vm, SIGTERM);
+		}
+		if (*stopped_by && ++ticks_since_term == 100)
+			kill(vm, SIGKILL); /* 10 s after SIGTERM */
+	}
+}
+
+/* Runs circ itself (mount, umount) with the same state directory. */
+static int circ_self(const char *state, const char *cmd, const char *a, const char *b)
+{
+	char *argv[] = { "/proc/self/exe", "--state", (char *)state, (char *)cmd,
+		         (char *)a,        (char *)b, NULL };
+
+	return spawn_wait(argv);
+}
+
+#define RUN_DIR_PREFIX "/tmp/circ-run."
+
+/* A private directory for the run's mounts, naming its owner for a later run to check. */
+static char *make_run_dir(char *tmpl)
+{
+	char own[64];
+	FILE *f;
+
+	if (!mkdtemp(tmpl))
+		return NULL;
+	snprintf(own, sizeof(own), "%s/owner", tmpl);
+	f = fopen(own, "we");
+	if (f) {
+		fprintf(f, "%ld\n", (long)getpid());
+		fclose(f);
+	}
+	return tmpl;
+}
+
+/* The pid in DIR/owner: the run that made DIR. */
+static pid_t run_owner(const char *dir)
+{
+	char path[4200], text[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/owner", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(text, sizeof(text), f))
+		text[0] = '\0';
+	fclose(f);
+	return (pid_t)strtol(text, NULL, 10);
+}
+
+/*
+ * A run killed with -9 leaves its FUSE mounts behind (its VM goes with it):
+ * a disk still mounted by a run whose process is gone is unmounted here, so
+ * the next run can use it.
+ */
+static void clean_up_after_dead_run(const char *state, const char *disk)
+{
+	char *dir = state_disk_dir(state, disk), *path = NULL, mp[4096], *parent;
+	FILE *f = NULL;
+	pid_t owner;
+
+	if (!dir || asprintf(&path, "%s/mountpoint", dir) < 0 || !(f = fopen(path, "re")) ||
+	    !fgets(mp, sizeof(mp), f) || strncmp(mp, RUN_DIR_PREFIX, strlen(RUN_DIR_PREFIX)))
+		goto out;
+	mp[strcspn(mp, "\n")] = '\0';
+	parent = dirname(strdupa(mp));
+	owner = run_owner(parent);
+	if (owner > 0 && (kill(owner, 0) == 0 || errno != ESRCH))
+		goto out; /* that run is alive: the disk is really in use */
+	fprintf(stderr, "circ run: unmounting %s, left by a run that died\n", mp);
+	if (circ_self(state, "umount", mp, NULL) == 0) {
+		char own[4200];
+
+		rmdir(mp);
+		snprintf(own, sizeof(own), "%s/owner", parent);
+		unlink(own);
+		rmdir(parent);
+	}
+out:
+	if (f)
+		fclose(f);
+	free(path);
+	free(dir);
+}
+
+int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *state, bool kvm_fast)
+{
+	sigset_t stops, old_mask;
+	int stopped_by = 0;
+	pid_t vm;
+	char *argv[64 + 4 * HV_MAX_DISKS], mem[32], cpus[16], *append = NULL;
+	char *mounts[HV_MAX_DISKS] = { 0 }, *drives[HV_MAX_DISKS] = { 0 };
+	char tmpl[] = RUN_DIR_PREFIX "XXXXXX";
+	const char *base = NULL;
+	sigset_t pending;
+	size_t n = 0;
+	int rc = 1, q;
+
+	/* From here a stop signal is handled, never fatal: mounts come down first. */
+	stop_signals(&stops);
+	sigprocmask(SIG_BLOCK, &stops, &old_mask);
+	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(o->mem >> 20));
+	snprintf(cpus, sizeof(cpus), "%u", o->cpus);
+	if (asprintf(&append, "console=ttyS0 %s", o->append ? o->append : "") < 0)
+		return cli_fail(cli, "out of memory");
+	for (size_t i = 0; i < o->n_disks; i++) {
+		const struct vm_disk *d = &o->disks[i];
+		const char *file = d->name;
+
+		if (!d->is_file) {
+			if (!base && !(base = make_run_dir(tmpl))) {
+				rc = cli_fail(cli, "cannot make %s: %s", tmpl, strerror(errno));
+				goto out;
+			}
+			clean_up_after_dead_run(state, d->name);
+			if (asprintf(&mounts[i], "%s/%zu", base, i) < 0 || mkdir(mounts[i], 0700) ||
+			    circ_self(state, "mount", d->name, mounts[i]) != 0) {
+				rc = cli_fail(cli, "cannot mount disk %s", d->name);
+				goto out;
+			}
+			if (asprintf(&drives[i], "file=%s/disk.img,format=raw,if=virtio%s",
+			             mounts[i], d->read_only ? ",readonly=on" : "") < 0)
+				goto out;
+		} else if (asprintf(&drives[i], "file=%s,format=raw,if=virtio%s", file,
+		                    d->read_only ? ",readonly=on" : "") < 0) {
+			goto out;
+		}
+	}
+	argv[n++] = "qemu-system-x86_64";
+	argv[n++] = "-nographic";
+	argv[n++] = "-no-reboot";
+	argv[n++] = "-accel";
+	argv[n++] = kvm_fast ? "kvm" : "tcg";
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	argv[n++] = "-smp";
+	argv[n++] = cpus;
+	argv[n++] = "-kernel";
+	argv[n++] = (char *)o->kernel;
+	if (o->initrd) {
+		argv[n++] = "-initrd";
+		argv[n++] = (char *)o->initrd;
+	}
+	argv[n++] = "-append";
+	argv[n++] = append;
+	for (size_t i = 0; i < o->n_disks; i++) {
+		argv[n++] = "-drive";
+		argv[n++] = drives[i];
+	}
+	argv[n] = NULL;
+	cli_info(cli, "running qemu-system-x86_64 (-accel %s)", kvm_fast ? "kvm" : "tcg");
+	if (sigpending(&pending) == 0 &&
+	    (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+	     sigismember(&pending, SIGHUP))) {
+		stopped_by = sigwaitinfo(&stops, NULL);
+		goto out;
+	}
+	vm = spawn(argv, true);
+	q = vm < 0 ? -1 : supervise(vm, &stopped_by);
+	if (q == 127 || q < 0)
+		rc = cli_fail(cli, "cannot run qemu-system-x86_64 (is qemu-system-x86 installed?)");
+	else if (q != 0 && !stopped_by)
+		rc = cli_fail(cli, "qemu-system-x86_64 exited with status %d", q);
+	else
+		rc = 0;
+out:
+	for (size_t i = 0; i < o->n_disks; i++) {
+		if (mounts[i]) {
+			if (circ_self(state, "umount", mounts[i], NULL) != 0)
+				rc = cli_fail(cli, "cannot unmount %s", mounts[i]);
+			rmdir(mounts[i]);
+		}
+		free(mounts[i]);
+		free(drives[i]);
+	}
+	if (base) {
+		char own[64];
+
+		snprintf(own, sizeof(own), "%s/owner", base);
+		unlink(own);
+		rmdir(base);
+	}
+	free(append);
+	if (stopped_by) {
+		fprintf(stderr, "circ run: stopped by %s: the VM is stopped, its disks unmounted\n",
+		        strsignal(stopped_by));
+		rc = 128 + stopped_by;
+	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	return rc;
+}
