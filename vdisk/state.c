@@ -417,6 +417,8 @@ int state_write_manifest(const char *disk_dir, uint64_t version, const struct bu
 /* Takes DISK's lock, held by a mount; fails at once if it is taken. */
 int state_lock_disk(const char *dir, struct circ_err *err)
 {
+	struct buf where = { 0 }, pid = { 0 };
+	struct circ_err ignored;
 	char *path;
 	int fd;
 
@@ -426,9 +428,27 @@ int state_lock_disk(const char *dir, struct circ_err *err)
 	free(path);
 	if (fd < 0)
 		return err_sys(err, errno, "locking %s", dir);
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		close(fd);
-		return err_set(err, EBUSY, "disk %s is in use (mounted?)", dir);
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	close(fd);
+	/* Say where and by whom, so the user can find and stop it. */
+	if (asprintf(&path, "%s/mountpoint", dir) >= 0) {
+		if (file_read_all(path, 1024, &where, &ignored) || buf_append(&where, "", 1))
+			buf_reset(&where);
+		free(path);
 	}
-	return fd;
+	if (asprintf(&path, "%s/mount.pid", dir) >= 0) {
+		if (file_read_all(path, 32, &pid, &ignored) || buf_append(&pid, "", 1))
+			buf_reset(&pid);
+		free(path);
+	}
+	if (where.len > 1 && pid.len > 1)
+		err_set(err, EBUSY, "disk %s is in use: mounted at %s by process %.*s", dir,
+		        (char *)where.data, (int)strcspn((char *)pid.data, "\n"), (char *)pid.data);
+	else
+		err_set(err, EBUSY, "disk %s is in use (by a mount, a VM, an update or a push)",
+		        dir);
+	buf_free(&where);
+	buf_free(&pid);
+	return -1;
 }
