@@ -183,7 +183,11 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 		goto out;
 	}
 	if (pt.version == conf.version) {
-		rc = 0; /* already the newest */
+		/* Already the newest; dropping the writes is still what was asked (a kiosk's
+		 * reset). */
+		rc = 0;
+		if (mode == UPDATE_DISCARD_OVERLAY && changed_sectors && overlay_reset(ov))
+			rc = err_set(err, EIO, "discarding the local writes of '%s'", disk);
 		goto out;
 	}
 	if (image_load_manifest(repo, pub, &pt, 0, &new, &raw, err))
