@@ -9,7 +9,7 @@
 #include <zstd.h>
 
 #define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
-/* The pointer is the only public file that changes: caches may hold it briefly. */
+/* The public files that change (pointers, the catalog): caches may hold them briefly. */
 #define CACHE_POINTER "public, max-age=30"
 /* A user's objects are theirs: shared caches must not keep them. */
 #define CACHE_USER_IMMUTABLE "private, max-age=31536000, immutable"
@@ -34,6 +34,8 @@ static const struct repo_object_kind kinds[] = {
 	  REPO_USER_LAYER_MAX, false, CACHE_USER_MUTABLE, REPO_WRITER_USER },
 	{ REPO_OBJ_USER_HEAD, "users/USER/DISK/head",
 	  REPO_USER_HEAD_MAX, true, CACHE_USER_MUTABLE, REPO_WRITER_USER },
+	{ REPO_OBJ_CATALOG, REPO_CATALOG,
+	  REPO_CATALOG_MAX, true, CACHE_POINTER, REPO_WRITER_PUBLISHER },
 };
 /* clang-format on */
 
@@ -132,6 +134,10 @@ bool repo_object_classify(const char *path, struct repo_object *o)
 	const char *p = path;
 
 	memset(o, 0, sizeof(*o));
+	if (strcmp(p, REPO_CATALOG) == 0) {
+		o->kind = repo_object_kind(REPO_OBJ_CATALOG);
+		return true;
+	}
 	if (strncmp(p, "blocks/", 7) == 0) {
 		o->kind = repo_object_kind(REPO_OBJ_BLOCK);
 		return parse_block(p + 7, &o->id);

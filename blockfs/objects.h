@@ -12,6 +12,7 @@
  *   users/USER/blocks/XX/<64 hex>   an encrypted block, named by a keyed hash (USER)
  *   users/USER/DISK/N.layer         check-in N of DISK, encrypted (USER)
  *   users/USER/DISK/head            DISK's newest check-in and lease (USER, by CAS)
+ *   catalog                         the signed list of the repo's images (publisher)
  */
 #ifndef CIRC_OBJECTS_H
 #define CIRC_OBJECTS_H
@@ -31,6 +32,9 @@
 #define REPO_USER_BLOCK_OVERHEAD 64u
 #define REPO_MANIFEST_MAX        (256u << 20)
 #define REPO_POINTER_MAX         4096u
+/* The catalog: an entry is at most 1168 bytes, so room for about 900 images. */
+#define REPO_CATALOG_MAX (1u << 20)
+#define REPO_CATALOG     "catalog"
 
 enum repo_object_type {
 	REPO_OBJ_BLOCK,
@@ -40,6 +44,7 @@ enum repo_object_type {
 	REPO_OBJ_USER_BLOCK,
 	REPO_OBJ_USER_LAYER,
 	REPO_OBJ_USER_HEAD,
+	REPO_OBJ_CATALOG,
 };
 
 enum repo_writer {

@@ -3,9 +3,11 @@
 #include "client/publish.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "blockfs/block.h"
+#include "vdisk/manifest.h"
 
 static const char usage[] =
     "Usage: circ publish --repo DIR --key KEY --name NAME [OPTIONS] IMAGE\n"
@@ -14,17 +16,26 @@ static const char usage[] =
     "image NAME in repo DIR, and prints the new version number. Only blocks the\n"
     "repo does not hold yet are written; the signed pointer to the newest version\n"
     "is replaced last, so an interrupted publish leaves the previous version served.\n"
+    "Then the repo's signed catalog (`circ ls URL`) is rewritten.\n"
     "\n"
     "  --repo DIR            repository directory (created if missing)\n"
     "  --key KEY             Ed25519 private key (PEM) from `circ keygen`\n"
     "  --name NAME           image name: letters, digits, '.', '_', '-'\n"
     "  --block-size SIZE     power of two from 4K to 4M (default 64K)\n"
-    "  --expires DURATION    pointer lifetime, e.g. 30d, 12h (default 30d);\n"
-    "                        clients refuse an expired pointer\n"
+    "  --expires DURATION    pointer lifetime with a unit: 30d, 12h, 90m, 45s\n"
+    "                        (default 30d); clients refuse an expired pointer\n"
     "  --threads N           worker threads (default: one per CPU)\n"
     "  --level N             zstd compression level (default 3)\n"
     "  --prefetch FILE       block numbers a boot reads, in order (from `circ mount\n"
     "                        --record-reads`): clients fetch them ahead on mount\n"
+    "  --kernel FILE         the version's boot kit: a kernel (bzImage or ELF64), stored\n"
+    "                        as blocks like the image's; without it the previous\n"
+    "                        version's kit is kept\n"
+    "  --initrd FILE         the kit's initrd (with --kernel, or to replace the kept one's)\n"
+    "  --cmdline STRING      the kernel command line, printable ASCII, at most 4096 bytes\n"
+    "                        (default: none with --kernel, else the kept one)\n"
+    "  --description TEXT    what `circ ls` shows, UTF-8, at most 1024 bytes (default:\n"
+    "                        the previous version's)\n"
     "  -v, --verbose         print a summary on stderr\n";
 
 enum {
@@ -36,6 +47,10 @@ enum {
 	OPT_THREADS,
 	OPT_LEVEL,
 	OPT_PREFETCH,
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_DESCRIPTION,
 };
 
 int cmd_publish(struct cli *cli, int argc, char **argv)
@@ -49,6 +64,10 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "description", required_argument, NULL, OPT_DESCRIPTION },
 		{ 0 },
 	};
 	struct publish_opts opts = {
@@ -60,7 +79,7 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	struct publish_result res;
 	struct circ_err err;
 	uint64_t v;
-	int c;
+	int c, rc;
 
 	cli->usage = usage;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
@@ -84,9 +103,12 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 			opts.block_size = (uint32_t)v;
 			break;
 		case OPT_EXPIRES:
-			if (cli_parse_duration(optarg, &opts.expires_in) || opts.expires_in == 0)
-				return cli_usage_error(cli, "bad duration '%s' (try 30d, 12h, 90m)",
-				                       optarg);
+			/* A unit is required: a bare "30" could mean seconds or days. */
+			if (cli_parse_duration(optarg, &opts.expires_in) || opts.expires_in == 0 ||
+			    optarg[strspn(optarg, "0123456789")] == '\0')
+				return cli_usage_error(
+				    cli, "bad duration '%s' (a unit is needed: 30d, 12h, 90m, 45s)",
+				    optarg);
 			break;
 		case OPT_THREADS:
 			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1024)
@@ -101,6 +123,27 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		case OPT_PREFETCH:
 			opts.prefetch = optarg;
 			break;
+		case OPT_KERNEL:
+			opts.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			opts.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			if (!manifest_cmdline_valid(optarg, strlen(optarg)))
+				return cli_usage_error(
+				    cli, "--cmdline: at most %d printable ASCII characters",
+				    MANIFEST_CMDLINE_MAX);
+			opts.cmdline = optarg;
+			break;
+		case OPT_DESCRIPTION:
+			if (!manifest_description_valid(optarg, strlen(optarg)))
+				return cli_usage_error(cli,
+				                       "--description: at most %d bytes of UTF-8 "
+				                       "without control characters",
+				                       MANIFEST_DESC_MAX);
+			opts.description = optarg;
+			break;
 		default:
 			return EXIT_USAGE;
 		}
@@ -111,7 +154,10 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "expected one IMAGE");
 	opts.image = argv[optind];
 
-	if (publish_image(&opts, &res, &err))
+	rc = publish_image(&opts, &res, &err);
+	if (rc == PUBLISH_USAGE)
+		return cli_usage_error(cli, "%s", err.msg);
+	if (rc)
 		return cli_fail_err(cli, &err);
 	printf("%llu\n", (unsigned long long)res.version);
 	cli_info(cli,
@@ -121,5 +167,12 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	         (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
 	         (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
 	         res.seconds);
+	if (res.kernel_size)
+		cli_info(cli, "boot kit%s: kernel %llu bytes, initrd %llu bytes",
+		         res.kit_inherited ? " (kept from the previous version)" : "",
+		         (unsigned long long)res.kernel_size, (unsigned long long)res.initrd_size);
+	cli_info(cli, "catalog: %u images%s", res.catalog_images,
+	         res.catalog_skipped ? ", some left out: their pointer or manifest does not read"
+	                             : "");
 	return 0;
 }

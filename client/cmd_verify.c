@@ -116,15 +116,25 @@ static void *check_worker(void *arg)
 	return NULL;
 }
 
-/* Lists each distinct non-zero block once, by the first index that uses it. */
+/*
+ * Lists each distinct non-zero block once, by the first index that uses it:
+ * the image's, then the boot kit's (numbered on after the image's).
+ */
 static size_t distinct_blocks(const struct manifest *m, struct entry *out, size_t *zeros)
 {
+	const struct manifest_file *kit[2] = { &m->kernel, &m->initrd };
 	size_t n = 0, w = 0;
+	uint32_t index = m->n_blocks;
 
 	for (uint32_t i = 0; i < m->n_blocks; i++)
 		if (!block_id_is_zero(&m->blocks[i]))
 			out[n++] = (struct entry){ .id = m->blocks[i], .index = i };
 	*zeros = m->n_blocks - n;
+	for (int f = 0; f < 2; f++)
+		for (uint32_t i = 0; i < kit[f]->n_blocks; i++, index++)
+			if (!block_id_is_zero(&kit[f]->blocks[i]))
+				out[n++] =
+				    (struct entry){ .id = kit[f]->blocks[i], .index = index };
 	if (n)
 		qsort(out, n, sizeof(*out), entry_cmp);
 	for (size_t i = 0; i < n; i++)
@@ -170,9 +180,18 @@ static int check_blocks(const struct cli *cli, struct check *ck, unsigned thread
 		char hex[BLOCK_ID_HEX_LEN + 1];
 
 		block_id_to_hex(&d->id, hex);
-		cli_fail(cli, "%s version %llu: block %u (%s) is %s: %s", m->name,
-		         (unsigned long long)m->version, d->index, hex,
-		         d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
+		if (d->index < m->n_blocks)
+			cli_fail(cli, "%s version %llu: block %u (%s) is %s: %s", m->name,
+			         (unsigned long long)m->version, d->index, hex,
+			         d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
+		else
+			cli_fail(cli, "%s version %llu: %s block %u (%s) is %s: %s", m->name,
+			         (unsigned long long)m->version,
+			         d->index - m->n_blocks < m->kernel.n_blocks ? "kernel" : "initrd",
+			         d->index - m->n_blocks < m->kernel.n_blocks
+			             ? d->index - m->n_blocks
+			             : d->index - m->n_blocks - m->kernel.n_blocks,
+			         hex, d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
 	}
 	if (ck->n_damaged)
 		return cli_fail(cli, "%s version %llu: %zu of %zu blocks missing or damaged",
@@ -276,7 +295,8 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 
 	ck.repo = repo;
 	ck.block_size = m.block_size;
-	ck.entries = malloc(((size_t)m.n_blocks + 1) * sizeof(*ck.entries));
+	ck.entries = malloc(((size_t)m.n_blocks + m.kernel.n_blocks + m.initrd.n_blocks + 1) *
+	                    sizeof(*ck.entries));
 	if (!ck.entries) {
 		ret = cli_fail(cli, "out of memory");
 		goto out;

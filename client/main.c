@@ -26,6 +26,8 @@ static const char usage[] =
     "  umount MOUNTPOINT            flush and unmount\n"
     "  update DISK                  move DISK to the newest signed version\n"
     "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
+    "  ls [URL [--key PUB]]         the images at URL (its signed catalog), or the disks here\n"
+    "  rm DISK                      remove a local disk (not while it is in use)\n"
     "  run --kernel FILE (--disk DISK | --disk-file FILE)... [--vmm auto|hv|qemu]\n"
     "                               boot a VM from circ disks (hv on KVM, or QEMU)\n"
     "\n"
@@ -63,6 +65,8 @@ static const struct command commands[] = {
 	{ "umount", cmd_umount },
 	{ "update", cmd_update },
 	{ "stats", cmd_stats },
+	{ "ls", cmd_ls },
+	{ "rm", cmd_rm },
 	{ "run", cmd_run },
 	{ "create", cmd_create },
 	{ "push", cmd_push },

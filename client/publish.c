@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/publish.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -18,6 +19,8 @@
 #include "blockfs/file.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
+#include "vdisk/catalog.h"
+#include "vdisk/image.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
 
@@ -241,27 +244,31 @@ fail:
 	return -1;
 }
 
-/* Finds the version to write: one past the pointer, and past any manifest a crash left. */
+/*
+ * Finds the version to write: one past the pointer, and past any manifest a
+ * crash left. pt receives the parent's pointer (version 0: there is none).
+ */
 static int next_version(struct repo *repo, const struct key *key, const char *name,
-                        uint64_t *version, uint64_t *parent, struct circ_err *err)
+                        uint64_t *version, uint64_t *parent, struct pointer *pt,
+                        struct circ_err *err)
 {
 	char path[REPO_PATH_MAX];
 	struct buf b = { 0 };
-	struct pointer pt;
 	int ret = -1;
 
+	memset(pt, 0, sizeof(*pt));
 	repo_pointer_path(name, path);
 	if (repo_read_file(repo, path, POINTER_MAX_LEN, 0, &b, err) == 0) {
-		if (pointer_decode(b.data, b.len, key, &pt, err)) {
+		if (pointer_decode(b.data, b.len, key, pt, err)) {
 			err_prefix(err, "%s/%s", repo_location(repo), path);
 			goto out;
 		}
-		if (strcmp(pt.name, name) != 0) {
+		if (strcmp(pt->name, name) != 0) {
 			err_set(err, EINVAL, "%s/%s names image '%s'", repo_location(repo), path,
-			        pt.name);
+			        pt->name);
 			goto out;
 		}
-		*parent = pt.version;
+		*parent = pt->version;
 	} else if (err->errnum == ENOENT) {
 		*parent = 0;
 	} else {
@@ -324,6 +331,344 @@ out:
 	return ret;
 }
 
+/* A kernel or initrd to publish: a regular, non-empty file within the format's bound. */
+static int bootfile_open(const char *path, uint64_t *size, struct circ_err *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_sys(err, errno, "%s", path);
+	if (fstat(fd, &st)) {
+		err_sys(err, errno, "%s", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(err, EINVAL, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_size == 0) {
+		err_set(err, EINVAL, "%s is empty", path);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > MANIFEST_BOOTFILE_MAX) {
+		err_set(err, EFBIG, "%s is larger than %llu bytes", path,
+		        (unsigned long long)MANIFEST_BOOTFILE_MAX);
+		goto fail;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/*
+ * What a VMM can boot: a bzImage (the boot protocol's "HdrS" at 0x202) or an
+ * ELF64 file (vmlinux, a unikernel). Anything else is most likely the wrong
+ * file given by mistake (an initrd, a disk image), better refused now than
+ * at every client's boot.
+ */
+static int check_kernel(int fd, const char *path, uint64_t size, struct circ_err *err)
+{
+	uint8_t h[0x206] = { 0 };
+	size_t n = size < sizeof(h) ? (size_t)size : sizeof(h);
+	int rc = file_pread_full(fd, h, n, 0);
+
+	if (rc)
+		return err_sys(err, -rc, "reading %s", path);
+	if (n >= 0x206 && memcmp(h + 0x202, "HdrS", 4) == 0)
+		return 0;
+	if (n >= 64 && memcmp(h, "\177ELF", 4) == 0 && h[4] == 2 /* ELFCLASS64 */)
+		return 0;
+	return err_set(err, EINVAL,
+	               "%s is not a kernel: neither a bzImage (\"HdrS\" at 0x202) nor an ELF64 "
+	               "file",
+	               path);
+}
+
+/*
+ * Cuts a boot file into blocks of the image's block size and stores those
+ * the repo lacks, like the image's own (deduplicated, zero blocks never
+ * stored, removed again if the publish fails).
+ */
+static int store_bootfile(struct job *job, struct manifest_file *f, int fd, const char *path,
+                          uint64_t size, struct circ_err *err)
+{
+	uint32_t bs = job->m->block_size;
+	struct block_encoder *enc = block_encoder_new(job->opts->level);
+	uint8_t *data = malloc(bs);
+	struct buf comp = { 0 };
+	int ret = -1;
+
+	if (!enc || !data) {
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (manifest_file_init(f, size, bs, err))
+		goto out;
+	for (uint32_t i = 0; i < f->n_blocks; i++) {
+		uint64_t off = (uint64_t)i * bs;
+		size_t len = size - off < bs ? (size_t)(size - off) : bs;
+		struct block_id *id = &f->blocks[i];
+
+		if (read_block(fd, data, len, off, bs, path, err))
+			goto out;
+		if (block_is_zero(data, bs))
+			continue;
+		block_id_compute(id, data, bs);
+		if (repo_has_block(job->repo, id))
+			continue;
+		if (block_encode(enc, data, bs, &comp, err) ||
+		    repo_store_block(job->repo, id, comp.data, comp.len, err))
+			goto out;
+		if (job_record_new(job, id, comp.len)) {
+			repo_remove_block(job->repo, id);
+			err_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	buf_free(&comp);
+	free(data);
+	block_encoder_free(enc);
+	return ret;
+}
+
+/*
+ * The parent's boot file, for this version. Its block IDs carry over as they
+ * are when the block size is the same; otherwise the file is put back
+ * together from the repo's (verified) blocks and cut again.
+ */
+static int inherit_bootfile(struct job *job, struct manifest_file *f, const struct manifest *parent,
+                            const struct manifest_file *pf, struct circ_err *err)
+{
+	uint32_t pbs = parent->block_size;
+	struct buf comp = { 0 };
+	uint8_t *data = NULL;
+	FILE *tmp = NULL;
+	int rc, ret = -1;
+
+	if (pf->size == 0) {
+		memset(f, 0, sizeof(*f));
+		return 0;
+	}
+	if (pbs == job->m->block_size) {
+		if (manifest_file_init(f, pf->size, pbs, err))
+			return -1;
+		memcpy(f->blocks, pf->blocks, (size_t)pf->n_blocks * sizeof(*f->blocks));
+		return 0;
+	}
+	data = malloc(pbs);
+	tmp = tmpfile();
+	if (!data || !tmp) {
+		err_sys(err, data ? errno : ENOMEM, "a temporary file for the parent's boot kit");
+		goto out;
+	}
+	for (uint32_t i = 0; i < pf->n_blocks; i++) {
+		uint64_t off = (uint64_t)i * pbs;
+		size_t len = pf->size - off < pbs ? (size_t)(pf->size - off) : pbs;
+
+		if (block_id_is_zero(&pf->blocks[i]))
+			memset(data, 0, pbs);
+		else if (repo_read_block(job->repo, &pf->blocks[i], pbs, data, &comp, err))
+			goto out;
+		rc = file_pwrite_full(fileno(tmp), data, len, off);
+		if (rc) {
+			err_sys(err, -rc, "writing a temporary file");
+			goto out;
+		}
+	}
+	ret = store_bootfile(job, f, fileno(tmp), "the parent's boot kit", pf->size, err);
+out:
+	if (tmp)
+		fclose(tmp);
+	buf_free(&comp);
+	free(data);
+	return ret;
+}
+
+/* The version's boot kit and description, from the options and the parent. */
+static int make_kit(struct job *job, const struct manifest *parent, int kfd, uint64_t ksize,
+                    int ifd, uint64_t isize, struct publish_result *res, struct circ_err *err)
+{
+	const struct publish_opts *o = job->opts;
+	struct manifest *m = job->m;
+	bool parent_kit = parent && parent->kernel.size;
+
+	if (o->description)
+		snprintf(m->description, sizeof(m->description), "%s", o->description);
+	else if (parent)
+		memcpy(m->description, parent->description, sizeof(m->description));
+	if (!o->kernel && !parent_kit) {
+		if (o->initrd || o->cmdline) {
+			err_set(
+			    err, EINVAL,
+			    "--initrd and --cmdline need --kernel: '%s' has no boot kit to keep",
+			    o->name);
+			return PUBLISH_USAGE;
+		}
+		return 0;
+	}
+	if (o->kernel) {
+		if (store_bootfile(job, &m->kernel, kfd, o->kernel, ksize, err))
+			return -1;
+	} else {
+		res->kit_inherited = true;
+		if (inherit_bootfile(job, &m->kernel, parent, &parent->kernel, err))
+			return -1;
+	}
+	if (o->initrd) {
+		if (store_bootfile(job, &m->initrd, ifd, o->initrd, isize, err))
+			return -1;
+	} else if (!o->kernel && inherit_bootfile(job, &m->initrd, parent, &parent->initrd, err)) {
+		return -1;
+	}
+	if (o->cmdline)
+		snprintf(m->cmdline, sizeof(m->cmdline), "%s", o->cmdline);
+	else if (!o->kernel)
+		memcpy(m->cmdline, parent->cmdline, sizeof(m->cmdline));
+	return 0;
+}
+
+/*
+ * Another image's catalog entry, from what the repo holds: its pointer and
+ * the manifest it names. They are read unverified (other images may be
+ * signed by other keys) but checked for consistency, hash and size; the
+ * catalog is an index, and each image is verified on its own when pulled.
+ */
+static int read_entry(struct repo *repo, const char *name, struct catalog_entry *e,
+                      struct circ_err *err)
+{
+	char path[REPO_PATH_MAX];
+	struct buf b = { 0 };
+	struct manifest m = { 0 };
+	struct pointer pt;
+	uint8_t hash[32];
+	int ret = -1;
+
+	repo_pointer_path(name, path);
+	if (repo_read_file(repo, path, POINTER_MAX_LEN, 0, &b, err) ||
+	    pointer_parse(b.data, b.len, &pt, err))
+		goto out;
+	if (strcmp(pt.name, name) != 0) {
+		err_set(err, EBADMSG, "%s names image '%s'", path, pt.name);
+		goto out;
+	}
+	repo_manifest_path(name, pt.version, path);
+	if (repo_read_file(repo, path, pt.manifest_size ? pt.manifest_size : MANIFEST_MAX_LEN, 0,
+	                   &b, err))
+		goto out;
+	manifest_file_hash(b.data, b.len, hash);
+	if ((pt.manifest_size && b.len != pt.manifest_size) ||
+	    memcmp(hash, pt.manifest_sha256, sizeof(hash)) != 0) {
+		err_set(err, EBADMSG, "%s is not the manifest its pointer names", path);
+		goto out;
+	}
+	if (manifest_parse(b.data, b.len, &m, err))
+		goto out;
+	if (strcmp(m.name, name) != 0 || m.version != pt.version) {
+		err_set(err, EBADMSG, "%s holds '%s' version %llu", path, m.name,
+		        (unsigned long long)m.version);
+		goto out;
+	}
+	memset(e, 0, sizeof(*e));
+	memcpy(e->name, m.name, sizeof(e->name));
+	e->version = m.version;
+	e->image_size = m.image_size;
+	e->kernel_size = m.kernel.size;
+	e->initrd_size = m.initrd.size;
+	e->created = m.created;
+	memcpy(e->key_id, pt.key_id, KEY_ID_LEN);
+	memcpy(e->description, m.description, sizeof(e->description));
+	ret = 0;
+out:
+	manifest_release(&m);
+	buf_free(&b);
+	return ret;
+}
+
+/*
+ * The repo's catalog with this version in it: the new manifest and pointer
+ * (not written yet) for this image, every other image as the repo holds it.
+ * An image that does not read is left out rather than holding up the publish.
+ */
+static int make_catalog(struct repo *repo, const char *repo_dir, const struct manifest *m,
+                        const struct pointer *pt, const struct key *key, uint64_t now,
+                        struct buf *out, struct publish_result *res, struct circ_err *err)
+{
+	struct catalog c = { .created = now };
+	struct catalog_entry e = { 0 };
+	struct circ_err skip;
+	struct dirent *de;
+	char *path = NULL;
+	DIR *d = NULL;
+	int ret = -1;
+
+	snprintf(e.name, sizeof(e.name), "%s", m->name);
+	e.version = m->version;
+	e.image_size = m->image_size;
+	e.kernel_size = m->kernel.size;
+	e.initrd_size = m->initrd.size;
+	e.created = m->created;
+	memcpy(e.key_id, pt->key_id, KEY_ID_LEN);
+	snprintf(e.description, sizeof(e.description), "%s", m->description);
+	if (catalog_add(&c, &e, err))
+		goto out;
+	if (asprintf(&path, "%s/images", repo_dir) < 0) {
+		path = NULL;
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	d = opendir(path);
+	if (!d) {
+		err_sys(err, errno, "listing %s", path);
+		goto out;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!repo_name_valid(de->d_name) || strcmp(de->d_name, m->name) == 0)
+			continue;
+		if (read_entry(repo, de->d_name, &e, &skip)) {
+			/* No pointer yet (a first publish that failed): not an image. */
+			if (skip.errnum != ENOENT)
+				res->catalog_skipped++;
+			continue;
+		}
+		if (catalog_add(&c, &e, err))
+			goto out;
+	}
+	if (errno) {
+		err_sys(err, errno, "listing %s", path);
+		goto out;
+	}
+	res->catalog_images = c.n_entries;
+	ret = catalog_encode(&c, key, out, err);
+out:
+	if (d)
+		closedir(d);
+	free(path);
+	catalog_release(&c);
+	return ret;
+}
+
+/*
+ * The catalog's temporaries land in the repo's root, which
+ * repo_clean_temporaries does not look at: what a crash left there goes here.
+ */
+static void clean_root_temporaries(const char *repo_dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(repo_dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, ".tmp-", 5) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
 static void remove_new_blocks(struct job *job)
 {
 	for (size_t i = 0; i < job->n_new; i++)
@@ -334,16 +679,16 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 {
 	struct job job = { .opts = opts, .fd = -1 };
 	char mpath[REPO_PATH_MAX], ppath[REPO_PATH_MAX];
-	struct buf mbuf = { 0 }, pbuf = { 0 };
+	struct buf mbuf = { 0 }, pbuf = { 0 }, cbuf = { 0 };
 	double t0 = progress_now();
-	struct manifest m = { 0 };
-	struct pointer pt = { 0 };
+	struct manifest m = { 0 }, parent = { 0 };
+	struct pointer pt = { 0 }, ppt;
 	struct repo *repo = NULL;
 	struct key *key = NULL;
-	bool manifest_written = false;
-	uint64_t size = 0, now = (uint64_t)time(NULL);
+	bool manifest_written = false, pointer_written = false;
+	uint64_t size = 0, ksize = 0, isize = 0, now = (uint64_t)time(NULL);
 	unsigned threads = opts->threads;
-	int ret = -1;
+	int kfd = -1, ifd = -1, rc, ret = -1;
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_init(&job.lock, NULL);
@@ -360,22 +705,56 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 		        opts->block_size);
 		goto out;
 	}
+	if (opts->cmdline && !manifest_cmdline_valid(opts->cmdline, strlen(opts->cmdline))) {
+		err_set(err, EINVAL, "kernel command line: at most %d printable ASCII characters",
+		        MANIFEST_CMDLINE_MAX);
+		goto out;
+	}
+	if (opts->description &&
+	    !manifest_description_valid(opts->description, strlen(opts->description))) {
+		err_set(err, EINVAL,
+		        "description: at most %d bytes of UTF-8 without control characters",
+		        MANIFEST_DESC_MAX);
+		goto out;
+	}
 	if (key_load_private(opts->key_path, &key, err))
 		goto out;
 	job.fd = image_open(opts->image, &size, err);
 	if (job.fd < 0)
 		goto out;
+	/* The boot files are checked before the repo is touched: a bad one publishes nothing. */
+	if (opts->kernel) {
+		kfd = bootfile_open(opts->kernel, &ksize, err);
+		if (kfd < 0 || check_kernel(kfd, opts->kernel, ksize, err))
+			goto out;
+	}
+	if (opts->initrd) {
+		ifd = bootfile_open(opts->initrd, &isize, err);
+		if (ifd < 0)
+			goto out;
+	}
 	if (manifest_init(&m, opts->name, size, opts->block_size, err))
 		goto out;
 	if (repo_open_dir(opts->repo_dir, true, &repo, err) || repo_lock(repo, err))
 		goto out;
 	repo_clean_temporaries(repo);
-	if (next_version(repo, key, opts->name, &m.version, &m.parent, err))
+	clean_root_temporaries(opts->repo_dir);
+	if (next_version(repo, key, opts->name, &m.version, &m.parent, &ppt, err))
 		goto out;
+	if (m.parent && image_load_manifest(repo, key, &ppt, 0, &parent, NULL, err)) {
+		err_prefix(err, "the parent version %llu", (unsigned long long)m.parent);
+		goto out;
+	}
 	m.created = now;
 
 	job.repo = repo;
 	job.m = &m;
+	rc = make_kit(&job, m.parent ? &parent : NULL, kfd, ksize, ifd, isize, res, err);
+	if (rc) {
+		remove_new_blocks(&job);
+		ret = rc;
+		goto out;
+	}
 	if (!threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -399,11 +778,21 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	pt.version = m.version;
 	pt.created = now;
 	pt.expires = now + opts->expires_in;
+	pt.manifest_size = mbuf.len;
 	manifest_file_hash(mbuf.data, mbuf.len, pt.manifest_sha256);
 	repo_pointer_path(opts->name, ppath);
+	/* The catalog is made before the pointer is replaced, so that it cannot fail after. */
 	if (pointer_encode(&pt, key, &pbuf, err) ||
+	    make_catalog(repo, opts->repo_dir, &m, &pt, key, now, &cbuf, res, err) ||
 	    repo_write_file(repo, ppath, pbuf.data, pbuf.len, err))
 		goto rollback;
+	pointer_written = true;
+	if (repo_write_file(repo, REPO_CATALOG, cbuf.data, cbuf.len, err)) {
+		/* The version is out; only the index lags, until the next publish. */
+		err_prefix(err, "%s version %llu is published, but its catalog is not", opts->name,
+		           (unsigned long long)m.version);
+		goto out;
+	}
 
 	res->version = m.version;
 	res->image_size = size;
@@ -411,23 +800,31 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	res->zero_blocks = job.zero_blocks;
 	res->new_blocks = job.n_new;
 	res->new_bytes = job.new_bytes;
+	res->kernel_size = m.kernel.size;
+	res->initrd_size = m.initrd.size;
 	res->seconds = progress_now() - t0;
 	ret = 0;
 	goto out;
 rollback:
 	/* Leave the repo as it was: the old pointer still names only old objects. */
-	if (manifest_written)
+	if (manifest_written && !pointer_written)
 		repo_remove_file(repo, mpath);
 	remove_new_blocks(&job);
 out:
 	if (job.fd >= 0)
 		close(job.fd);
+	if (kfd >= 0)
+		close(kfd);
+	if (ifd >= 0)
+		close(ifd);
 	free(job.new_ids);
 	pthread_mutex_destroy(&job.lock);
 	pthread_cond_destroy(&job.idle);
 	manifest_release(&m);
+	manifest_release(&parent);
 	buf_free(&mbuf);
 	buf_free(&pbuf);
+	buf_free(&cbuf);
 	repo_close(repo);
 	key_free(key);
 	return ret;

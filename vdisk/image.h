@@ -11,6 +11,7 @@
 
 #include "blockfs/err.h"
 #include "blockfs/repo.h"
+#include "blockfs/store.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
 
@@ -20,11 +21,21 @@ int image_load_pointer(struct repo *repo, const struct key *pub, const char *nam
 
 /*
  * Fetches and verifies the manifest of `version` of the image pt names
- * (version 0: the pointer's own, whose file hash must then match). If raw is
- * not NULL it receives the manifest file's exact bytes.
+ * (version 0: the pointer's own, whose file hash must then match, and whose
+ * size too if the pointer records it: then no more than that is read). If raw
+ * is not NULL it receives the manifest file's exact bytes.
  */
 int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
                         uint64_t version, struct manifest *m, struct buf *raw,
                         struct circ_err *err);
+
+/*
+ * Writes a file of m's boot kit (&m->kernel or &m->initrd) to path, its exact
+ * bytes, each block read through s (so verified against its ID and cached).
+ * Written to a temporary beside path and renamed over it, mode 0644: path is
+ * never seen half written.
+ */
+int image_write_bootfile(struct store *s, const struct manifest *m, const struct manifest_file *f,
+                         const char *path, struct circ_err *err);
 
 #endif

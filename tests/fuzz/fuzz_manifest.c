@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * manifest_parse on untrusted bytes: must never read outside the input,
- * leak, or accept a manifest that its own encoder would not reproduce.
+ * manifest_parse on untrusted bytes, formats 1 and 2: must never read outside
+ * the input, leak, or accept a manifest that its own encoder would not
+ * reproduce (in the same format; a compressed table may be encoded anew, the
+ * fields must come back the same).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,14 @@
 #include "vdisk/manifest.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/keys.h"
+
+static void check_file(const struct manifest_file *f, uint32_t block_size)
+{
+	if (f->size > MANIFEST_BOOTFILE_MAX ||
+	    f->n_blocks != f->size / block_size + (f->size % block_size != 0) ||
+	    (f->n_blocks != 0) != (f->blocks != NULL))
+		abort();
+}
 
 static void check_invariants(const struct manifest *m)
 {
@@ -21,6 +31,27 @@ static void check_invariants(const struct manifest *m)
 	for (uint32_t i = 0; i < m->n_prefetch; i++)
 		if (m->prefetch[i] >= m->n_blocks)
 			abort();
+	/* Format 2's boot kit and text; format 1 has none of them. */
+	if (m->format != 1 && m->format != 2)
+		abort();
+	check_file(&m->kernel, m->block_size);
+	check_file(&m->initrd, m->block_size);
+	if (!manifest_cmdline_valid(m->cmdline, strlen(m->cmdline)) ||
+	    !manifest_description_valid(m->description, strlen(m->description)))
+		abort();
+	if (!m->kernel.size && (m->initrd.size || m->cmdline[0]))
+		abort();
+	if (m->format == 1 &&
+	    (m->kernel.size || m->initrd.size || m->cmdline[0] || m->description[0]))
+		abort();
+}
+
+static void check_same_file(const struct manifest_file *a, const struct manifest_file *b)
+{
+	if (a->size != b->size || a->n_blocks != b->n_blocks ||
+	    (a->n_blocks &&
+	     memcmp(a->blocks, b->blocks, (size_t)a->n_blocks * sizeof(*a->blocks)) != 0))
+		abort();
 }
 
 static void check_same(const struct manifest *a, const struct manifest *b)
@@ -30,8 +61,12 @@ static void check_same(const struct manifest *a, const struct manifest *b)
 	    a->block_size != b->block_size || a->n_blocks != b->n_blocks ||
 	    a->n_prefetch != b->n_prefetch ||
 	    memcmp(a->blocks, b->blocks, (size_t)a->n_blocks * sizeof(*a->blocks)) != 0 ||
-	    memcmp(a->prefetch, b->prefetch, (size_t)a->n_prefetch * sizeof(*a->prefetch)) != 0)
+	    memcmp(a->prefetch, b->prefetch, (size_t)a->n_prefetch * sizeof(*a->prefetch)) != 0 ||
+	    a->format != b->format || strcmp(a->cmdline, b->cmdline) != 0 ||
+	    strcmp(a->description, b->description) != 0)
 		abort();
+	check_same_file(&a->kernel, &b->kernel);
+	check_same_file(&a->initrd, &b->initrd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -50,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_same(&m, &back);
 		manifest_release(&back);
 		buf_free(&enc);
-	} else if (m.blocks || m.prefetch) {
+	} else if (m.blocks || m.prefetch || m.kernel.blocks || m.initrd.blocks) {
 		abort(); /* a refusal must leave nothing for the caller to free */
 	}
 	manifest_release(&m);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pointer_parse on untrusted bytes, with the same round-trip oracle as manifests. */
+/* pointer_parse on untrusted bytes (formats 1 and 2), with the round-trip oracle of manifests. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (strcmp(p.name, back.name) != 0 || p.version != back.version ||
 		    p.created != back.created || p.expires != back.expires ||
-		    memcmp(p.manifest_sha256, back.manifest_sha256, 32) != 0)
+		    memcmp(p.manifest_sha256, back.manifest_sha256, 32) != 0 ||
+		    p.format != back.format || p.manifest_size != back.manifest_size)
+			abort();
+		/* Format 2 bounds the manifest a client will read; format 1 records no size. */
+		if ((p.format == 1) != (p.manifest_size == 0) || p.manifest_size > MANIFEST_MAX_LEN)
 			abort();
 		buf_free(&enc);
 	}

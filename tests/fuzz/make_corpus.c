@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Writes the seed corpora under DIR/{manifest,pointer,block}: a few valid
+ * Writes the seed corpora under DIR/{manifest,pointer,block,catalog}: a few valid
  * objects (signed with a throwaway key) and a few malformed ones, each
  * aimed at one check of the parser. Not part of the build; to regenerate:
  *
@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "blockfs/block.h"
+#include "vdisk/catalog.h"
 #include "vdisk/manifest.h"
 #include "tests/fuzz/keys.h"
 
@@ -68,6 +69,8 @@ static void new_manifest(struct manifest *m, const char *name, uint64_t size, ui
 
 	if (manifest_init(m, name, size, bs, &err))
 		die("manifest_init", err.msg);
+	/* The seeds below are aimed at format 1's offsets; manifests_v2 makes format 2's. */
+	m->format = 1;
 	m->version = 1;
 	m->created = 1700000000;
 	for (uint32_t i = 0; i < m->n_blocks; i++)
@@ -83,6 +86,17 @@ static void emit_u32(const char *name, const struct buf *enc, size_t off, uint32
 	memcpy(d, enc->data, enc->len);
 	put_u32le(d + off, v);
 	emit("manifest", name, d, enc->len);
+	free(d);
+}
+
+static void emit_byte(const char *kind, const char *name, const struct buf *enc, size_t off,
+                      uint8_t x)
+{
+	uint8_t *d = malloc(enc->len);
+
+	memcpy(d, enc->data, enc->len);
+	d[off] ^= x;
+	emit(kind, name, d, enc->len);
 	free(d);
 }
 
@@ -161,6 +175,125 @@ static void manifests(void)
 	buf_free(&enc);
 }
 
+static void kit(struct manifest_file *f, uint64_t size, uint32_t bs, uint32_t seed)
+{
+	struct circ_err err;
+
+	if (manifest_file_init(f, size, bs, &err))
+		die("manifest_file_init", err.msg);
+	for (uint32_t i = 0; i < f->n_blocks; i++) {
+		uint32_t v = seed + i;
+
+		if (i != 1)
+			block_id_compute(&f->blocks[i], &v, sizeof(v));
+	}
+}
+
+/* Format 2 (docs/format.md): header offsets 96..127 and the sections after the name. */
+static void manifests_v2(void)
+{
+	static const uint32_t prefetch[] = { 9, 0, 3 };
+	struct buf enc = { 0 };
+	struct manifest m;
+	size_t table_off;
+
+	new_manifest(&m, "kiosk-1", 9 * 4096 + 10, 4096);
+	m.format = 2;
+	m.version = 4;
+	m.parent = 3;
+	m.n_prefetch = 3;
+	m.prefetch = malloc(sizeof(prefetch));
+	memcpy(m.prefetch, prefetch, sizeof(prefetch));
+	kit(&m.kernel, 2 * 4096 + 2048, 4096, 1000);
+	kit(&m.initrd, 1, 4096, 2000);
+	snprintf(m.cmdline, sizeof(m.cmdline), "console=ttyS0 root=/dev/vda ro");
+	snprintf(m.description, sizeof(m.description), "Lab \xc3\xa9t\xc3\xa9 \xe2\x80\x94 v4");
+	encode_manifest(&m, &enc);
+	manifest_release(&m);
+	emit("manifest", "v2-valid-kit", enc.data, enc.len);
+	/* After the name (8 bytes), the command line and description, each padded to 8. */
+	table_off = MANIFEST_HEADER_LEN + 8 + ((get_u32le(enc.data + 112) + 7) & ~7u) +
+	            ((get_u32le(enc.data + 116) + 7) & ~7u);
+	emit_u32("v2-bad-table-len", &enc, 120, get_u32le(enc.data + 120) + 8);
+	emit_u32("v2-bad-count", &enc, 52, 11);
+	emit_u32("v2-bad-cmdline-len", &enc, 112, 4097);
+	emit_u32("v2-bad-desc-len", &enc, 116, 1025);
+	emit_u32("v2-bad-reserved", &enc, 124, 1);
+	emit_u64("manifest", "v2-bad-kernel-huge", &enc, 96, UINT64_MAX);
+	emit_u64("manifest", "v2-bad-initrd-no-kernel", &enc, 96, 0);
+	emit_byte("manifest", "v2-bad-table-flip", &enc, table_off + 12, 0x20);
+	emit_byte("manifest", "v2-bad-table-size", &enc, table_off + 5, 0x01);
+	emit_byte("manifest", "v2-bad-cmdline-char", &enc, MANIFEST_HEADER_LEN + 8 + 3, 0x60);
+	emit_byte("manifest", "v2-bad-desc-utf8", &enc, MANIFEST_HEADER_LEN + 8 + 32 + 4, 0x40);
+
+	/* No kit, a description only; a kit without an initrd; a 64 KiB image of zeros. */
+	new_manifest(&m, "desc-only", 100000, 4096);
+	m.format = 2;
+	snprintf(m.description, sizeof(m.description), "just words");
+	encode_manifest(&m, &enc);
+	emit("manifest", "v2-valid-desc-only", enc.data, enc.len);
+	manifest_release(&m);
+	new_manifest(&m, "kernel-only", 1 << 20, 64 << 10);
+	m.format = 2;
+	kit(&m.kernel, 200000, 64 << 10, 7);
+	encode_manifest(&m, &enc);
+	emit("manifest", "v2-valid-kernel-only", enc.data, enc.len);
+	manifest_release(&m);
+	new_manifest(&m, "zeros", 1u << 30, 64 << 10);
+	memset(m.blocks, 0, (size_t)m.n_blocks * sizeof(*m.blocks));
+	m.format = 2;
+	encode_manifest(&m, &enc);
+	emit("manifest", "v2-valid-1g-zeros", enc.data, enc.len);
+	manifest_release(&m);
+	buf_free(&enc);
+}
+
+static void catalogs(void)
+{
+	static const char *const names[] = { "zeta", "alpha", "Kiosk_2.1" };
+	struct catalog c = { .created = 1712345678 };
+	struct catalog_entry e = { 0 };
+	struct buf enc = { 0 };
+	struct circ_err err;
+	uint8_t *d;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(e.name, sizeof(e.name), "%s", names[i]);
+		e.version = (uint64_t)i + 1;
+		e.image_size = 1000000 * ((uint64_t)i + 1);
+		e.kernel_size = i ? 8u << 20 : 0;
+		e.initrd_size = i == 1 ? 30u << 20 : 0;
+		e.created = 1700000000 + (uint64_t)i;
+		memset(e.key_id, i + 1, sizeof(e.key_id));
+		snprintf(e.description, sizeof(e.description), "%s",
+		         i == 1 ? "Lab \xe2\x80\x94 \xc3\xa9t\xc3\xa9" : "");
+		if (catalog_add(&c, &e, &err))
+			die("catalog_add", err.msg);
+	}
+	if (catalog_encode(&c, fuzz_priv, &enc, &err))
+		die("catalog_encode", err.msg);
+	emit("catalog", "valid-three", enc.data, enc.len);
+	/* Sorted, the first entry is Kiosk_2.1: its name at 64 + 80, padded to 16. */
+	emit_u64("catalog", "bad-count", &enc, 24, 4);
+	emit_u64("catalog", "bad-count-huge", &enc, 24, UINT32_MAX);
+	emit_byte("catalog", "bad-name-slash", &enc, 64 + 80, 'K' ^ '/');
+	emit_byte("catalog", "bad-name-padding", &enc, 64 + 80 + 12, 1);
+	emit_byte("catalog", "bad-unsorted", &enc, 64 + 80, 'K' ^ 'z');
+	emit_byte("catalog", "bad-kernel-huge", &enc, 64 + 24 + 3, 0x80);
+	emit_byte("catalog", "bad-magic", &enc, 0, 1);
+	emit("catalog", "bad-truncated", enc.data, enc.len - 1);
+	d = calloc(1, enc.len + 8);
+	memcpy(d, enc.data, enc.len);
+	emit("catalog", "bad-extended", d, enc.len + 8);
+	free(d);
+	catalog_release(&c);
+	c = (struct catalog){ .created = 1 };
+	if (catalog_encode(&c, fuzz_priv, &enc, &err))
+		die("catalog_encode", err.msg);
+	emit("catalog", "valid-empty", enc.data, enc.len);
+	buf_free(&enc);
+}
+
 static void pointers(void)
 {
 	struct pointer p = { .version = 9, .created = 1700000000, .expires = 1702592000 };
@@ -170,6 +303,19 @@ static void pointers(void)
 
 	snprintf(p.name, sizeof(p.name), "debian-12.1_x");
 	manifest_file_hash((const uint8_t *)"manifest", 8, p.manifest_sha256);
+	/* Format 2: the manifest's size after the format 1 header. */
+	p.manifest_size = 2200;
+	if (pointer_encode(&p, fuzz_priv, &enc, &err))
+		die("pointer_encode", err.msg);
+	emit("pointer", "v2-valid", enc.data, enc.len);
+	emit_u64("pointer", "v2-bad-size-zero", &enc, 112, 0);
+	emit_u64("pointer", "v2-bad-size-huge", &enc, 112, UINT64_MAX);
+	emit_u64("pointer", "v2-bad-format-1", &enc, 8, 1 | (uint64_t)POINTER_HEADER_LEN2 << 32);
+	emit("pointer", "v2-bad-truncated", enc.data, enc.len - 8);
+
+	/* The seeds below are format 1's. */
+	p.format = 1;
+	p.manifest_size = 0;
 	if (pointer_encode(&p, fuzz_priv, &enc, &err))
 		die("pointer_encode", err.msg);
 	emit("pointer", "valid", enc.data, enc.len);
@@ -197,6 +343,8 @@ static void pointers(void)
 
 	memset(p.name, 'p', REPO_NAME_MAX);
 	p.name[REPO_NAME_MAX] = '\0';
+	p.format = 2;
+	p.manifest_size = MANIFEST_MAX_LEN;
 	p.version = UINT64_MAX;
 	p.expires = UINT64_MAX;
 	if (pointer_encode(&p, fuzz_priv, &enc, &err))
@@ -304,7 +452,9 @@ int main(int argc, char **argv)
 		die(out_dir, strerror(errno));
 	fuzz_keys_init();
 	manifests();
+	manifests_v2();
 	pointers();
+	catalogs();
 	blocks();
 	return 0;
 }

@@ -41,6 +41,7 @@ static void point(const char *name, uint64_t version, const struct buf *manifest
 	struct circ_err err;
 
 	snprintf(p.name, sizeof(p.name), "%s", name);
+	p.manifest_size = manifest->len;
 	manifest_file_hash(manifest->data, manifest->len, p.manifest_sha256);
 	ck_assert_int_eq(pointer_encode(&p, k, &out, &err), 0);
 	repo_pointer_path(at_name, path);

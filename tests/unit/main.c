@@ -32,6 +32,8 @@ int main(void)
 	srunner_add_suite(sr, objects_suite());
 	srunner_add_suite(sr, ukey_suite());
 	srunner_add_suite(sr, ulayer_suite());
+	srunner_add_suite(sr, format2_suite());
+	srunner_add_suite(sr, catalog_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -54,6 +54,8 @@ static void sample(struct manifest *m)
 	struct circ_err err;
 
 	ck_assert_msg(manifest_init(m, NAME, IMAGE_SIZE, BS, &err) == 0, "%s", err.msg);
+	/* This file checks format 1, still read; format2_test.c checks format 2. */
+	m->format = 1;
 	m->version = 7;
 	m->parent = 6;
 	m->created = 1700000000;
@@ -210,6 +212,7 @@ START_TEST(test_round_trip_shapes)
 	memset(name, 'z', REPO_NAME_MAX);
 	name[REPO_NAME_MAX] = '\0';
 	ck_assert_int_eq(manifest_init(&m, name, 1, 4u << 20, &err), 0);
+	m.format = 1;
 	m.version = 1;
 	block_id_compute(&m.blocks[0], "x", 1);
 	ck_assert_int_eq(manifest_encode(&m, signer, &enc, &err), 0);
@@ -224,6 +227,7 @@ START_TEST(test_round_trip_shapes)
 
 	/* A prefetch list filling its 8-byte padding exactly, huge field values. */
 	ck_assert_int_eq(manifest_init(&m, "a", 3 * (64 << 10), 64 << 10, &err), 0);
+	m.format = 1;
 	m.version = UINT64_MAX;
 	m.parent = UINT64_MAX - 1;
 	m.created = UINT64_MAX;
@@ -354,8 +358,8 @@ START_TEST(test_parse_header_checks)
 	memcpy(d, POINTER_MAGIC, 8);
 	parse_fails(d, SAMPLE_LEN, "magic");
 	RESET();
-	put_u32le(d + OFF_FORMAT, 2);
-	parse_fails(d, SAMPLE_LEN, "format 2");
+	put_u32le(d + OFF_FORMAT, 3);
+	parse_fails(d, SAMPLE_LEN, "format 3");
 	put_u32le(d + OFF_FORMAT, 0);
 	parse_fails(d, SAMPLE_LEN, "format");
 	RESET();

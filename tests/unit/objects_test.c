@@ -23,7 +23,7 @@ START_TEST(test_kinds_table)
 	size_t n;
 	const struct repo_object_kind *k = repo_object_kinds(&n);
 
-	ck_assert_uint_eq(n, 7);
+	ck_assert_uint_eq(n, 8);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_int_eq(k[i].type, (enum repo_object_type)i);
 		ck_assert_ptr_eq(repo_object_kind(k[i].type), &k[i]);
@@ -60,6 +60,10 @@ START_TEST(test_classify_valid)
 	assert_kind("images/debian-12/latest", REPO_OBJ_POINTER, &o);
 	ck_assert_str_eq(o.name, "debian-12");
 	ck_assert_uint_eq(o.version, 0);
+	assert_kind("catalog", REPO_OBJ_CATALOG, &o);
+	ck_assert(o.kind->is_mutable);
+	ck_assert_int_eq(o.kind->writer, REPO_WRITER_PUBLISHER);
+	ck_assert_str_eq(o.kind->cache_control, "public, max-age=30");
 	assert_kind("users/alice/keys", REPO_OBJ_USER_KEYS, &o);
 	ck_assert_str_eq(o.user, "alice");
 	ck_assert_str_eq(o.name, "");
@@ -158,6 +162,13 @@ START_TEST(test_classify_refuses)
 		"users/u/d/",
 		"user/u/keys",
 		"other/x",
+		"catalog/",
+		"catalog.tmp",
+		"/catalog",
+		".tmp-catalog",
+		"Catalog",
+		"images/catalog",
+		"images/a/catalog",
 	};
 	struct repo_object o;
 	char name65[REPO_NAME_MAX + 2], path[REPO_PATH_MAX];

@@ -42,6 +42,8 @@ static void sample(struct pointer *p)
 {
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", NAME);
+	/* This file checks format 1, still read; format2_test.c checks format 2. */
+	p->format = 1;
 	p->version = 9;
 	p->created = 1700000000;
 	p->expires = 1700000000 + 30 * 86400;
@@ -221,8 +223,8 @@ START_TEST(test_parse_checks)
 	memcpy(d, MANIFEST_MAGIC, 8);
 	parse_fails(d, SAMPLE_LEN, "magic");
 	RESET();
-	put_u32le(d + OFF_FORMAT, 2);
-	parse_fails(d, SAMPLE_LEN, "format 2");
+	put_u32le(d + OFF_FORMAT, 3);
+	parse_fails(d, SAMPLE_LEN, "format 3");
 	RESET();
 	put_u32le(d + OFF_HEADER_LEN, POINTER_HEADER_LEN + 8);
 	parse_fails(d, SAMPLE_LEN, "header length");

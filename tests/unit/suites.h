@@ -30,5 +30,7 @@ Suite *acpi_suite(void);
 Suite *objects_suite(void);
 Suite *ukey_suite(void);
 Suite *ulayer_suite(void);
+Suite *format2_suite(void);
+Suite *catalog_suite(void);
 
 #endif
