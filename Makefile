@@ -16,8 +16,10 @@ WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 	   -Wformat=2 -Wvla -Wno-format-nonliteral
 # CFLAGS and LDFLAGS are the user's (make CFLAGS=-O0); the project's own go beside them.
 CFLAGS	?= -O2 -g
+# `circ --version`: git describe in a checkout, the release number outside one.
+CIRC_VERSION := $(shell test -e .git && git describe --always --dirty 2>/dev/null || echo 0.3.0)
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
-	   -MMD -MP $(SANFLAGS)
+	   -MMD -MP $(SANFLAGS) -DCIRC_VERSION='"$(CIRC_VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
@@ -44,6 +46,13 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libcirc.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# main.o, which prints the version, is rebuilt when it changes.
+$(MAIN_OBJ): $(BUILD)/version
+$(BUILD)/version: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CIRC_VERSION)' | cmp -s - $@ || echo '$(CIRC_VERSION)' >$@
+FORCE:
 
 $(BUILD)/circ: $(MAIN_OBJ) $(BUILD)/libcirc.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

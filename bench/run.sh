@@ -60,6 +60,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/boot.sh"
 "$root/bench/hv.sh" "$build"
 "$root/bench/migrate.sh"
+"$root/bench/lab.sh"
 
 section "summary"
 g() { get "$1"; }
@@ -126,6 +127,13 @@ if [ -z "$(g migrate_skipped)" ]; then
 	fi
 else
 	sum "cold migration" "skipped: $(g migrate_skipped)"
+fi
+if [ -z "$(g lab_skipped)" ]; then
+	lr() { echo "$(human "$(g "$1")") (ratio $(ratio "$(g "$1")" "$(g lab_one_bytes)"))"; }
+	sum "lab: 20 machines, origin" \
+		"direct $(lr lab_direct_bytes)   two peers $(lr lab_peers_bytes)   squid $(if [ -z "$(g lab_squid_skipped)" ]; then lr lab_squid_bytes; else echo skipped; fi)   ratio to one machine's $(human "$(g lab_one_bytes)"), goal 1.1"
+else
+	sum "lab mirrors" "skipped: $(g lab_skipped)"
 fi
 sum "virtio-blk model, 4K reads" \
 	"depth 1: $(calc "$(g vblk_dev_mem_qd1_rps) / 1e6" 2) M/s   memcpy $(calc "$(g vblk_memcpy_qd1_rps) / 1e6" 2) M/s   ratio $(ratio "$(g vblk_dev_mem_qd1_rps)" "$(g vblk_memcpy_qd1_rps)")   (depth 32: ratio $(ratio "$(g vblk_dev_mem_qd32_rps)" "$(g vblk_memcpy_qd32_rps)"); tmpfs file vs pread: ratio $(ratio "$(g vblk_dev_file_qd1_rps)" "$(g vblk_pread_qd1_rps)"))"

@@ -3,12 +3,16 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "server/server.h"
+#include "vdisk/state.h"
 
 static const char usage[] =
     "Usage: circ serve --repo DIR [--listen HOST:PORT] [--threads N] [--quiet]\n"
     "                  [--users FILE [--quota SIZE]]\n"
+    "       circ serve --cache STATE [--listen HOST:PORT] [--threads N] [--quiet]\n"
     "\n"
     "Serves repo DIR over HTTP (GET and HEAD) until SIGINT or SIGTERM. Only the\n"
     "objects of the repository format are served; any other file in DIR (a key, a\n"
@@ -24,7 +28,17 @@ static const char usage[] =
     "objects stay read-only and need no credentials. Use it behind TLS (a reverse\n"
     "proxy) anywhere but loopback: Basic sends the password with every request.\n"
     "\n"
+    "With --cache, a lab machine serves its neighbours the blocks its client has\n"
+    "fetched: those in STATE/cache (a client's state directory), at the repo's\n"
+    "block paths. Each is checked against its SHA-256 on every request (a damaged\n"
+    "entry is 404) and compressed as a repo stores it. Everything else (pointers,\n"
+    "manifests) is 404: clients list peers before the origin, as in\n"
+    "`circ pull PEER NAME --mirror ORIGIN`, and fetch those, and any block a peer\n"
+    "lacks, from the next URL. Clients check every block against its ID, so a peer\n"
+    "can slow them down but never feed them bad data.\n"
+    "\n"
     "  --repo DIR          the repo to serve\n"
+    "  --cache STATE       serve the block cache of client state directory STATE\n"
     "  --listen HOST:PORT  address (default " SERVER_DEFAULT_LISTEN "; port 0 picks a free one)\n"
     "  --threads N         worker threads (default 8)\n"
     "  --quiet             no access log\n"
@@ -39,8 +53,18 @@ enum {
 	OPT_THREADS,
 	OPT_QUIET,
 	OPT_USERS,
-	OPT_QUOTA
+	OPT_QUOTA,
+	OPT_CACHE
 };
+
+/* HOST:PORT whose PORT is a number from 0 to 65535 (the host is checked on binding). */
+static bool listen_valid(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	uint64_t port;
+
+	return colon && cli_parse_u64(colon + 1, &port) == 0 && port <= 65535;
+}
 
 int cmd_serve(struct cli *cli, int argc, char **argv)
 {
@@ -51,11 +75,14 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "users", required_argument, NULL, OPT_USERS },
 		{ "quota", required_argument, NULL, OPT_QUOTA },
+		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ 0 },
 	};
 	struct server_config cfg = { .access_log = stderr };
 	struct server *srv;
 	struct circ_err err;
+	const char *cache_state = NULL;
+	char *cache_dir = NULL;
 	sigset_t stop;
 	uint64_t v;
 	int c, sig;
@@ -69,6 +96,11 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			cfg.repo_dir = optarg;
 			break;
 		case OPT_LISTEN:
+			if (!listen_valid(optarg))
+				return cli_usage_error(
+				    cli,
+				    "bad listen address '%s' (HOST:PORT, PORT from 0 to 65535)",
+				    optarg);
 			cfg.listen = optarg;
 			break;
 		case OPT_THREADS:
@@ -82,6 +114,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		case OPT_USERS:
 			cfg.users_file = optarg;
 			break;
+		case OPT_CACHE:
+			cache_state = optarg;
+			break;
 		case OPT_QUOTA:
 			if (cli_parse_size(optarg, &v) || v == 0)
 				return cli_usage_error(cli, "bad quota '%s'", optarg);
@@ -93,8 +128,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
-	if (!cfg.repo_dir)
-		return cli_usage_error(cli, "--repo is required");
+	if (cfg.repo_dir && cache_state)
+		return cli_usage_error(cli, "--repo and --cache are exclusive");
+	if (!cfg.repo_dir && !cache_state)
+		return cli_usage_error(cli, "--repo or --cache is required");
+	if (cache_state && cfg.users_file)
+		return cli_usage_error(cli, "--users needs --repo (a cache serves blocks only)");
 	if (cfg.quota && !cfg.users_file)
 		return cli_usage_error(cli,
 		                       "--quota needs --users (without it nothing is uploaded)");
@@ -105,13 +144,22 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (server_start(&cfg, &srv, &err))
+	if (cache_state) {
+		cache_dir = state_cache_dir(cache_state);
+		if (!cache_dir)
+			return cli_fail(cli, "out of memory");
+		cfg.cache_dir = cache_dir;
+	}
+	if (server_start(&cfg, &srv, &err)) {
+		free(cache_dir);
 		return cli_fail_err(cli, &err);
+	}
 	printf("listening on http://%s:%u\n",
 	       cfg.listen && cfg.listen[0] == '[' ? "[::1]" : "127.0.0.1", server_port(srv));
 	fflush(stdout);
 	sigwait(&stop, &sig);
 	server_stop(srv);
+	free(cache_dir);
 	cli_info(cli, "stopped on signal %d", sig);
 	return 0;
 }

@@ -6,6 +6,11 @@
 
 #include "client/cli.h"
 
+/* The Makefile passes `git describe`; a build outside it names the release. */
+#ifndef CIRC_VERSION
+#define CIRC_VERSION "0.3.0"
+#endif
+
 static const char usage[] =
     "Usage: circ [--state DIR] [-v] COMMAND [ARGS...]\n"
     "\n"
@@ -18,8 +23,8 @@ static const char usage[] =
     "                               publish IMAGE as the next version of NAME\n"
     "  verify (--repo DIR | --url URL) --key PUB --name NAME [--version N]\n"
     "                               check signatures and every block of a version\n"
-    "  serve --repo DIR [--listen HOST:PORT] [--users FILE]\n"
-    "                               serve a repo over HTTP\n"
+    "  serve (--repo DIR | --cache STATE) [--listen HOST:PORT] [--users FILE]\n"
+    "                               serve a repo, or a client's cache to its neighbours\n"
     "  pull URL NAME --key PUB [--as DISK]\n"
     "                               create local disk DISK tracking image NAME at URL\n"
     "  mount DISK MOUNTPOINT [-f]   MOUNTPOINT/disk.img is the disk, read-write\n"
@@ -45,6 +50,7 @@ static const char usage[] =
     "                $XDG_CACHE_HOME/circ, else ~/.cache/circ)\n"
     "  -v, --verbose say more\n"
     "  -h, --help    show help (`circ COMMAND --help` for a command's)\n"
+    "  --version     print \"circ VERSION\" and exit\n"
     "\n"
     "Exit status: 0 success, 1 operational error, 2 usage error.\n";
 
@@ -78,11 +84,19 @@ static const struct command commands[] = {
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "version", no_argument, NULL, OPT_LONG },
+		{ 0 },
+	};
 	struct cli cli = { .usage = usage };
 	int c;
 
 	/* Options before the command; '+' stops at the command's name. */
-	while ((c = cli_getopt(&cli, argc, argv, "+", NULL)) != -1) {
+	while ((c = cli_getopt(&cli, argc, argv, "+", longopts)) != -1) {
+		if (c == OPT_LONG) {
+			printf("circ %s\n", CIRC_VERSION);
+			return 0;
+		}
 		if (c == CLI_EXIT_OK)
 			return 0;
 		return EXIT_USAGE;

@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "blockfs/block.h"
 #include "blockfs/file.h"
 #include "server/auth.h"
 #include "server/server_int.h"
@@ -28,6 +29,8 @@
 #define AUTH_REALM      "Basic realm=\"circ\""
 #define ALLOW_READ      "GET, HEAD"
 #define ALLOW_WRITE     "GET, HEAD, PUT"
+/* A cache server compresses blocks as `circ publish` stores them by default. */
+#define CACHE_BLOCK_LEVEL 3
 
 unsigned request_note(struct request *rq, unsigned status, const char *fmt, ...)
 {
@@ -257,6 +260,9 @@ static unsigned route(struct server *s, struct MHD_Connection *con, struct reque
 		return status;
 	if (!known || (user_obj && !s->auth))
 		return MHD_HTTP_NOT_FOUND;
+	/* A cache holds blocks only: pointers and manifests come from the next mirror. */
+	if (s->cache && rq->obj.kind->type != REPO_OBJ_BLOCK)
+		return MHD_HTTP_NOT_FOUND;
 	if (!user_obj) {
 		if (!put)
 			return 0;
@@ -270,7 +276,7 @@ static unsigned route(struct server *s, struct MHD_Connection *con, struct reque
 	return status;
 }
 
-/* Reads a small file whole from fd (keys, heads: at most a few KiB). */
+/* Reads a file whole from fd: keys and heads (a few KiB), a cache's blocks (4 MiB at most). */
 static int read_small(int fd, uint64_t size, struct buf *out)
 {
 	int rc;
@@ -358,6 +364,126 @@ static enum MHD_Result serve_file(struct server *s, struct MHD_Connection *con, 
 	return ret;
 }
 
+static struct block_encoder *encoder_take(struct server *s)
+{
+	struct block_encoder *enc = NULL;
+
+	pthread_mutex_lock(&s->enc_lock);
+	if (s->n_enc)
+		enc = s->enc[--s->n_enc];
+	pthread_mutex_unlock(&s->enc_lock);
+	return enc ? enc : block_encoder_new(CACHE_BLOCK_LEVEL);
+}
+
+static void encoder_give(struct server *s, struct block_encoder *enc)
+{
+	pthread_mutex_lock(&s->enc_lock);
+	if (s->n_enc < SERVER_ENCODERS) {
+		s->enc[s->n_enc++] = enc;
+		enc = NULL;
+	}
+	pthread_mutex_unlock(&s->enc_lock);
+	block_encoder_free(enc);
+}
+
+/*
+ * --cache: block rq->obj.id from a client's cache, where it lies
+ * uncompressed at XX/<64 hex>. Its SHA-256 is checked on every request, so
+ * a torn or damaged entry is never sent (404: the client moves on to its
+ * next mirror); then it is compressed as a repo stores it. Clients verify
+ * every block by its ID whatever the source, so a cache server cannot
+ * inject anything: the check here only spares them a useless transfer.
+ */
+static enum MHD_Result serve_cached_block(struct server *s, struct MHD_Connection *con,
+                                          struct request *rq, const char *method)
+{
+	char hex[BLOCK_ID_HEX_LEN + 1], rel[BLOCK_ID_HEX_LEN + 4], etag[BLOCK_ID_HEX_LEN + 3];
+	struct buf raw = { 0 }, comp = { 0 };
+	struct block_encoder *enc;
+	struct MHD_Response *r;
+	struct circ_err err;
+	struct block_id got;
+	const char *inm;
+	struct stat st;
+	unsigned status;
+	enum MHD_Result ret;
+	int fd, rc;
+
+	block_id_to_hex(&rq->obj.id, hex);
+	snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
+	fd = open_beneath(s, rel);
+	if (fd < 0) {
+		status =
+		    errno == EXDEV || errno == ELOOP
+		        ? request_note(rq, MHD_HTTP_FORBIDDEN, "refused: leads outside the cache")
+		        : MHD_HTTP_NOT_FOUND;
+		return reply_status(con, rq, status);
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return reply_status(con, rq, MHD_HTTP_NOT_FOUND);
+	}
+	if (st.st_size <= 0 || (uint64_t)st.st_size > BLOCK_SIZE_MAX) {
+		close(fd);
+		return reply_status(con, rq,
+		                    request_note(rq, MHD_HTTP_NOT_FOUND,
+		                                 "refused: damaged cache entry (%jd bytes)",
+		                                 (intmax_t)st.st_size));
+	}
+	rc = read_small(fd, (uint64_t)st.st_size, &raw);
+	close(fd);
+	if (rc) {
+		buf_free(&raw);
+		return reply_status(con, rq,
+		                    request_note(rq, MHD_HTTP_NOT_FOUND,
+		                                 "refused: unreadable cache entry: %s",
+		                                 strerror(-rc)));
+	}
+	block_id_compute(&got, raw.data, raw.len);
+	if (!block_id_equal(&got, &rq->obj.id)) {
+		buf_free(&raw);
+		return reply_status(con, rq,
+		                    request_note(rq, MHD_HTTP_NOT_FOUND,
+		                                 "refused: damaged cache entry (SHA-256 differs)"));
+	}
+	/* The name is the hash of the content: a strong validator on any server. */
+	snprintf(etag, sizeof(etag), "\"%s\"", hex);
+	inm = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (inm && strcmp(inm, etag) == 0) {
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		status = MHD_HTTP_NOT_MODIFIED;
+	} else {
+		enc = encoder_take(s);
+		if (!enc || block_encode(enc, raw.data, raw.len, &comp, &err)) {
+			if (enc)
+				encoder_give(s, enc);
+			buf_free(&raw);
+			buf_free(&comp);
+			return reply_status(con, rq,
+			                    request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			                                 "error: %s",
+			                                 enc ? err.msg : "out of memory"));
+		}
+		encoder_give(s, enc);
+		r = MHD_create_response_from_buffer(comp.len, comp.data, MHD_RESPMEM_MUST_COPY);
+		status = MHD_HTTP_OK;
+		rq->bytes = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : comp.len;
+	}
+	buf_free(&raw);
+	buf_free(&comp);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, rq->obj.kind->cache_control);
+	if (status == MHD_HTTP_OK)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        "application/octet-stream");
+	rq->status = status;
+	ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -413,6 +539,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 		return reply_status(con, rq, rq->early);
 	if (rq->put)
 		return reply_status(con, rq, upload_finish(s, con, rq));
+	if (s->cache)
+		return serve_cached_block(s, con, rq, method);
 	return serve_file(s, con, rq, method);
 }
 
@@ -449,8 +577,14 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	struct sockaddr_storage ss = { 0 };
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	const char *dir = cfg->cache_dir ? cfg->cache_dir : cfg->repo_dir;
+	const char *what = cfg->cache_dir ? "cache" : "repo";
 	struct server *s;
 
+	if (!dir || (cfg->cache_dir && cfg->repo_dir))
+		return err_set(err, EINVAL, "serve a repo or a cache, one of them");
+	if (cfg->cache_dir && cfg->users_file)
+		return err_set(err, EINVAL, "a cache server takes no users (they need a repo)");
 	if (parse_listen(cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN, &ss, err))
 		return -1;
 	s = calloc(1, sizeof(*s));
@@ -458,20 +592,22 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 		return err_set(err, ENOMEM, "out of memory");
 	s->log = cfg->access_log;
 	s->quota = cfg->quota;
+	s->cache = cfg->cache_dir != NULL;
 	if (cfg->users_file && auth_load(cfg->users_file, &s->auth, err)) {
 		free(s);
 		return -1;
 	}
-	s->dirfd = open(cfg->repo_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
-		err_sys(err, errno, "repo %s", cfg->repo_dir);
+		err_sys(err, errno, "%s %s", what, dir);
 		auth_free(s->auth);
 		free(s);
 		return -1;
 	}
-	s->root = realpath(cfg->repo_dir, NULL);
+	pthread_mutex_init(&s->enc_lock, NULL);
+	s->root = realpath(dir, NULL);
 	if (!s->root) {
-		err_sys(err, errno, "repo %s", cfg->repo_dir);
+		err_sys(err, errno, "%s %s", what, dir);
 		goto fail;
 	}
 	if (ss.ss_family == AF_INET6)
@@ -492,6 +628,7 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	return 0;
 fail:
 	close(s->dirfd);
+	pthread_mutex_destroy(&s->enc_lock);
 	free(s->root);
 	auth_free(s->auth);
 	free(s);
@@ -508,6 +645,9 @@ void server_stop(struct server *s)
 	if (!s)
 		return;
 	MHD_stop_daemon(s->daemon);
+	while (s->n_enc)
+		block_encoder_free(s->enc[--s->n_enc]);
+	pthread_mutex_destroy(&s->enc_lock);
 	close(s->dirfd);
 	free(s->root);
 	auth_free(s->auth);

@@ -17,6 +17,13 @@
 
 struct server_config {
 	const char *repo_dir;
+	/*
+	 * Instead of repo_dir: a client's block cache (STATE/cache, blockfs/cache.h),
+	 * whose verified blocks are served as blocks/XX/<64 hex>, compressed as a
+	 * repo stores them; every other path is 404. A lab machine's --mirror for
+	 * its neighbours.
+	 */
+	const char *cache_dir;
 	const char *listen;     /* HOST:PORT or [V6]:PORT; port 0 picks a free one */
 	unsigned threads;       /* 0: a default */
 	FILE *access_log;       /* one line per request; NULL for none */

@@ -3,6 +3,7 @@
 #ifndef CIRC_SERVER_INT_H
 #define CIRC_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,6 +16,10 @@
 #include "server/auth.h"
 
 struct MHD_Daemon;
+struct block_encoder;
+
+/* Compression contexts kept for reuse by a cache server (--cache). */
+#define SERVER_ENCODERS 16
 
 struct server {
 	struct MHD_Daemon *daemon;
@@ -24,6 +29,10 @@ struct server {
 	uint16_t port;
 	struct auth *auth; /* NULL: read-only, and users/ does not exist */
 	uint64_t quota;    /* per user, bytes; 0: none */
+	bool cache; /* dirfd is a client's block cache: blocks only, compressed per request */
+	pthread_mutex_t enc_lock; /* guards enc and n_enc */
+	struct block_encoder *enc[SERVER_ENCODERS];
+	size_t n_enc;
 };
 
 /* Quoted hex of the first 16 bytes of a SHA-256: 2 + 32 characters. */

@@ -183,11 +183,29 @@ test_progress_only_on_a_terminal() {
 	[ "$(cat out)" = 1 ] || die "stdout is not just the version: $(cat out)"
 }
 
+test_expires_needs_a_unit() {
+	"$CIRC" keygen k >/dev/null
+	make_image img 1
+	# A bare number could mean seconds or days: refused, nothing written.
+	for d in 30 86400 0s 0d 12x 1w -1d "" d 1.5h; do
+		expect_fail 2 "bad duration '$d' \(a unit is needed" "$CIRC" publish --repo repo --key k.key --name t --expires "$d" img
+	done
+	[ ! -e repo/images ] || die "a refused --expires left images behind"
+	v=0
+	for d in 30d 12h 90m 45s; do
+		v=$((v + 1))
+		out=$("$CIRC" publish --repo repo --key k.key --name t --expires "$d" img 2>&1) || die "--expires $d: $out"
+		[ "$out" = "$v" ] || die "--expires $d printed '$out'"
+	done
+	"$CIRC" verify --repo repo --key k.pub --name t >/dev/null || die "verify after --expires 45s"
+}
+
 test_help() {
 	for c in keygen publish verify serve; do
 		"$CIRC" $c --help | grep -q "Usage: circ $c" || die "$c --help"
 	done
 	"$CIRC" --help | grep -q "Commands:" || die "circ --help"
+	"$CIRC" --version | grep -Eqx 'circ [0-9A-Za-z.+-]+' || die "circ --version: $("$CIRC" --version)"
 	"$CIRC" --state /tmp/x -v publish --help >/dev/null || die "global options before the command"
 }
 
@@ -204,4 +222,5 @@ t_case "publishing with another key is refused" test_other_key_refused
 t_case "a full disk leaves the repo as it was" test_full_disk_leaves_repo_as_before
 t_case "leftovers of a crashed publish are harmless" test_crash_leftovers_are_harmless
 t_case "progress on a terminal, quiet elsewhere" test_progress_only_on_a_terminal
+t_case "publish --expires takes a duration with a unit" test_expires_needs_a_unit
 t_case "--help for every command" test_help

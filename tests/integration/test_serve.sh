@@ -98,7 +98,13 @@ test_signals_stop_cleanly() {
 test_bad_input() {
 	mkdir repo
 	expect_fail 1 "nope: No such file" "$CIRC" serve --repo nope --listen 127.0.0.1:0
-	expect_fail 1 "not HOST:PORT" "$CIRC" serve --repo repo --listen 127.0.0.1
+	# A port missing, out of range or not a number: a usage error before anything starts.
+	for l in 127.0.0.1 127.0.0.1: 127.0.0.1:65536 127.0.0.1:99999999999999999999 127.0.0.1:-1 \
+		127.0.0.1:http 127.0.0.1:80x "127.0.0.1: 80" :: "[::1]" ""; do
+		expect_fail 2 "bad listen address .* \(HOST:PORT, PORT from 0 to 65535\)" \
+			"$CIRC" serve --repo repo --listen "$l"
+	done
+	expect_fail 1 "cannot listen on|listen address" "$CIRC" serve --repo repo --listen 192.0.2.1:65535
 	start_serve repo
 	port=${URL##*:}
 	expect_fail 1 "cannot listen on 127.0.0.1:$port" "$CIRC" serve --repo repo --listen "127.0.0.1:$port"
