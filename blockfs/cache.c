@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@ struct cache {
 	int dirfd;
 	uint64_t max_bytes;
 	unsigned tmp_seq;
+	bool full; /* the last put found no room: fetching ahead would be fetching twice */
 
 	pthread_mutex_t lock; /* guards everything below */
 	void *tree;           /* tsearch tree of struct cache_entry, by ID */
@@ -129,12 +131,13 @@ static struct cache_entry *entry_add(struct cache *c, const struct block_id *id,
  * Evicts least recently used entries until the bound holds, sparing keep.
  * Returns the IDs to unlink (the caller does so outside the lock).
  */
-static size_t evict(struct cache *c, const struct cache_entry *keep, struct block_id **victims)
+static size_t evict_to(struct cache *c, uint64_t target, const struct cache_entry *keep,
+                       struct block_id **victims)
 {
 	size_t n = 0, cap = 0;
 
 	*victims = NULL;
-	while (c->max_bytes && c->stats.bytes > c->max_bytes && c->oldest && c->oldest != keep) {
+	while (c->stats.bytes > target && c->oldest && c->oldest != keep) {
 		struct cache_entry *e = c->oldest;
 
 		if (n == cap) {
@@ -150,6 +153,31 @@ static size_t evict(struct cache *c, const struct cache_entry *keep, struct bloc
 		c->stats.evictions++;
 	}
 	return n;
+}
+
+static size_t evict(struct cache *c, const struct cache_entry *keep, struct block_id **victims)
+{
+	*victims = NULL;
+	return c->max_bytes ? evict_to(c, c->max_bytes, keep, victims) : 0;
+}
+
+/*
+ * How many bytes must go for len more to leave the file system its floor
+ * free: the cache never starves the disk's other users (the overlay first).
+ */
+static uint64_t floor_shortfall(struct cache *c, size_t len)
+{
+	struct statvfs vfs;
+	uint64_t avail, total, floor;
+
+	if (fstatvfs(c->dirfd, &vfs))
+		return 0;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	floor = total / 100 * CACHE_FLOOR_PERCENT;
+	if (floor > CACHE_FLOOR_MAX)
+		floor = CACHE_FLOOR_MAX;
+	return avail >= floor + len ? 0 : floor + len - avail;
 }
 
 static void unlink_victims(struct cache *c, struct block_id *victims, size_t n)
@@ -403,16 +431,41 @@ int cache_put(struct cache *c, const struct block_id *id, const void *data, size
 	char path[BLOCK_ID_HEX_LEN + 4], tmp[64], sub[3];
 	struct block_id *victims;
 	struct cache_entry *e;
+	uint64_t short_by;
 	unsigned seq;
 	size_t nv, done = 0;
 	int fd, rc = 0;
 
 	path_of(id, path);
 	snprintf(sub, sizeof(sub), "%.2s", path);
+	short_by = floor_shortfall(c, block_size);
+	if (short_by) {
+		/*
+		 * Room is made from the oldest entries, unless all of them would not
+		 * make enough (the file system is full of other things): then this
+		 * block is not kept, and neither is the cache emptied for nothing.
+		 */
+		pthread_mutex_lock(&c->lock);
+		nv = c->stats.bytes > short_by
+		         ? evict_to(c, c->stats.bytes - short_by, NULL, &victims)
+		         : 0;
+		if (!nv)
+			victims = NULL;
+		pthread_mutex_unlock(&c->lock);
+		unlink_victims(c, victims, nv);
+		if (floor_shortfall(c, block_size)) {
+			pthread_mutex_lock(&c->lock);
+			c->full = true;
+			c->stats.refused++;
+			pthread_mutex_unlock(&c->lock);
+			return -ENOSPC;
+		}
+	}
 	if (mkdirat(c->dirfd, sub, 0755) && errno != EEXIST)
 		return -errno;
 	pthread_mutex_lock(&c->lock);
 	seq = c->tmp_seq++;
+	c->full = false;
 	pthread_mutex_unlock(&c->lock);
 	snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%ld-%u", sub, (long)getpid(), seq);
 	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -463,4 +516,14 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	pthread_mutex_lock(&c->lock);
 	*st = c->stats;
 	pthread_mutex_unlock(&c->lock);
+}
+
+bool cache_has_room(struct cache *c)
+{
+	bool room;
+
+	pthread_mutex_lock(&c->lock);
+	room = !c->full;
+	pthread_mutex_unlock(&c->lock);
+	return room;
 }

@@ -21,6 +21,15 @@
 #include "blockfs/block.h"
 #include "blockfs/err.h"
 
+/*
+ * Whatever its bound, the cache leaves the file system it lives on this
+ * much free: 10% of it, or 1 GiB if that is less. Past that it evicts its
+ * oldest entries, and with none left it keeps nothing more (a block is still
+ * handed out, it is just not kept).
+ */
+#define CACHE_FLOOR_PERCENT 10
+#define CACHE_FLOOR_MAX     (1ull << 30)
+
 struct cache;
 
 struct cache_stats {
@@ -29,6 +38,7 @@ struct cache_stats {
 	uint64_t entries; /* held now */
 	uint64_t evictions;
 	uint64_t dropped; /* entries that failed verification */
+	uint64_t refused; /* blocks not kept: the file system was at its floor */
 };
 
 /* Opens (creating) the cache in dir with a bound of max_bytes (0: no bound). */
@@ -45,6 +55,8 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 /* Stores a verified block; evicts the least recently used beyond the bound. */
 int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size);
 bool cache_contains(struct cache *c, const struct block_id *id);
+/* False while the file system is at its floor: fetching ahead would only fetch twice. */
+bool cache_has_room(struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
 
 #endif

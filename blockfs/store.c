@@ -186,7 +186,8 @@ int store_ensure(struct store *s, const struct block_id *id, size_t block_size,
 
 void store_prefetch(struct store *s, const struct block_id *id, size_t block_size)
 {
-	if (cache_contains(s->cache, id))
+	/* A block fetched ahead but not kept would be fetched again when read. */
+	if (cache_contains(s->cache, id) || !cache_has_room(s->cache))
 		return;
 	pthread_mutex_lock(&s->lock);
 	/* Without workers nobody would take it: queueing would only hang store_drain. */

@@ -99,5 +99,6 @@ int cmd_push(struct cli *cli, int argc, char **argv);
 int cmd_checkout(struct cli *cli, int argc, char **argv);
 int cmd_log(struct cli *cli, int argc, char **argv);
 int cmd_lease(struct cli *cli, int argc, char **argv);
+int cmd_config(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -33,6 +33,7 @@ static const char usage[] =
     "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
     "  ls [URL [--key PUB]]         the images at URL (its signed catalog), or the disks here\n"
     "  rm DISK                      remove a local disk (not while it is in use)\n"
+    "  config [cache-size [SIZE]]   settings of the state directory\n"
     "  run --kernel FILE (--disk DISK | --disk-file FILE)... [--vmm auto|hv|qemu]\n"
     "                               boot a VM from circ disks (hv on KVM, or QEMU)\n"
     "\n"
@@ -79,6 +80,7 @@ static const struct command commands[] = {
 	{ "checkout", cmd_checkout },
 	{ "log", cmd_log },
 	{ "lease", cmd_lease },
+	{ "config", cmd_config },
 };
 /* clang-format on */
 

@@ -159,8 +159,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	vd->lockfd = state_lock_disk(vd->dir, err);
 	if (vd->lockfd < 0)
 		goto fail;
-	if (cache_open(cdir, opts->cache_size ? opts->cache_size : VDISK_DEFAULT_CACHE_SIZE,
-	               &vd->cache, err))
+	if (cache_open(cdir, state_cache_bound(state, opts->cache_size), &vd->cache, err))
 		goto fail;
 	if (vd->conf.blank) {
 		vd->size = vd->conf.size;
@@ -716,4 +715,36 @@ void vdisk_cache_block(struct vdisk *vd, const struct block_id *id, const void *
 int vdisk_drop_overlay(struct vdisk *vd)
 {
 	return overlay_reset(vd->ov);
+}
+
+bool vdisk_block_local(struct vdisk *vd, uint64_t idx)
+{
+	const struct ulayer_entry *e =
+	    vd->user ? ulayer_find(user_layer_map(vd->user), (uint32_t)idx) : NULL;
+
+	if (e)
+		return block_id_is_zero(&e->name) || cache_contains(vd->cache, &e->id);
+	if (vd->conf.blank || block_id_is_zero(&vd->m.blocks[idx]))
+		return true;
+	return cache_contains(vd->cache, &vd->m.blocks[idx]);
+}
+
+const struct manifest *vdisk_manifest(const struct vdisk *vd)
+{
+	return vd->conf.blank ? NULL : &vd->m;
+}
+
+struct store *vdisk_base_store(struct vdisk *vd)
+{
+	return vd->store;
+}
+
+bool vdisk_base_cached(struct vdisk *vd, const struct block_id *id)
+{
+	return cache_contains(vd->cache, id);
+}
+
+uint64_t vdisk_local_writes(struct vdisk *vd)
+{
+	return overlay_changed_sectors(vd->ov) * OVERLAY_SECTOR;
 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 
 #include "blockfs/err.h"
+#include "blockfs/store.h"
+#include "vdisk/manifest.h"
 #include "vdisk/state.h"
 #include "vdisk/ulayer.h"
 
@@ -83,5 +85,22 @@ const struct ulayer *vdisk_user_layer(const struct vdisk *vd);
 void vdisk_cache_block(struct vdisk *vd, const struct block_id *id, const void *data);
 /* Drops the overlay (durably): its writes now live in the user layer. */
 int vdisk_drop_overlay(struct vdisk *vd);
+
+/* --- for hoarding and kiosks --- */
+
+/*
+ * Whether block idx can be read without the network: a zero block, or the
+ * block of the layer that holds it is in the cache. (The overlay is not
+ * asked: what it holds may cover part of a block only.)
+ */
+bool vdisk_block_local(struct vdisk *vd, uint64_t idx);
+/* Bytes of the disk that local writes changed (sectors not reading the layers beneath). */
+uint64_t vdisk_local_writes(struct vdisk *vd);
+/* The base version's manifest (boot kit, prefetch list), or NULL for a blank base. */
+const struct manifest *vdisk_manifest(const struct vdisk *vd);
+/* Whether block id is in the cache (the shared one: any image's, any layer's). */
+bool vdisk_base_cached(struct vdisk *vd, const struct block_id *id);
+/* The verified store of the base's blocks (NULL for a blank base). */
+struct store *vdisk_base_store(struct vdisk *vd);
 
 #endif

@@ -25,6 +25,101 @@
 #define STATS_MAX_LEN 4096
 #define URL_MAX_LEN   2048
 
+static bool conf_u64(const char *val, uint64_t *out);
+
+static bool config_key_valid(const char *key)
+{
+	return strcmp(key, STATE_CONFIG_CACHE_SIZE) == 0;
+}
+
+/* Reads STATE/config into b (NUL-terminated); an absent file is an empty one. */
+static int config_read(const char *state, char **path, struct buf *b, struct circ_err *err)
+{
+	if (asprintf(path, "%s/config", state) < 0) {
+		*path = NULL;
+		return err_set(err, ENOMEM, "out of memory");
+	}
+	if (file_read_all(*path, CONF_MAX_LEN, b, err) && err->errnum != ENOENT)
+		return -1;
+	if (buf_append(b, "", 1))
+		return err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int state_config_get(const char *state, const char *key, uint64_t *value, struct circ_err *err)
+{
+	struct buf b = { 0 };
+	char *path, *line, *save = NULL;
+	int rc;
+
+	if (!config_key_valid(key))
+		return err_set(err, EINVAL, "no setting '%s' (there is: cache-size)", key);
+	rc = config_read(state, &path, &b, err);
+	for (line = rc ? NULL : strtok_r((char *)b.data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *val = strchr(line, ' ');
+
+		if (!val)
+			continue;
+		*val++ = '\0';
+		if (strcmp(line, key) != 0)
+			continue;
+		rc = conf_u64(val, value)
+		         ? 0
+		         : err_set(err, EBADMSG, "%s: bad value for %s", path, key);
+		buf_free(&b);
+		free(path);
+		return rc;
+	}
+	if (!rc)
+		rc = err_set(err, ENOENT, "%s is not set", key);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+int state_config_set(const char *state, const char *key, uint64_t value, struct circ_err *err)
+{
+	struct buf b = { 0 }, out = { 0 };
+	char *path, *line, *save = NULL, text[96];
+	int rc;
+
+	if (!config_key_valid(key))
+		return err_set(err, EINVAL, "no setting '%s' (there is: cache-size)", key);
+	rc = config_read(state, &path, &b, err);
+	/* Other keys' lines are kept as they are: a newer circ may know them. */
+	for (line = rc ? NULL : strtok_r((char *)b.data, "\n", &save); line && !rc;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t kl = strlen(key);
+
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
+			continue;
+		if (buf_append(&out, line, strlen(line)) || buf_append(&out, "\n", 1))
+			rc = err_set(err, ENOMEM, "out of memory");
+	}
+	snprintf(text, sizeof(text), "%s %" PRIu64 "\n", key, value);
+	if (!rc && buf_append(&out, text, strlen(text)))
+		rc = err_set(err, ENOMEM, "out of memory");
+	if (!rc)
+		rc = file_write_atomic(path, out.data, out.len, 0644, err);
+	buf_free(&b);
+	buf_free(&out);
+	free(path);
+	return rc;
+}
+
+uint64_t state_cache_bound(const char *state, uint64_t requested)
+{
+	struct circ_err err;
+	uint64_t v;
+
+	if (requested)
+		return requested;
+	if (state_config_get(state, STATE_CONFIG_CACHE_SIZE, &v, &err) == 0 && v)
+		return v;
+	return STATE_DEFAULT_CACHE_SIZE;
+}
+
 char *state_disk_dir(const char *state, const char *disk)
 {
 	char *p;

@@ -64,6 +64,16 @@ struct state_net {
 	long timeout_ms;
 };
 
+/*
+ * STATE/config: settings of the state directory, "key value" lines. The one
+ * key so far: cache-size, the bound of the shared block cache in bytes.
+ */
+#define STATE_CONFIG_CACHE_SIZE "cache-size"
+int state_config_get(const char *state, const char *key, uint64_t *value, struct circ_err *err);
+int state_config_set(const char *state, const char *key, uint64_t value, struct circ_err *err);
+/* The cache's bound: requested if not 0, else the state directory's setting, else the default. */
+uint64_t state_cache_bound(const char *state, uint64_t requested);
+
 /* "disks/DISK" below state; the caller frees. */
 char *state_disk_dir(const char *state, const char *disk);
 char *state_cache_dir(const char *state);

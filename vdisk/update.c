@@ -199,7 +199,7 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 		        new.version);
 		goto out;
 	}
-	if (cache_open(cdir, cache_size ? cache_size : STATE_DEFAULT_CACHE_SIZE, &cache, err) ||
+	if (cache_open(cdir, state_cache_bound(state, cache_size), &cache, err) ||
 	    store_new(repo, cache, 0, &store, err) ||
 	    fetch_changed(store, &old, &new, &res->changed_blocks, err))
 		goto out;

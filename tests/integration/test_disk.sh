@@ -187,6 +187,47 @@ test_cache_stays_bounded() {
 	[ "$cached" -le $((2 << 20)) ] || die "stats say the cache holds $cached bytes"
 }
 
+test_cache_bound_is_a_setting() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	"$CIRC" --state st config cache-size 2M || die "config"
+	[ "$("$CIRC" --state st config cache-size)" = "cache-size 2097152" ] || die "config shows another bound"
+	expect_fail 2 "no setting 'colour'" "$CIRC" --state st config colour 3
+	expect_fail 2 "bad size" "$CIRC" --state st config cache-size lots
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "disk.img differs under a small cache"
+	"$CIRC" --state st umount mnt
+	used=$(du -sb st/cache | cut -f1)
+	[ "$used" -le $(((2 << 20) + (1 << 20))) ] || die "cache holds $used bytes over a 2M setting"
+}
+
+test_cache_never_starves_the_disk() {
+	need_fuse
+	"$CIRC" keygen k >/dev/null || die "keygen"
+	make_image img 64
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish"
+	start_serve repo
+	# The state on a 20 MiB file system, the image's blocks 48 MiB: they cannot all stay.
+	mkdir small
+	mount -t tmpfs -o size=20m tmpfs small || skip "cannot mount a tmpfs"
+	T_MOUNTS+=("$T_DIR/small")
+	"$CIRC" --state small/st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk small/st deb mnt
+	cmp mnt/disk.img img || die "disk.img differs with the cache at its floor"
+	# The overlay still has room: a write after the whole image was read.
+	head -c $((1 << 20)) /dev/urandom >w
+	dd if=w of=mnt/disk.img bs=64K seek=100 conv=notrunc,fsync status=none ||
+		die "the overlay was starved"
+	"$CIRC" --state small/st umount mnt || die "umount"
+	fetched=$(json_field "$("$CIRC" --state small/st stats deb --json)" fetched_bytes)
+	repo_bytes=$(du -sb repo/blocks | cut -f1)
+	echo "note: reading 64 MiB with the state on 20 MiB fetched $fetched bytes (the blocks: $repo_bytes)"
+	[ "$fetched" -le $((repo_bytes * 3 / 2)) ] || die "fetched $fetched bytes for $repo_bytes of blocks"
+	avail=$(df -B1 --output=avail small | tail -n 1)
+	[ "$avail" -ge $((1 << 20)) ] || die "the cache left only $avail bytes free"
+}
+
 test_update_fetches_changed_blocks() {
 	need_fuse
 	publish_ext4 64M
@@ -309,6 +350,10 @@ t_case "server down: cached reads work, others fail with EIO in time, then recov
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
+t_case "the cache's bound is a setting of the state directory (circ config)" \
+	test_cache_bound_is_a_setting
+t_case "a full file system: the cache keeps its floor, nothing is fetched over and over" \
+	test_cache_never_starves_the_disk
 t_case "update fetches only changed blocks; refuses to drop writes" test_update_fetches_changed_blocks
 t_case "update --keep-overlay keeps local writes on the new base" test_update_keeps_overlay
 t_case "a torn or damaged cache entry is fetched again, never served" test_torn_cache_entry_refetched
