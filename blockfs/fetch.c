@@ -50,6 +50,25 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
+/*
+ * Whether curl failed to reach the server at all (ENETUNREACH, ETIMEDOUT)
+ * or reached something that answered wrongly (EIO: TLS refused, bad
+ * protocol): only the former means "offline" to a caller.
+ */
+static int transport_errnum(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return ENETUNREACH;
+	case CURLE_OPERATION_TIMEDOUT:
+		return ETIMEDOUT;
+	default:
+		return EIO;
+	}
+}
+
 static long now_ms(void)
 {
 	struct timespec ts;
@@ -219,7 +238,7 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 		return ATTEMPT_NEXT_MIRROR;
 	}
 	if (rc != CURLE_OK) {
-		err_set(err, EIO, "%s: %s", url, curl_easy_strerror(rc));
+		err_set(err, transport_errnum(rc), "%s: %s", url, curl_easy_strerror(rc));
 		if (rc == CURLE_OUT_OF_MEMORY)
 			return ATTEMPT_FATAL;
 		/* Nobody listening: retrying the same mirror only delays the next one. */
@@ -307,7 +326,7 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 		err->errnum = ENOENT;
 	goto out;
 timed_out:
-	err_set(err, EIO, "%s: no answer within %ld ms", path, f->deadline_ms);
+	err_set(err, ETIMEDOUT, "%s: no answer within %ld ms", path, f->deadline_ms);
 out:
 	free(url);
 	if (ret) {
@@ -423,7 +442,7 @@ int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq
 		CURLcode rc;
 
 		if (remaining <= 0) {
-			err_set(err, EIO, "%s: no answer within %ld ms", url, f->deadline_ms);
+			err_set(err, ETIMEDOUT, "%s: no answer within %ld ms", url, f->deadline_ms);
 			break;
 		}
 		sink.too_big = false;
@@ -445,7 +464,7 @@ int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq
 		if (rc == CURLE_OK)
 			err_set(err, EIO, "%s: HTTP %ld", url, resp->status);
 		else
-			err_set(err, EIO, "%s: %s", url, curl_easy_strerror(rc));
+			err_set(err, transport_errnum(rc), "%s: %s", url, curl_easy_strerror(rc));
 		if (rc == CURLE_OUT_OF_MEMORY || backoff > deadline - now_ms())
 			break;
 		{

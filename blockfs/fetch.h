@@ -48,8 +48,9 @@ void fetch_free(struct fetch *f);
 
 /*
  * Fetches MIRROR/path into out (replacing its contents). A body longer than
- * max_len is refused. A missing object sets errnum ENOENT; a fetch that could
- * not finish by the deadline sets EIO.
+ * max_len is refused. A missing object sets errnum ENOENT; a server that could
+ * not be reached, ENETUNREACH; a fetch that could not finish by the deadline,
+ * ETIMEDOUT; a server that answered wrongly, EIO.
  */
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
               fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);

@@ -7,6 +7,7 @@
 #include "client/cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -16,21 +17,36 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "client/bootkit.h"
 #include "client/vm.h"
 #include "hv/hv.h"
+#include "vdisk/kiosk.h"
 
 #define HARDWARE_SPEED_IPS 1e8 /* hardware virtualization: far above; emulation: ~1e6 */
 
 static const char usage[] =
-    "Usage: circ run [--vmm auto|hv|qemu] --kernel FILE [--initrd FILE] [--append ARGS]\n"
-    "                (--disk DISK | --disk-file FILE)... [--mem SIZE] [--cpus N]\n"
+    "Usage: circ run URL NAME --key PUB [--reset] [OPTIONS]   (a kiosk: pull, update, boot)\n"
+    "       circ run DISK [--reset] [OPTIONS]                 (a disk pulled before)\n"
+    "       circ run --kernel FILE (--disk DISK | --disk-file FILE)... [OPTIONS]\n"
     "\n"
     "Boots a virtual machine whose virtio-blk disks are circ disks (pulled with\n"
     "`circ pull`) or raw files, in order (/dev/vda, /dev/vdb, ...), with its serial\n"
     "console on this terminal. Ctrl-A x leaves the VM.\n"
     "\n"
+    "With URL NAME, or DISK, that disk is /dev/vda: pulled if it is not here (URL,\n"
+    "NAME, --key), moved to the newest signed version unless it holds local writes,\n"
+    "and booted with its version's own kernel, initrd and command line, verified\n"
+    "like every block (--kernel, --initrd, --append override them). If the server\n"
+    "cannot be reached, the version here boots if all of it is cached, saying so;\n"
+    "else run refuses before booting. Every such boot is recorded (circ log DISK\n"
+    "--boots). More disks may follow with --disk.\n"
+    "\n"
+    "  --key PUB            the publisher's key, to pull NAME the first time\n"
+    "  --reset              a clean image at every boot: the disk's writes are dropped\n"
+    "                       before it boots and when it ends (a kiosk)\n"
     "  --vmm auto|hv|qemu   hv: circ's own hypervisor on /dev/kvm, reading circ disks\n"
     "                       in-process; qemu: qemu-system-x86_64 on the disks' FUSE\n"
     "                       files; auto (default): hv if KVM runs guest code at\n"
@@ -46,7 +62,8 @@ static const char usage[] =
     "\n"
     "Exit status: 0 the guest powered off, 3 it rebooted (hv), 4 left with Ctrl-A x,\n"
     "1 an error (no /dev/kvm, a bad kernel, a triple fault: with a register dump),\n"
-    "2 a usage error. Under qemu, a reboot also exits 0.\n";
+    "2 a usage error, 128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP: the VM is\n"
+    "stopped and its disks unmounted first). Under qemu, a reboot also exits 0.\n";
 
 static int parse_disk(const struct cli *cli, struct vm_opts *o, const char *arg, bool is_file)
 {
@@ -68,6 +85,92 @@ static int parse_disk(const struct cli *cli, struct vm_opts *o, const char *arg,
 	return 0;
 }
 
+static void stop_signals_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* A stop signal that came while they were blocked (0 if none), taken. */
+static int stop_signals_take(void)
+{
+	struct timespec now = { 0 };
+	sigset_t set;
+	int sig, first = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	while ((sig = sigtimedwait(&set, NULL, &now)) > 0)
+		if (!first)
+			first = sig;
+	return first;
+}
+
+/* The kiosk's disk is /dev/vda: before any --disk. */
+static int insert_first_disk(const struct cli *cli, struct vm_opts *o, const char *disk)
+{
+	struct vm_disk d;
+
+	if (parse_disk(cli, o, disk, false))
+		return -1;
+	d = o->disks[o->n_disks - 1];
+	memmove(&o->disks[1], &o->disks[0], (o->n_disks - 1) * sizeof(o->disks[0]));
+	o->disks[0] = d;
+	return 0;
+}
+
+static const char *outcome_name(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "poweroff";
+	case EXIT_REBOOT:
+		return "reboot";
+	case EXIT_STOPPED:
+		return "stopped";
+	default:
+		return rc > 128 ? "signal" : "error";
+	}
+}
+
+/* After a kiosk's boot: its writes dropped (--reset), and the boot recorded. */
+static int after_kiosk_boot(const struct cli *cli, const char *state, const char *disk, bool reset,
+                            const struct vm_opts *o, const struct bootkit *bk,
+                            const struct kiosk_result *kr, int rc)
+{
+	struct boot_record r = {
+		.time = (uint64_t)time(NULL),
+		.image = bk->image,
+		.version = bk->version,
+		.cmdline = o->append,
+		.vmm = o->vmm == VMM_HV ? "hv" : "qemu",
+		.offline = kr->offline,
+		.outcome = outcome_name(rc),
+	};
+	struct circ_err err;
+
+	memcpy(r.manifest_sha256, bk->manifest_sha256, 32);
+	memcpy(r.kernel_sha256, bk->kernel_sha256, 32);
+	memcpy(r.initrd_sha256, bk->initrd_sha256, 32);
+	r.have_kernel = true;
+	r.have_initrd = o->initrd != NULL;
+	if (bootlog_append(state, disk, &r, &err))
+		fprintf(stderr, "circ run: %s\n", err.msg);
+	if (reset && kiosk_discard_writes(state, disk, &err)) {
+		int fail = cli_fail_err(cli, &err);
+
+		return rc > 128 ? rc : fail;
+	}
+	return rc;
+}
+
 enum {
 	OPT_VMM = OPT_LONG,
 	OPT_KERNEL,
@@ -78,6 +181,8 @@ enum {
 	OPT_MEM,
 	OPT_CPUS,
 	OPT_STATS,
+	OPT_KEY,
+	OPT_RESET,
 };
 
 int cmd_run(struct cli *cli, int argc, char **argv)
@@ -92,9 +197,17 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "reset", no_argument, NULL, OPT_RESET },
 		{ 0 },
 	};
 	struct vm_opts o = { .vmm = VMM_AUTO, .mem = 512ull << 20, .cpus = 1 };
+	const char *url = NULL, *kiosk = NULL, *key = NULL;
+	struct kiosk_result kr = { 0 };
+	struct bootkit bk = { 0 };
+	struct state_net sn;
+	sigset_t old_mask;
+	bool reset = false, masked = false;
 	struct circ_err err;
 	char *state = NULL;
 	double ips = 0;
@@ -155,20 +268,101 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		case OPT_STATS:
 			o.stats = true;
 			break;
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_RESET:
+			reset = true;
+			break;
 		default:
 			goto out;
 		}
 	}
-	if (optind != argc) {
-		rc = cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (argc - optind > 2) {
+		rc = cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 2]);
 		goto out;
 	}
-	if (!o.kernel) {
-		rc = cli_usage_error(cli, "--kernel is required");
+	if (argc - optind == 2) {
+		url = argv[optind];
+		kiosk = argv[optind + 1];
+	} else if (argc - optind == 1) {
+		kiosk = argv[optind];
+	}
+	if (kiosk && insert_first_disk(cli, &o, kiosk)) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (kiosk)
+		kiosk = o.disks[0].name; /* "DISK,ro" names DISK */
+	if (!o.n_disks) {
+		rc = cli_usage_error(cli,
+		                     "no disk to boot: give URL NAME, DISK, --disk or --disk-file");
+		goto out;
+	}
+	if (!kiosk && !o.kernel) {
+		rc = cli_usage_error(
+		    cli, "--kernel is required (or boot a disk's own kit: circ run DISK)");
+		goto out;
+	}
+	if ((key || reset) && !kiosk) {
+		rc = cli_usage_error(cli, "--key and --reset go with URL NAME or DISK");
 		goto out;
 	}
 	state = cli_state_dir(cli, &err);
 	if (!state) {
+		rc = cli_fail_err(cli, &err);
+		goto out;
+	}
+	if (kiosk) {
+		struct kiosk_options ko = { .url = url,
+			                    .name = kiosk,
+			                    .key_path = key,
+			                    .reset = reset,
+			                    .net = &sn,
+			                    .cache_size = o.net.cache_size };
+
+		sn = (struct state_net){ .extra_mirrors = o.net.mirrors,
+			                 .n_extra = o.net.n_mirrors,
+			                 .timeout_ms = o.net.timeout_ms };
+		/* Blocking the stop signals until the boot is recorded (and reset). */
+		stop_signals_block(&old_mask);
+		masked = true;
+		/* A run killed with -9 left the disk mounted: that is no reason not to boot. */
+		vm_clean_up_after_dead_run(state, kiosk);
+		if (kiosk_prepare(state, kiosk, &ko, &kr, &err)) {
+			rc = cli_fail_err(cli, &err);
+			goto out;
+		}
+		if (kr.note[0])
+			fprintf(stderr, "circ run: %s\n", kr.note);
+		if (kr.from != kr.to)
+			fprintf(stderr,
+			        "circ run: %s moved from version %" PRIu64 " to %" PRIu64 "\n",
+			        kiosk, kr.from, kr.to);
+		if (o.kernel ? bootkit_identify(state, kiosk, &bk, &err)
+		             : bootkit_extract(state, kiosk, &bk, &err)) {
+			rc = cli_fail_err(cli, &err);
+			goto out;
+		}
+		if (!o.kernel) {
+			o.kernel = bk.kernel;
+			if (!o.initrd)
+				o.initrd = bk.initrd;
+			if (!o.append)
+				o.append = bk.cmdline;
+		}
+		/* The files booted, hashed before they boot: what the record says ran. */
+		if ((o.kernel != bk.kernel &&
+		     bootkit_file_sha256(o.kernel, bk.kernel_sha256, &err)) ||
+		    (o.initrd && o.initrd != bk.initrd &&
+		     bootkit_file_sha256(o.initrd, bk.initrd_sha256, &err))) {
+			rc = cli_fail_err(cli, &err);
+			goto out;
+		}
+	}
+	/* Refused before anything is mounted, on either VMM. */
+	if (bootkit_check_kernel(o.kernel, &err) ||
+	    (o.initrd && access(o.initrd, R_OK) && err_sys(&err, errno, "initrd %s", o.initrd))) {
 		rc = cli_fail_err(cli, &err);
 		goto out;
 	}
@@ -188,11 +382,30 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 				        err.msg);
 		}
 	}
-	rc = o.vmm == VMM_HV ? vm_run_hv(cli, &o, state)
-	                     : vm_run_qemu(cli, &o, state, ips >= HARDWARE_SPEED_IPS);
+	if (o.vmm == VMM_HV) {
+		/* hv stops on these signals its own way (its terminal restored). */
+		if (masked)
+			sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		rc = vm_run_hv(cli, &o, state);
+		if (masked)
+			stop_signals_block(NULL);
+	} else {
+		rc = vm_run_qemu(cli, &o, state, ips >= HARDWARE_SPEED_IPS);
+	}
+	if (kiosk)
+		rc = after_kiosk_boot(cli, state, kiosk, reset, &o, &bk, &kr, rc);
+	if (masked) {
+		int sig = stop_signals_take();
+
+		if (sig && rc <= 128)
+			rc = 128 + sig;
+	}
 out:
+	if (masked)
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	for (size_t i = 0; i < o.n_disks; i++)
 		free(o.disks[i].storage);
+	bootkit_release(&bk);
 	free(state);
 	return rc;
 }

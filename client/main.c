@@ -33,7 +33,10 @@ static const char usage[] =
     "  stats [DISK] [--json]        bytes fetched, cache hits and misses, cache size\n"
     "  ls [URL [--key PUB]]         the images at URL (its signed catalog), or the disks here\n"
     "  rm DISK                      remove a local disk (not while it is in use)\n"
+    "  fetch DISK [--boot]          fetch all of DISK's version (or its boot set) for offline use\n"
     "  config [cache-size [SIZE]]   settings of the state directory\n"
+    "  run URL NAME --key PUB [--reset] | run DISK\n"
+    "                               pull, update and boot a version's own boot kit\n"
     "  run --kernel FILE (--disk DISK | --disk-file FILE)... [--vmm auto|hv|qemu]\n"
     "                               boot a VM from circ disks (hv on KVM, or QEMU)\n"
     "\n"
@@ -43,7 +46,7 @@ static const char usage[] =
     "                               check DISK in: a new encrypted check-in on the server\n"
     "  checkout URL DISK --user USER [--version N] [--steal]\n"
     "                               check DISK out here (takes its lease); blocks arrive lazily\n"
-    "  log DISK                     DISK's check-ins\n"
+    "  log DISK [--boots]           DISK's check-ins, or its boot record\n"
     "  lease DISK                   who holds DISK's lease\n"
     "\n"
     "Options for every command:\n"
@@ -81,6 +84,7 @@ static const struct command commands[] = {
 	{ "log", cmd_log },
 	{ "lease", cmd_lease },
 	{ "config", cmd_config },
+	{ "fetch", cmd_fetch },
 };
 /* clang-format on */
 

@@ -241,7 +241,7 @@ static pid_t run_owner(const char *dir)
  * a disk still mounted by a run whose process is gone is unmounted here, so
  * the next run can use it.
  */
-static void clean_up_after_dead_run(const char *state, const char *disk)
+void vm_clean_up_after_dead_run(const char *state, const char *disk)
 {
 	char *dir = state_disk_dir(state, disk), *path = NULL, mp[4096], *parent;
 	FILE *f = NULL;
@@ -289,28 +289,44 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(o->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", o->cpus);
-	if (asprintf(&append, "console=ttyS0 %s", o->append ? o->append : "") < 0)
-		return cli_fail(cli, "out of memory");
+	if (asprintf(&append, "console=ttyS0 %s", o->append ? o->append : "") < 0) {
+		append = NULL;
+		rc = cli_fail(cli, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < o->n_disks; i++) {
 		const struct vm_disk *d = &o->disks[i];
 		const char *file = d->name;
+		char *dir = NULL;
 
 		if (!d->is_file) {
 			if (!base && !(base = make_run_dir(tmpl))) {
 				rc = cli_fail(cli, "cannot make %s: %s", tmpl, strerror(errno));
 				goto out;
 			}
-			clean_up_after_dead_run(state, d->name);
-			if (asprintf(&mounts[i], "%s/%zu", base, i) < 0 || mkdir(mounts[i], 0700) ||
-			    circ_self(state, "mount", d->name, mounts[i]) != 0) {
+			vm_clean_up_after_dead_run(state, d->name);
+			if (asprintf(&dir, "%s/%zu", base, i) < 0)
+				dir = NULL;
+			if (!dir || mkdir(dir, 0700) ||
+			    circ_self(state, "mount", d->name, dir) != 0) {
 				rc = cli_fail(cli, "cannot mount disk %s", d->name);
+				if (dir)
+					rmdir(dir);
+				free(dir);
 				goto out;
 			}
+			mounts[i] = dir; /* mounted: unmounted at the end whatever happens */
+			dir = NULL;
 			if (asprintf(&drives[i], "file=%s/disk.img,format=raw,if=virtio%s",
-			             mounts[i], d->read_only ? ",readonly=on" : "") < 0)
+			             mounts[i], d->read_only ? ",readonly=on" : "") < 0) {
+				drives[i] = NULL;
+				rc = cli_fail(cli, "out of memory");
 				goto out;
+			}
 		} else if (asprintf(&drives[i], "file=%s,format=raw,if=virtio%s", file,
 		                    d->read_only ? ",readonly=on" : "") < 0) {
+			drives[i] = NULL;
+			rc = cli_fail(cli, "out of memory");
 			goto out;
 		}
 	}
@@ -373,6 +389,15 @@ out:
 		fprintf(stderr, "circ run: stopped by %s: the VM is stopped, its disks unmounted\n",
 		        strsignal(stopped_by));
 		rc = 128 + stopped_by;
+	}
+	/* A second stop signal, or one after the VM ended, is taken here, not fatal later. */
+	{
+		struct timespec now = { 0 };
+		int sig;
+
+		while ((sig = sigtimedwait(&stops, NULL, &now)) > 0)
+			if (!stopped_by)
+				rc = 128 + sig;
 	}
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;

@@ -44,4 +44,10 @@ struct vm_opts {
 int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state);
 int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *state, bool kvm_fast);
 
+/*
+ * A run killed with -9 leaves its FUSE mounts behind (its QEMU dies with it):
+ * if DISK is still mounted by a run whose process is gone, unmounts it.
+ */
+void vm_clean_up_after_dead_run(const char *state, const char *disk);
+
 #endif
