@@ -101,5 +101,6 @@ int cmd_log(struct cli *cli, int argc, char **argv);
 int cmd_lease(struct cli *cli, int argc, char **argv);
 int cmd_config(struct cli *cli, int argc, char **argv);
 int cmd_fetch(struct cli *cli, int argc, char **argv);
+int cmd_remote(struct cli *cli, int argc, char **argv);
 
 #endif

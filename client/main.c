@@ -34,6 +34,8 @@ static const char usage[] =
     "  ls [URL [--key PUB]]         the images at URL (its signed catalog), or the disks here\n"
     "  rm DISK                      remove a local disk (not while it is in use)\n"
     "  fetch DISK [--boot]          fetch all of DISK's version (or its boot set) for offline use\n"
+    "  remote DISK [--set-url URL] [--add-mirror URL]\n"
+    "                               where DISK's image comes from; change it\n"
     "  config [cache-size [SIZE]]   settings of the state directory\n"
     "  run URL NAME --key PUB [--reset] | run DISK\n"
     "                               pull, update and boot a version's own boot kit\n"
@@ -85,6 +87,7 @@ static const struct command commands[] = {
 	{ "lease", cmd_lease },
 	{ "config", cmd_config },
 	{ "fetch", cmd_fetch },
+	{ "remote", cmd_remote },
 };
 /* clang-format on */
 

@@ -225,6 +225,28 @@ test_fetch_resumes() {
 	echo "note: $(cat out)"
 }
 
+test_remote_moves_a_disk() {
+	need_fuse
+	"$CIRC" keygen k >/dev/null
+	make_image img 4
+	"$CIRC" publish --repo repo --key k.key --name t img >/dev/null || die "publish"
+	start_serve repo
+	old=$URL
+	"$CIRC" --state st pull "$URL" t --key k.pub >/dev/null || die "pull"
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null
+	start_serve repo
+	"$CIRC" --state st remote t --set-url "$URL" --add-mirror "$old" >out || die "remote"
+	[ "$(head -n 1 out)" = "$URL  (origin)" ] || die "remote shows: $(cat out)"
+	mount_disk st t mnt --timeout 5
+	cmp mnt/disk.img img || die "the disk does not read from its new server"
+	"$CIRC" --state st umount mnt
+	"$CIRC" --state st remote t --remove-mirror "$old" >out || die "remove-mirror"
+	[ "$(wc -l <out)" = 1 ] || die "remote shows: $(cat out)"
+	expect_fail 1 "only source" "$CIRC" --state st remote t --remove-mirror "$URL"
+	expect_fail 2 "not an http" "$CIRC" --state st remote t --set-url ftp://x
+}
+
 ROOT=${CIRC_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 t_case "kiosk: one command boots the kit; --reset; a new version; writes kept without reset" \
@@ -235,6 +257,8 @@ t_case "a damaged boot kit: verify names the kernel block, run refuses to boot" 
 	test_damaged_kit_never_boots
 t_case "circ fetch killed with -9 resumes; only blocks in flight are fetched again" \
 	test_fetch_resumes
+t_case "circ remote moves a disk to another server without pulling again" \
+	test_remote_moves_a_disk
 t_case "SIGTERM, SIGINT and SIGHUP stop QEMU and unmount; the disk is free" \
 	test_signals_stop_everything
 t_case "a run killed with -9: QEMU goes with it, the next run unmounts what it left" \
