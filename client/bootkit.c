@@ -65,7 +65,7 @@ int bootkit_check_kernel(const char *path, struct circ_err *err)
 		                              "kernel %s is a 32-bit ELF file, not ELF64", path);
 	if (n == (ssize_t)sizeof(head) && memcmp(head + 0x202, "HdrS", 4) == 0)
 		return 0;
-	return err_set(err, EINVAL, "kernel %s is neither a Linux bzImage nor an ELF64 file", path);
+	return err_set(err, EINVAL, "kernel %s is neither a bzImage nor an ELF64 file", path);
 }
 
 static int version_identity(struct vdisk *vd, struct bootkit *bk, struct circ_err *err)

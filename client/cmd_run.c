@@ -42,7 +42,9 @@ static const char usage[] =
     "like every block (--kernel, --initrd, --append override them). If the server\n"
     "cannot be reached, the version here boots if all of it is cached, saying so;\n"
     "else run refuses before booting. Every such boot is recorded (circ log DISK\n"
-    "--boots). More disks may follow with --disk.\n"
+    "--boots). More disks may follow with --disk. A --kernel may also boot with no\n"
+    "disk at all (an initramfs system, a test guest); with nothing to boot, run is\n"
+    "a usage error.\n"
     "\n"
     "  --key PUB            the publisher's key, to pull NAME the first time\n"
     "  --reset              a clean image at every boot: the disk's writes are dropped\n"
@@ -294,14 +296,10 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 	if (kiosk)
 		kiosk = o.disks[0].name; /* "DISK,ro" names DISK */
-	if (!o.n_disks) {
-		rc = cli_usage_error(cli,
-		                     "no disk to boot: give URL NAME, DISK, --disk or --disk-file");
-		goto out;
-	}
+	/* A kernel alone may boot (an initramfs system, a test guest); nothing at all may not. */
 	if (!kiosk && !o.kernel) {
-		rc = cli_usage_error(
-		    cli, "--kernel is required (or boot a disk's own kit: circ run DISK)");
+		rc = cli_usage_error(cli, "--kernel is required: nothing to boot (give URL NAME, "
+		                          "DISK, or --kernel and its disks)");
 		goto out;
 	}
 	if ((key || reset) && !kiosk) {
