@@ -36,6 +36,8 @@ static const char usage[] =
     "                        (default: none with --kernel, else the kept one)\n"
     "  --description TEXT    what `circ ls` shows, UTF-8, at most 1024 bytes (default:\n"
     "                        the previous version's)\n"
+    "  --format 1|2          the manifest and pointer format (default 2; 1 for clients\n"
+    "                        older than the boot kit: no kit, an uncompressed table)\n"
     "  -v, --verbose         print a summary on stderr\n";
 
 enum {
@@ -51,6 +53,7 @@ enum {
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_DESCRIPTION,
+	OPT_FORMAT,
 };
 
 int cmd_publish(struct cli *cli, int argc, char **argv)
@@ -68,6 +71,7 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 		{ "description", required_argument, NULL, OPT_DESCRIPTION },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ 0 },
 	};
 	struct publish_opts opts = {
@@ -143,6 +147,11 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 				                       "without control characters",
 				                       MANIFEST_DESC_MAX);
 			opts.description = optarg;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "1") != 0 && strcmp(optarg, "2") != 0)
+				return cli_usage_error(cli, "--format is 1 or 2");
+			opts.format = optarg[0] == '1' ? 1 : 0;
 			break;
 		default:
 			return EXIT_USAGE;

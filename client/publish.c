@@ -767,6 +767,8 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 		goto rollback;
 	if (opts->prefetch && load_prefetch(&m, opts->prefetch, err))
 		goto rollback;
+	/* Format 1 for clients older than the boot kit (it cannot carry one). */
+	m.format = opts->format;
 	if (manifest_encode(&m, key, &mbuf, err))
 		goto rollback;
 	repo_manifest_path(opts->name, m.version, mpath);
@@ -778,7 +780,8 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	pt.version = m.version;
 	pt.created = now;
 	pt.expires = now + opts->expires_in;
-	pt.manifest_size = mbuf.len;
+	pt.format = opts->format;
+	pt.manifest_size = opts->format == 1 ? 0 : mbuf.len;
 	manifest_file_hash(mbuf.data, mbuf.len, pt.manifest_sha256);
 	repo_pointer_path(opts->name, ppath);
 	/* The catalog is made before the pointer is replaced, so that it cannot fail after. */

@@ -39,6 +39,7 @@ struct publish_opts {
 	const char *initrd;      /* or NULL */
 	const char *cmdline;     /* or NULL */
 	const char *description; /* or NULL: the parent's */
+	uint32_t format;         /* manifest and pointer format: 0 the newest, 1 for old clients */
 };
 
 struct publish_result {

@@ -183,6 +183,21 @@ test_progress_only_on_a_terminal() {
 	[ "$(cat out)" = 1 ] || die "stdout is not just the version: $(cat out)"
 }
 
+test_format_1() {
+	"$CIRC" keygen k >/dev/null
+	make_image img 4
+	"$CIRC" publish --repo repo --key k.key --name t --format 1 img >/dev/null || die "publish"
+	[ "$(head -c 12 repo/images/t/1.manifest | tail -c 4 | od -An -tu4 | tr -d ' ')" = 1 ] ||
+		die "the manifest is not format 1"
+	"$CIRC" verify --repo repo --key k.pub --name t >/dev/null || die "verify"
+	cp /bin/true kernel # an ELF64 file: a kernel as far as the format goes
+	expect_fail 1 "format 1 has no boot kit" \
+		"$CIRC" publish --repo repo --key k.key --name t --format 1 --kernel kernel img
+	expect_fail 2 "--format is 1 or 2" "$CIRC" publish --repo repo --key k.key --name t --format 3 img
+	start_serve repo
+	"$CIRC" --state st pull "$URL" t --key k.pub >/dev/null || die "pull of format 1"
+}
+
 test_expires_needs_a_unit() {
 	"$CIRC" keygen k >/dev/null
 	make_image img 1
@@ -223,4 +238,5 @@ t_case "a full disk leaves the repo as it was" test_full_disk_leaves_repo_as_bef
 t_case "leftovers of a crashed publish are harmless" test_crash_leftovers_are_harmless
 t_case "progress on a terminal, quiet elsewhere" test_progress_only_on_a_terminal
 t_case "publish --expires takes a duration with a unit" test_expires_needs_a_unit
+t_case "publish --format 1 for older clients: read and verified like format 2" test_format_1
 t_case "--help for every command" test_help
