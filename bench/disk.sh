@@ -296,6 +296,21 @@ cmp -s "$D/mnt/disk.img" "$IMG2" || die "disk.img after the update differs from 
 disk_umount "$D/mnt"
 rm -rf "$S2" "$U"
 
+say "the same update with manifest format 1 (no boot kit, an uncompressed table): bytes on the wire"
+F=$D/f1
+rm -rf "$F" && cp -a "$S2" "$F"
+"$CIRC" publish --repo "$REPO" --key "$KEY" --name "${name}f1" --format 1 "$IMG1" >/dev/null 2>"$D/pub.err" ||
+	die "circ publish --format 1 failed: $(tail -n 3 "$D/pub.err")"
+"$CIRC" --state "$F" pull "$NGINX_URL" "${name}f1" --key "$PUB" >/dev/null || die "pull (format 1)"
+"$CIRC" publish --repo "$REPO" --key "$KEY" --name "${name}f1" --format 1 "$IMG2" >/dev/null 2>"$D/pub.err" ||
+	die "circ publish --format 1 failed: $(tail -n 3 "$D/pub.err")"
+mark=$(nginx_log_mark)
+"$CIRC" --state "$F" update "${name}f1" >/dev/null || die "update (format 1)"
+read -r f1_req f1_bytes <<<"$(nginx_log_since "$mark")"
+f2_manifest=$(stat -c %s "$REPO/images/$name/2.manifest")
+f1_manifest=$(stat -c %s "$REPO/images/${name}f1/2.manifest")
+rm -rf "$F"
+
 say "casync extract --seed=v1.img of v2 from the same nginx"
 mark=$(nginx_log_mark)
 hf cas_upd "rm -f '$D/cas.out' && sync" "$(casx "--seed='$IMG1'" "$NGINX_URL/v2.caibx")"
@@ -309,6 +324,8 @@ row "update v1 -> v2" circ upd "casync" cas_upd
 printf '  %-32s %-11s %s\n' "fetched (circ stats delta)" circ "$(human "$upd_bytes"), $upd_blocks blocks, $upd_req requests"
 line "on the wire (nginx log)" circ "$(human "$upd_bytes_log"), $upd_req_log req" casync "$(human "$casu_bytes"), $casu_req req" \
 	"$(ratio "$upd_bytes_log" "$casu_bytes")"
+line "format 2 beside format 1" "format 2" "$(human "$upd_bytes_log") (manifest $(human "$f2_manifest"))" \
+	"format 1" "$(human "$f1_bytes") (manifest $(human "$f1_manifest"))" "$(ratio "$upd_bytes_log" "$f1_bytes")"
 printf '  (circ update fetches the changed blocks into the cache and the disk reads v2 lazily after;\n'
 printf '   casync extract writes all of v2, chunking the 1 GiB seed to find what it has;\n'
 printf '   on the wire: body bytes and requests nginx logged per run; circ'"'"'s include the pointer and\n'
@@ -320,6 +337,7 @@ result disk_upd_requests "$upd_req"
 result disk_upd_wire_bytes "$upd_bytes_log"
 result disk_upd_wire_requests "$upd_req_log"
 result disk_upd_casync_bytes "$casu_bytes"
+result disk_upd_f1_wire_bytes "$f1_bytes"
 result disk_upd_casync_requests "$casu_req"
 
 # === 4. overlay writes =======================================================

@@ -61,6 +61,7 @@ say "test images (cached in $BENCH_CACHE)"
 "$root/bench/hv.sh" "$build"
 "$root/bench/migrate.sh"
 "$root/bench/lab.sh"
+"$root/bench/kiosk.sh"
 
 section "summary"
 g() { get "$1"; }
@@ -92,7 +93,7 @@ if [ -z "$(g disk_skipped)" ]; then
 	sum "disk: warm rand read 4K" \
 		"circ $(calc "$(g disk_rand_circ_iops)" 0) IOPS   raw $(calc "$(g disk_rand_raw_iops)" 0) IOPS   ratio $(ratio "$(g disk_rand_circ_iops)" "$(g disk_rand_raw_iops)")   (O_DIRECT: ratio $(ratio "$(g disk_randd_circ_iops)" "$(g disk_randd_raw_iops)"))"
 	sum "disk: update v1 -> v2" \
-		"circ $(s disk_upd_s) s, $(human "$(g disk_upd_wire_bytes)") in $(g disk_upd_wire_requests) req   casync --seed $(s disk_upd_casync_s) s, $(human "$(g disk_upd_casync_bytes)") in $(g disk_upd_casync_requests) req   ratio $(ratio "$(g disk_upd_s)" "$(g disk_upd_casync_s)") s, $(ratio "$(g disk_upd_wire_bytes)" "$(g disk_upd_casync_bytes)") bytes"
+		"circ $(s disk_upd_s) s, $(human "$(g disk_upd_wire_bytes)") in $(g disk_upd_wire_requests) req   casync --seed $(s disk_upd_casync_s) s, $(human "$(g disk_upd_casync_bytes)") in $(g disk_upd_casync_requests) req   ratio $(ratio "$(g disk_upd_s)" "$(g disk_upd_casync_s)") s, $(ratio "$(g disk_upd_wire_bytes)" "$(g disk_upd_casync_bytes)") bytes   (manifest format 1: $(human "$(g disk_upd_f1_wire_bytes)"), ratio $(ratio "$(g disk_upd_wire_bytes)" "$(g disk_upd_f1_wire_bytes)"))"
 	sum "disk: overlay rand write 4K" \
 		"circ $(calc "$(g disk_write_circ_iops)" 0) IOPS   raw $(calc "$(g disk_write_raw_iops)" 0) IOPS   ratio $(ratio "$(g disk_write_circ_iops)" "$(g disk_write_raw_iops)")   (fsync every 64)"
 else
@@ -134,6 +135,12 @@ if [ -z "$(g lab_skipped)" ]; then
 		"direct $(lr lab_direct_bytes)   two peers $(lr lab_peers_bytes)   squid $(if [ -z "$(g lab_squid_skipped)" ]; then lr lab_squid_bytes; else echo skipped; fi)   ratio to one machine's $(human "$(g lab_one_bytes)"), goal 1.1"
 else
 	sum "lab mirrors" "skipped: $(g lab_skipped)"
+fi
+if [ -z "$(g kiosk_skipped)" ]; then
+	sum "kiosk: cold boot (QEMU TCG)" \
+		"boot kit from the repo $(s kiosk_kit_s) s   local kernel files $(s kiosk_local_s) s   ratio $(ratio "$(g kiosk_kit_s)" "$(g kiosk_local_s)")   (median of 3)"
+else
+	sum "kiosk boot" "skipped: $(g kiosk_skipped)"
 fi
 sum "virtio-blk model, 4K reads" \
 	"depth 1: $(calc "$(g vblk_dev_mem_qd1_rps) / 1e6" 2) M/s   memcpy $(calc "$(g vblk_memcpy_qd1_rps) / 1e6" 2) M/s   ratio $(ratio "$(g vblk_dev_mem_qd1_rps)" "$(g vblk_memcpy_qd1_rps)")   (depth 32: ratio $(ratio "$(g vblk_dev_mem_qd32_rps)" "$(g vblk_memcpy_qd32_rps)"); tmpfs file vs pread: ratio $(ratio "$(g vblk_dev_file_qd1_rps)" "$(g vblk_pread_qd1_rps)"))"
