@@ -62,10 +62,10 @@ static const char usage[] =
     "  --cpus N             vCPUs (default 1)\n"
     "  --stats              print VM exit counts and device statistics at the end\n" CLI_NET_HELP
     "\n"
-    "Exit status: 0 the guest powered off, 3 it rebooted (hv), 4 left with Ctrl-A x,\n"
+    "Exit status: 0 the guest powered off, 3 it rebooted, 4 left with Ctrl-A x,\n"
     "1 an error (no /dev/kvm, a bad kernel, a triple fault: with a register dump),\n"
     "2 a usage error, 128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP: the VM is\n"
-    "stopped and its disks unmounted first). Under qemu, a reboot also exits 0.\n";
+    "stopped and its disks unmounted first); the same on both VMMs.\n";
 
 static int parse_disk(const struct cli *cli, struct vm_opts *o, const char *arg, bool is_file)
 {

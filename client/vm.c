@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -163,10 +165,68 @@ static int spawn_wait(char *const argv[])
 }
 
 /*
+ * QEMU's monitor (QMP), read only for why the VM ends: its exit status is 0
+ * for a power-off, a reboot (-no-reboot) and Ctrl-A x alike, and circ run's
+ * statuses tell them apart, as under hv.
+ */
+struct qmp {
+	const char *path;
+	int fd;
+	char buf[8192];
+	size_t len;
+	char reason[32]; /* of the SHUTDOWN event: guest-shutdown, guest-reset, host-ui... */
+};
+
+static void qmp_poll(struct qmp *q)
+{
+	ssize_t n;
+
+	if (q->fd < 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		static const char hello[] = "{\"execute\": \"qmp_capabilities\"}\n";
+
+		if (strlen(q->path) >= sizeof(sa.sun_path))
+			return;
+		memcpy(sa.sun_path, q->path, strlen(q->path) + 1);
+		q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (q->fd >= 0 && connect(q->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			close(q->fd);
+			q->fd = -1;
+			return;
+		}
+		/* Events flow once capabilities are negotiated. */
+		if (q->fd >= 0 && write(q->fd, hello, sizeof(hello) - 1) < 0) {
+			close(q->fd);
+			q->fd = -1;
+		}
+		return;
+	}
+	while ((n = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len)) > 0) {
+		char *nl;
+
+		q->len += (size_t)n;
+		q->buf[q->len] = '\0';
+		while ((nl = strchr(q->buf, '\n'))) {
+			char *r;
+
+			*nl = '\0';
+			if (strstr(q->buf, "\"SHUTDOWN\"") && (r = strstr(q->buf, "\"reason\": \""))) {
+				r += strlen("\"reason\": \"");
+				snprintf(q->reason, sizeof(q->reason), "%.*s", (int)strcspn(r, "\""), r);
+			}
+			q->len -= (size_t)(nl + 1 - q->buf);
+			memmove(q->buf, nl + 1, q->len + 1);
+		}
+		if (q->len == sizeof(q->buf) - 1)
+			q->len = 0; /* a line too long to matter: dropped */
+	}
+}
+
+/*
  * Waits for the VM, which ends by itself or, when a stop signal comes, by
  * SIGTERM (SIGKILL if it lingers). *stopped_by: that signal, or 0.
  */
-static int supervise(pid_t vm, int *stopped_by)
+static int supervise(pid_t vm, struct qmp *q, int *stopped_by)
 {
 	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
 	int status, ticks_since_term = 0;
@@ -178,6 +238,7 @@ static int supervise(pid_t vm, int *stopped_by)
 		pid_t w = waitpid(vm, &status, WNOHANG);
 		int sig;
 
+		qmp_poll(q);
 		if (w == vm)
 			return exit_status(status);
 		if (w < 0 && errno != EINTR)
@@ -281,12 +342,20 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	char tmpl[] = RUN_DIR_PREFIX "XXXXXX";
 	const char *base = NULL;
 	sigset_t pending;
+	char qmp_path[64], qmp_arg[96];
+	struct qmp monitor = { .path = qmp_path, .fd = -1 };
 	size_t n = 0;
 	int rc = 1, q;
 
 	/* From here a stop signal is handled, never fatal: mounts come down first. */
 	stop_signals(&stops);
 	sigprocmask(SIG_BLOCK, &stops, &old_mask);
+	if (!(base = make_run_dir(tmpl))) {
+		rc = cli_fail(cli, "cannot make %s: %s", tmpl, strerror(errno));
+		goto out;
+	}
+	snprintf(qmp_path, sizeof(qmp_path), "%s/qmp", base);
+	snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", qmp_path);
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(o->mem >> 20));
 	snprintf(cpus, sizeof(cpus), "%u", o->cpus);
 	if (asprintf(&append, "console=ttyS0 %s", o->append ? o->append : "") < 0) {
@@ -300,10 +369,6 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		char *dir = NULL;
 
 		if (!d->is_file) {
-			if (!base && !(base = make_run_dir(tmpl))) {
-				rc = cli_fail(cli, "cannot make %s: %s", tmpl, strerror(errno));
-				goto out;
-			}
 			vm_clean_up_after_dead_run(state, d->name);
 			if (asprintf(&dir, "%s/%zu", base, i) < 0)
 				dir = NULL;
@@ -333,6 +398,8 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	argv[n++] = "qemu-system-x86_64";
 	argv[n++] = "-nographic";
 	argv[n++] = "-no-reboot";
+	argv[n++] = "-qmp";
+	argv[n++] = qmp_arg;
 	argv[n++] = "-accel";
 	argv[n++] = kvm_fast ? "kvm" : "tcg";
 	argv[n++] = "-m";
@@ -360,11 +427,15 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		goto out;
 	}
 	vm = spawn(argv, true);
-	q = vm < 0 ? -1 : supervise(vm, &stopped_by);
+	q = vm < 0 ? -1 : supervise(vm, &monitor, &stopped_by);
 	if (q == 127 || q < 0)
 		rc = cli_fail(cli, "cannot run qemu-system-x86_64 (is qemu-system-x86 installed?)");
 	else if (q != 0 && !stopped_by)
 		rc = cli_fail(cli, "qemu-system-x86_64 exited with status %d", q);
+	else if (strcmp(monitor.reason, "host-ui") == 0)
+		rc = EXIT_STOPPED; /* Ctrl-A x */
+	else if (strcmp(monitor.reason, "guest-reset") == 0)
+		rc = EXIT_REBOOT;
 	else
 		rc = 0;
 out:
@@ -377,11 +448,14 @@ out:
 		free(mounts[i]);
 		free(drives[i]);
 	}
+	if (monitor.fd >= 0)
+		close(monitor.fd);
 	if (base) {
 		char own[64];
 
 		snprintf(own, sizeof(own), "%s/owner", base);
 		unlink(own);
+		unlink(qmp_path);
 		rmdir(base);
 	}
 	free(append);

@@ -11,7 +11,10 @@ kiosk_setup() {
 	local kit=()
 	need_fuse
 	need_images
-	[ "${1:-}" != kit ] || kit=(--kernel "$IMAGES/kit/vmlinuz" --initrd "$IMAGES/kit/initrd.img"
+	# The kit's files under this test's directory, so that its QEMU is told from others'.
+	cp "$IMAGES/kit/vmlinuz" "$IMAGES/kit/initrd.img" "$T_DIR/"
+	KERNEL=$T_DIR/vmlinuz INITRD=$T_DIR/initrd.img
+	[ "${1:-}" != kit ] || kit=(--kernel "$KERNEL" --initrd "$INITRD"
 		--cmdline "quiet root=/dev/vda circ.test=check")
 	"$CIRC" keygen k >/dev/null
 	"$CIRC" publish --repo repo --key k.key --name bb "${kit[@]}" "$IMAGES/busybox.img" \
@@ -28,6 +31,9 @@ run_bg() {
 	mkfifo console
 	"$CIRC" --state st run --vmm qemu --mem 256M "$@" <console >"$out" 2>&1 &
 	RUN_PID=$!
+	# A watchdog, not a wait: a run that hangs fails the case instead of the suite.
+	(sleep 240 && kill -9 $RUN_PID 2>/dev/null) &
+	T_PIDS+=($!)
 	exec 3>console
 }
 
@@ -46,7 +52,7 @@ test_signals_stop_everything() {
 	kiosk_setup
 	"$CIRC" --state st pull "$URL" bb --key k.pub >/dev/null || die "pull"
 	for sig in TERM INT HUP; do
-		run_bg out --kernel "$IMAGES/kit/vmlinuz" --initrd "$IMAGES/kit/initrd.img" \
+		run_bg out --kernel "$KERNEL" --initrd "$INITRD" \
 			--append "quiet root=/dev/vda" --disk bb
 		wait_for out "poweroff stops the machine"
 		kill -$sig $RUN_PID
@@ -55,12 +61,35 @@ test_signals_stop_everything() {
 		exec 3>&-
 		[ $rc -gt 128 ] || die "SIG$sig: circ run exited $rc"
 		grep -q "stopped by" out || die "SIG$sig: no message: $(tail -n 2 out)"
-		pgrep -f "qemu-system-x86_64.*circ-run" >/dev/null && die "SIG$sig left QEMU running"
-		grep -q "circ-run" /proc/mounts && die "SIG$sig left a FUSE mount"
+		pgrep -f "qemu-system-x86_64.*$T_DIR" >/dev/null && die "SIG$sig left QEMU running"
+		[ ! -e st/disks/bb/mountpoint ] || die "SIG$sig left a FUSE mount"
 		mkdir -p mnt
 		"$CIRC" --state st mount bb mnt >/dev/null 2>&1 || die "the disk is still in use"
 		"$CIRC" --state st umount mnt
 	done
+	true
+}
+
+test_exit_statuses_under_qemu() {
+	kiosk_setup
+	"$CIRC" --state st pull "$URL" bb --key k.pub >/dev/null || die "pull"
+	# (Ctrl-A x is QEMU's "host-ui" shutdown, exit 4; a fifo cannot type it: QEMU
+	# takes its escape only from a terminal.)
+	for how in reboot poweroff; do
+		run_bg out --kernel "$KERNEL" --initrd "$INITRD" \
+			--append "quiet root=/dev/vda" --disk bb
+		wait_for out "poweroff stops the machine"
+		case $how in
+		reboot) printf 'reboot -f\n' >&3 ;;
+		poweroff) printf 'poweroff\n' >&3 ;;
+		esac
+		wait $RUN_PID
+		rc=$?
+		exec 3>&-
+		want=$(case $how in reboot) echo 3 ;; *) echo 0 ;; esac)
+		[ $rc = "$want" ] || die "$how: circ run exited $rc, not $want: $(tail -n 3 out)"
+	done
+	[ ! -e st/disks/bb/mountpoint ] || die "a mount is left"
 	true
 }
 
@@ -72,17 +101,17 @@ test_killed_run_is_cleaned_up() {
 	wait $RUN_PID 2>/dev/null
 	exec 3>&-
 	for i in $(seq 1 100); do
-		pgrep -f "qemu-system-x86_64.*circ-run" >/dev/null || break
+		pgrep -f "qemu-system-x86_64.*$T_DIR" >/dev/null || break
 		sleep 0.1
 	done
-	pgrep -f "qemu-system-x86_64.*circ-run" >/dev/null && die "QEMU outlived its run"
+	pgrep -f "qemu-system-x86_64.*$T_DIR" >/dev/null && die "QEMU outlived its run"
 	expect_fail 1 "in use: mounted at /tmp/circ-run.* by process [0-9]+" \
 		"$CIRC" --state st update bb
 	# The next run (a kiosk's, as systemd would start it) takes the dead run's mount down.
 	timeout 180 "$CIRC" --state st run --vmm qemu --mem 256M "$URL" bb --key k.pub \
 		</dev/null >out2 2>&1 || die "the next run failed: $(tail -n 3 out2)"
 	grep -q "left by a run that died" out2 || die "the next run did not say it cleaned up"
-	grep -q "circ-run" /proc/mounts && die "a mount is left"
+	[ ! -e st/disks/bb/mountpoint ] || die "a mount is left"
 	true
 }
 
@@ -99,7 +128,7 @@ test_bad_kernel_refused_before_mounting() {
 			"$CIRC" --state st run --vmm $vmm --kernel notakernel --disk t
 		expect_fail 1 "kernel missing" "$CIRC" --state st run --vmm $vmm --kernel missing --disk t
 	done
-	grep -q "circ-run" /proc/mounts && die "a refused run mounted something"
+	[ ! -e st/disks/t/mountpoint ] || die "a refused run mounted something"
 	expect_fail 2 "nothing to boot" "$CIRC" --state st run --vmm qemu
 	true
 }
@@ -261,6 +290,8 @@ t_case "circ remote moves a disk to another server without pulling again" \
 	test_remote_moves_a_disk
 t_case "SIGTERM, SIGINT and SIGHUP stop QEMU and unmount; the disk is free" \
 	test_signals_stop_everything
+t_case "under QEMU too: power-off exits 0, a reboot 3 (QEMU's monitor says which)" \
+	test_exit_statuses_under_qemu
 t_case "a run killed with -9: QEMU goes with it, the next run unmounts what it left" \
 	test_killed_run_is_cleaned_up
 t_case "the kiosk unit passes systemd-analyze verify" test_kiosk_unit_verifies
