@@ -32,7 +32,8 @@ run_bg() {
 	"$CIRC" --state st run --vmm qemu --mem 256M "$@" <console >"$out" 2>&1 &
 	RUN_PID=$!
 	# A watchdog, not a wait: a run that hangs fails the case instead of the suite.
-	(sleep 240 && kill -9 $RUN_PID 2>/dev/null) &
+	# Its output goes nowhere: it must not hold the case's output open while it sleeps.
+	(exec >/dev/null 2>&1 </dev/null; sleep 240 && kill -9 $RUN_PID) &
 	T_PIDS+=($!)
 	exec 3>console
 }
