@@ -177,3 +177,12 @@ need_images() {
 		die "busybox.sh failed: $(tail -n 1 img.err)"
 	KERNEL_RELEASE=$(cat "$IMAGES/kit/kernel.release")
 }
+
+# flip_byte FILE OFFSET: inverts one byte of FILE in place (always a change,
+# unlike writing a constant that may already be there).
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+	[ -n "$b" ] || die "flip_byte: $1 has no byte $2"
+	printf "\\$(printf '%03o' $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

@@ -195,7 +195,7 @@ test_kiosk_offline() {
 	"$CIRC" --state never pull "$URL" bb --key k.pub >/dev/null || die "pull (never fetched)"
 	# A server that answers wrongly is not "offline": nothing boots on its word.
 	cp repo/images/bb/latest latest.good
-	printf 'X' | dd of=repo/images/bb/latest bs=1 seek=100 conv=notrunc status=none
+	flip_byte repo/images/bb/latest 100
 	expect_fail 1 "signed by|signature|damaged" "$CIRC" --state st run bb --vmm qemu
 	grep -q '"offline":true' st/disks/bb/boots 2>/dev/null && die "a bad pointer was taken for offline"
 	cp latest.good repo/images/bb/latest

@@ -321,7 +321,7 @@ test_hostile_server() {
 	# A tampered layer: the checkout is refused and changes nothing.
 	layer=repo/users/alice/home/1.layer
 	cp $layer layer.good
-	printf '\x01' | dd of=$layer bs=1 seek=300 conv=notrunc status=none
+	flip_byte $layer 300
 	expect_fail 1 "not the layer the head names" "$CIRC" --state B checkout "$URL" home --user alice
 	head -c 200 layer.good >$layer
 	expect_fail 1 "not the layer the head names" "$CIRC" --state B checkout "$URL" home --user alice
