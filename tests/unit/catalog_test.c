@@ -9,23 +9,6 @@
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 
-static struct key *signer, *signer_pub, *stranger, *stranger_pub;
-
-static void keys_setup(void)
-{
-	test_keypair("signer", &signer, &signer_pub);
-	test_keypair("stranger", &stranger, &stranger_pub);
-}
-
-static void keys_teardown(void)
-{
-	key_free(signer);
-	key_free(signer_pub);
-	key_free(stranger);
-	key_free(stranger_pub);
-	signer = signer_pub = stranger = stranger_pub = NULL;
-}
-
 static void entry(struct catalog *c, const char *name, uint64_t version, uint64_t kernel,
                   uint64_t initrd, const char *desc)
 {
@@ -307,7 +290,7 @@ Suite *catalog_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_scratch(tc);
-	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
+	tcase_add_checked_fixture(tc, test_keys_setup, test_keys_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_tampered);

@@ -11,7 +11,6 @@
 #define CREATED 1700000000u
 #define EXPIRES (CREATED + 86400u)
 
-static struct key *signer, *signer_pub, *stranger, *stranger_pub;
 static struct repo *repo;
 
 static void publish(const char *name, uint64_t version, uint64_t created, struct key *k,

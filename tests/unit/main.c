@@ -33,6 +33,7 @@ int main(void)
 	srunner_add_suite(sr, ukey_suite());
 	srunner_add_suite(sr, ulayer_suite());
 	srunner_add_suite(sr, format2_suite());
+	srunner_add_suite(sr, format2_image_suite());
 	srunner_add_suite(sr, catalog_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -30,23 +30,6 @@
 #define OFF_NAME       MANIFEST_HEADER_LEN
 #define OFF_PREFETCH   (OFF_NAME + 16 + 6 * BLOCK_ID_LEN)
 
-static struct key *signer, *signer_pub, *stranger, *stranger_pub;
-
-static void keys_setup(void)
-{
-	test_keypair("signer", &signer, &signer_pub);
-	test_keypair("stranger", &stranger, &stranger_pub);
-}
-
-static void keys_teardown(void)
-{
-	key_free(signer);
-	key_free(signer_pub);
-	key_free(stranger);
-	key_free(stranger_pub);
-	signer = signer_pub = stranger = stranger_pub = NULL;
-}
-
 /* Every field set, zero blocks among real ones, a prefetch list. */
 static void sample(struct manifest *m)
 {
@@ -528,7 +511,7 @@ Suite *manifest_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_scratch(tc);
-	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
+	tcase_add_checked_fixture(tc, test_keys_setup, test_keys_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_init);
 	tcase_add_test(tc, test_init_rejects);

@@ -21,23 +21,6 @@
 #define OFF_KEY_ID     80
 #define OFF_NAME       POINTER_HEADER_LEN
 
-static struct key *signer, *signer_pub, *stranger, *stranger_pub;
-
-static void keys_setup(void)
-{
-	test_keypair("signer", &signer, &signer_pub);
-	test_keypair("stranger", &stranger, &stranger_pub);
-}
-
-static void keys_teardown(void)
-{
-	key_free(signer);
-	key_free(signer_pub);
-	key_free(stranger);
-	key_free(stranger_pub);
-	signer = signer_pub = stranger = stranger_pub = NULL;
-}
-
 static void sample(struct pointer *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -278,7 +261,7 @@ Suite *pointer_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_scratch(tc);
-	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
+	tcase_add_checked_fixture(tc, test_keys_setup, test_keys_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_encode_rejects_bad_name);

@@ -31,6 +31,7 @@ Suite *objects_suite(void);
 Suite *ukey_suite(void);
 Suite *ulayer_suite(void);
 Suite *format2_suite(void);
+Suite *format2_image_suite(void);
 Suite *catalog_suite(void);
 
 #endif

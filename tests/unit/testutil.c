@@ -139,3 +139,20 @@ void test_keypair(const char *name, struct key **priv, struct key **pub)
 	ck_assert(snprintf(path, sizeof(path), "%s.pub", prefix) < (int)sizeof(path));
 	ck_assert_msg(key_load_public(path, pub, &err) == 0, "%s", err.msg);
 }
+
+struct key *signer, *signer_pub, *stranger, *stranger_pub;
+
+void test_keys_setup(void)
+{
+	test_keypair("signer", &signer, &signer_pub);
+	test_keypair("stranger", &stranger, &stranger_pub);
+}
+
+void test_keys_teardown(void)
+{
+	key_free(signer);
+	key_free(signer_pub);
+	key_free(stranger);
+	key_free(stranger_pub);
+	signer = signer_pub = stranger = stranger_pub = NULL;
+}

@@ -35,6 +35,15 @@ void make_dirs(const char *path);
 /* Generates test_dir()/name.{key,pub} and loads both halves. */
 void test_keypair(const char *name, struct key **priv, struct key **pub);
 
+/*
+ * The keys the signed-format suites use: a publisher's ("signer") and
+ * another's ("stranger"), made by test_keys_setup, a checked fixture, after
+ * the scratch directory's.
+ */
+extern struct key *signer, *signer_pub, *stranger, *stranger_pub;
+void test_keys_setup(void);
+void test_keys_teardown(void);
+
 /* Deterministic bytes that zstd cannot shrink much, different per seed. */
 void fill_random(void *p, size_t len, uint64_t seed);
 
