@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The publisher's part in the catalog (docs/format.md): for publish.c only. */
+#ifndef CIRC_PUBLISH_CATALOG_H
+#define CIRC_PUBLISH_CATALOG_H
+
+#include <stdint.h>
+
+#include "blockfs/buf.h"
+#include "blockfs/err.h"
+#include "blockfs/repo.h"
+#include "client/publish.h"
+#include "vdisk/key.h"
+#include "vdisk/manifest.h"
+
+/*
+ * The repo's catalog with this version in it, encoded and signed: the new
+ * manifest and pointer (not written yet) for this image, every other image
+ * as the repo holds it. An image that does not read is left out (counted in
+ * res) rather than holding up the publish.
+ */
+int publish_make_catalog(struct repo *repo, const char *repo_dir, const struct manifest *m,
+                         const struct pointer *pt, const struct key *key, uint64_t now,
+                         struct buf *out, struct publish_result *res, struct circ_err *err);
+
+#endif
