@@ -87,34 +87,6 @@ static int parse_disk(const struct cli *cli, struct vm_opts *o, const char *arg,
 	return 0;
 }
 
-static void stop_signals_block(sigset_t *old)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, old);
-}
-
-/* A stop signal that came while they were blocked (0 if none), taken. */
-static int stop_signals_take(void)
-{
-	struct timespec now = { 0 };
-	sigset_t set;
-	int sig, first = 0;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	while ((sig = sigtimedwait(&set, NULL, &now)) > 0)
-		if (!first)
-			first = sig;
-	return first;
-}
-
 /* The kiosk's disk is /dev/vda: before any --disk. */
 static int insert_first_disk(const struct cli *cli, struct vm_opts *o, const char *disk)
 {
@@ -323,7 +295,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 			                 .n_extra = o.net.n_mirrors,
 			                 .timeout_ms = o.net.timeout_ms };
 		/* Blocking the stop signals until the boot is recorded (and reset). */
-		stop_signals_block(&old_mask);
+		vm_stop_signals_block(&old_mask);
 		masked = true;
 		/* A run killed with -9 left the disk mounted: that is no reason not to boot. */
 		vm_clean_up_after_dead_run(state, kiosk);
@@ -386,14 +358,14 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 			sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		rc = vm_run_hv(cli, &o, state);
 		if (masked)
-			stop_signals_block(NULL);
+			vm_stop_signals_block(NULL);
 	} else {
 		rc = vm_run_qemu(cli, &o, state, ips >= HARDWARE_SPEED_IPS);
 	}
 	if (kiosk)
 		rc = after_kiosk_boot(cli, state, kiosk, reset, &o, &bk, &kr, rc);
 	if (masked) {
-		int sig = stop_signals_take();
+		int sig = vm_stop_signals_take();
 
 		if (sig && rc <= 128)
 			rc = 128 + sig;

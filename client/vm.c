@@ -126,6 +126,27 @@ static void stop_signals(sigset_t *set)
 	sigaddset(set, SIGHUP);
 }
 
+void vm_stop_signals_block(sigset_t *old)
+{
+	sigset_t set;
+
+	stop_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+int vm_stop_signals_take(void)
+{
+	struct timespec now = { 0 };
+	sigset_t set;
+	int sig, first = 0;
+
+	stop_signals(&set);
+	while ((sig = sigtimedwait(&set, NULL, &now)) > 0)
+		if (!first)
+			first = sig;
+	return first;
+}
+
 /*
  * Starts argv with the signals this process blocks unblocked and, since a
  * VM must not outlive the run that owns it (kill -9 included), with a
@@ -210,9 +231,11 @@ static void qmp_poll(struct qmp *q)
 			char *r;
 
 			*nl = '\0';
-			if (strstr(q->buf, "\"SHUTDOWN\"") && (r = strstr(q->buf, "\"reason\": \""))) {
+			if (strstr(q->buf, "\"SHUTDOWN\"") &&
+			    (r = strstr(q->buf, "\"reason\": \""))) {
 				r += strlen("\"reason\": \"");
-				snprintf(q->reason, sizeof(q->reason), "%.*s", (int)strcspn(r, "\""), r);
+				snprintf(q->reason, sizeof(q->reason), "%.*s",
+				         (int)strcspn(r, "\""), r);
 			}
 			q->len -= (size_t)(nl + 1 - q->buf);
 			memmove(q->buf, nl + 1, q->len + 1);
@@ -466,12 +489,10 @@ out:
 	}
 	/* A second stop signal, or one after the VM ended, is taken here, not fatal later. */
 	{
-		struct timespec now = { 0 };
-		int sig;
+		int sig = vm_stop_signals_take();
 
-		while ((sig = sigtimedwait(&stops, NULL, &now)) > 0)
-			if (!stopped_by)
-				rc = 128 + sig;
+		if (sig && !stopped_by)
+			rc = 128 + sig;
 	}
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;

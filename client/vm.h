@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "client/cli.h"
@@ -49,5 +50,13 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
  * if DISK is still mounted by a run whose process is gone, unmounts it.
  */
 void vm_clean_up_after_dead_run(const char *state, const char *disk);
+
+/*
+ * The stop signals (SIGINT, SIGTERM, SIGHUP), blocked so that they are
+ * handled, never fatal, while a run owns mounts or has a boot to record;
+ * and the first that came meanwhile (0 if none), taken.
+ */
+void vm_stop_signals_block(sigset_t *old);
+int vm_stop_signals_take(void);
 
 #endif
