@@ -60,7 +60,6 @@ for r in 1 2 3; do
 		if [ $how = kit ]; then kit+=("$(calc "$t1 - $t0" 3)"); else local_files+=("$(calc "$t1 - $t0" 3)"); fi
 	done
 done
-median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 k=$(median "${kit[@]}")
 l=$(median "${local_files[@]}")
 line "cold boot to power-off" "boot kit" "$k s" "local files" "$l s" "$(ratio "$k" "$l")"

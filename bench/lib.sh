@@ -141,6 +141,9 @@ tally() {
 	TXT[$key]="$(calc "${ms% *}" 2) s ±$(calc "${ms#* }" 2)"
 }
 
+# median VALUE...: the middle value (the lower middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+
 # meansd VALUE...: "MEAN STDDEV" (sample standard deviation, 0 for one value).
 meansd() {
 	printf '%s\n' "$@" | awk '{ v[NR] = $1; s += $1 }

@@ -124,7 +124,6 @@ fuse_umount A "$W/fuse"
 snapshot A before.raw
 casync make --store="$W/castore" before.caibx before.raw >/dev/null 2>&1
 
-median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 
 # One session of MIB and its check-ins, timed; sets up, meta, goal, circ_s,
 # naive_s, cas_s and cas_bytes. The disk's bytes before it are in before.raw.
