@@ -408,29 +408,8 @@ static void clean_dir(int dirfd, const char *sub)
 	closedir(d);
 }
 
-/* The root's own temporaries (the catalog's), not what lies below it. */
-static void clean_root(int dirfd)
-{
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct dirent *de;
-	DIR *d;
-
-	if (fd < 0)
-		return;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
-			unlinkat(fd, de->d_name, 0);
-	closedir(d);
-}
-
 void repo_clean_temporaries(struct repo *r)
 {
-	clean_root(r->dirfd);
 	clean_dir(r->dirfd, "blocks");
 	clean_dir(r->dirfd, "images");
 }

@@ -77,10 +77,7 @@ int repo_sync(struct repo *r, struct circ_err *err);
 /* Writes a small file durably: temporary name, fsync, rename, fsync of the directory. */
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
                     struct circ_err *err);
-/*
- * Removes temporary files a crashed publisher left behind: at the root (the
- * catalog's) and under blocks/ and images/; users/ is the server's.
- */
+/* Removes temporary files a crashed publisher left behind. */
 void repo_clean_temporaries(struct repo *r);
 
 #endif

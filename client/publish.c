@@ -602,6 +602,7 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	if (repo_open_dir(opts->repo_dir, true, &repo, err) || repo_lock(repo, err))
 		goto out;
 	repo_clean_temporaries(repo);
+	publish_clean_root_temporaries(opts->repo_dir);
 	if (next_version(repo, key, opts->name, &m.version, &m.parent, &ppt, err))
 		goto out;
 	if (m.parent && image_load_manifest(repo, key, &ppt, 0, &parent, NULL, err)) {

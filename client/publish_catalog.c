@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vdisk/catalog.h"
 
@@ -128,4 +130,17 @@ out:
 	free(path);
 	catalog_release(&c);
 	return ret;
+}
+
+void publish_clean_root_temporaries(const char *repo_dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(repo_dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, ".tmp-", 5) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
 }

@@ -22,4 +22,10 @@ int publish_make_catalog(struct repo *repo, const char *repo_dir, const struct m
                          const struct pointer *pt, const struct key *key, uint64_t now,
                          struct buf *out, struct publish_result *res, struct circ_err *err);
 
+/*
+ * The catalog's temporaries land in the repo's root, which
+ * repo_clean_temporaries does not look at: what a crash left there goes here.
+ */
+void publish_clean_root_temporaries(const char *repo_dir);
+
 #endif
