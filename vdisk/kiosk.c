@@ -13,6 +13,7 @@
 
 #include "blockfs/buf.h"
 #include "blockfs/file.h"
+#include "blockfs/json.h"
 #include "vdisk/disk.h"
 #include "vdisk/hoard.h"
 #include "vdisk/image.h"
@@ -186,66 +187,30 @@ int kiosk_prepare(const char *state, const char *disk, const struct kiosk_option
 	return check_all_here(state, disk, o, res, &uerr, err);
 }
 
-/* Appends s to b as a JSON string. */
-static int json_string(struct buf *b, const char *s)
-{
-	char esc[8];
-	int rc = buf_append(b, "\"", 1);
-
-	for (; !rc && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			rc = buf_append(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			rc = buf_append(b, esc, 6);
-		} else {
-			rc = buf_append(b, s, 1);
-		}
-	}
-	return rc || buf_append(b, "\"", 1);
-}
-
-static int json_hex(struct buf *b, const char *key, const uint8_t sha[32], bool have)
-{
-	char text[96];
-	int n = snprintf(text, sizeof(text), ",\"%s\":", key);
-
-	if (!have)
-		return buf_append(b, text, (size_t)n) || buf_append(b, "null", 4);
-	n += snprintf(text + n, sizeof(text) - (size_t)n, "\"");
-	for (size_t i = 0; i < 32; i++)
-		n += snprintf(text + n, sizeof(text) - (size_t)n, "%02x", sha[i]);
-	n += snprintf(text + n, sizeof(text) - (size_t)n, "\"");
-	return buf_append(b, text, (size_t)n);
-}
-
 int bootlog_append(const char *state, const char *disk, const struct boot_record *r,
                    struct circ_err *err)
 {
 	static const uint8_t zero[32];
 	struct buf b = { 0 };
-	char head[128], *path = NULL, *dir = state_disk_dir(state, disk);
-	int fd = -1, rc = -1, n;
+	struct json j;
+	char *path = NULL, *dir = state_disk_dir(state, disk);
+	int fd = -1, rc = -1;
 
-	n = snprintf(head, sizeof(head), "{\"time\":%" PRIu64 ",\"image\":", r->time);
-	if (!dir || asprintf(&path, "%s/boots", dir) < 0 || buf_append(&b, head, (size_t)n) ||
-	    json_string(&b, r->image) ||
-	    (n = snprintf(head, sizeof(head), ",\"version\":%" PRIu64, r->version),
-	     buf_append(&b, head, (size_t)n)) ||
-	    json_hex(&b, "manifest_sha256", r->manifest_sha256,
-	             memcmp(r->manifest_sha256, zero, 32) != 0) ||
-	    json_hex(&b, "kernel_sha256", r->kernel_sha256, r->have_kernel) ||
-	    json_hex(&b, "initrd_sha256", r->initrd_sha256, r->have_initrd) ||
-	    buf_append(&b, ",\"cmdline\":", 11) || json_string(&b, r->cmdline ? r->cmdline : "") ||
-	    buf_append(&b, ",\"vmm\":", 7) || json_string(&b, r->vmm) ||
-	    (n = snprintf(head, sizeof(head),
-	                  ",\"offline\":%s,\"outcome\":", r->offline ? "true" : "false"),
-	     buf_append(&b, head, (size_t)n)) ||
-	    json_string(&b, r->outcome) || buf_append(&b, "}\n", 2)) {
+	json_init(&j, &b);
+	json_object_begin(&j, NULL);
+	json_u64(&j, "time", r->time);
+	json_str(&j, "image", r->image);
+	json_u64(&j, "version", r->version);
+	json_hex(&j, "manifest_sha256",
+	         memcmp(r->manifest_sha256, zero, 32) ? r->manifest_sha256 : NULL, 32);
+	json_hex(&j, "kernel_sha256", r->have_kernel ? r->kernel_sha256 : NULL, 32);
+	json_hex(&j, "initrd_sha256", r->have_initrd ? r->initrd_sha256 : NULL, 32);
+	json_str(&j, "cmdline", r->cmdline ? r->cmdline : "");
+	json_str(&j, "vmm", r->vmm);
+	json_bool(&j, "offline", r->offline);
+	json_str(&j, "outcome", r->outcome);
+	json_object_end(&j);
+	if (!dir || asprintf(&path, "%s/boots", dir) < 0 || json_finish(&j)) {
 		err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
