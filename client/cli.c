@@ -2,6 +2,7 @@
 #include "client/cli.h"
 
 #include "blockfs/file.h"
+#include "blockfs/json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #define OPT_STATE (OPT_LONG - 1)
+#define OPT_JSON  (OPT_LONG - 2)
 #define MAX_OPTS  64
 
 /* One of the network options: 1 if handled, 0 if not one, -1 after a usage error. */
@@ -53,6 +55,7 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 	};
+	static const struct option json = { "json", no_argument, NULL, OPT_JSON };
 	static const struct option network[] = {
 		{ "mirror", required_argument, NULL, OPT_MIRROR },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -63,8 +66,10 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
 	size_t n = 0;
 	int c;
 
-	for (; longopts && longopts[n].name && n < MAX_OPTS - 7; n++)
+	for (; longopts && longopts[n].name && n < MAX_OPTS - 8; n++)
 		all[n] = longopts[n];
+	if (cli->reports)
+		all[n++] = json;
 	if (cli->net) {
 		memcpy(all + n, network, sizeof(network));
 		n += 3;
@@ -87,6 +92,9 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
 		return cli_getopt(cli, argc, argv, shortopts, longopts);
 	case 'v':
 		cli->verbose++;
+		return cli_getopt(cli, argc, argv, shortopts, longopts);
+	case OPT_JSON:
+		cli->json = true;
 		return cli_getopt(cli, argc, argv, shortopts, longopts);
 	case 'h':
 		fputs(cli->usage, stdout);
@@ -261,4 +269,16 @@ char *cli_absolute_path(const char *path)
 		abs = NULL;
 	free(cwd);
 	return abs;
+}
+
+int cli_json_print(const struct cli *cli, struct json *j)
+{
+	int rc = json_finish(j);
+
+	if (!rc && fwrite(j->out->data, 1, j->out->len, stdout) != j->out->len)
+		rc = -EIO;
+	buf_free(j->out);
+	if (rc)
+		return cli_fail(cli, "writing the report: %s", strerror(-rc));
+	return 0;
 }

@@ -21,7 +21,16 @@ struct cli {
 	const char *usage; /* its --help text */
 	/* Set by commands that take --mirror, --timeout and --cache-size: cli_getopt fills it. */
 	struct cli_net *net;
+	/* Set by commands that report something: they take --json, which sets json. */
+	bool reports;
+	bool json;
 };
+
+#define CLI_JSON_HELP "  --json             one JSON object on stdout instead of text\n"
+
+struct json;
+/* Ends j's text and writes it to stdout; 0, or 1 after saying why (freeing j's buf). */
+int cli_json_print(const struct cli *cli, struct json *j);
 
 /* Option codes for long options without a short form start here. */
 #define OPT_LONG 0x1000

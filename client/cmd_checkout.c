@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blockfs/json.h"
 #include "client/secret.h"
 #include "vdisk/migrate.h"
 
@@ -25,7 +26,8 @@ static const char usage[] =
     "  --user USER            the user on the server\n"
     "  --version N            bring back check-in N, as a new check-in on top\n"
     "  --steal                take the lease from the machine holding it\n"
-    "  --key PUB              the base image's publisher key, if not pinned here\n" SECRET_HELP;
+    "  --key PUB              the base image's publisher key, if not pinned here\n" CLI_JSON_HELP
+        SECRET_HELP;
 
 enum {
 	OPT_USER = OPT_LONG,
@@ -53,6 +55,7 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 	int c, rc;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -93,6 +96,19 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 	if (res.stolen_from[0])
 		fprintf(stderr, "circ checkout: took the lease of %s from %s\n", argv[optind + 1],
 		        res.stolen_from);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind + 1]);
+		json_u64(&j, "version", res.version);
+		json_bool(&j, "created", res.created);
+		json_str(&j, "stolen_from", res.stolen_from[0] ? res.stolen_from : NULL);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	printf("checked out %s version %" PRIu64 "%s\n", argv[optind + 1], res.version,
 	       res.created ? " (new local disk)" : "");
 	return 0;

@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockfs/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
-    "Usage: circ config [cache-size [SIZE]]\n"
+    "Usage: circ config [cache-size [SIZE]] [--json]\n"
     "\n"
     "Shows or sets a setting of the state directory, for every command that uses\n"
     "it (mounts, runs, updates, fetches at once):\n"
@@ -18,7 +19,8 @@ static const char usage[] =
     "  cache-size SIZE   the bound of the shared block cache (K, M, G suffixes;\n"
     "                    default 4G). Whatever it says, the cache also leaves its\n"
     "                    file system 10% free, or 1 GiB if that is less.\n"
-    "                    A --cache-size option overrides it for one command.\n";
+    "                    A --cache-size option overrides it for one command.\n"
+    "\n" CLI_JSON_HELP;
 
 int cmd_config(struct cli *cli, int argc, char **argv)
 {
@@ -29,6 +31,7 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 	int c, rc = 0;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1)
 		return c == CLI_EXIT_OK ? 0 : EXIT_USAGE;
 	if (argc - optind > 2)
@@ -40,10 +43,23 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
-	if (argc - optind == 2)
+	if (argc - optind == 2) {
 		rc = state_config_set(state, STATE_CONFIG_CACHE_SIZE, v, &err);
-	else
-		printf("cache-size %" PRIu64 "\n", state_cache_bound(state, 0));
+		free(state);
+		return rc ? cli_fail_err(cli, &err) : 0;
+	}
+	v = state_cache_bound(state, 0);
 	free(state);
-	return rc ? cli_fail_err(cli, &err) : 0;
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_u64(&j, STATE_CONFIG_CACHE_SIZE, v);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
+	printf("cache-size %" PRIu64 "\n", v);
+	return 0;
 }

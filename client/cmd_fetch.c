@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blockfs/json.h"
 #include "client/progress.h"
 #include "vdisk/hoard.h"
 
@@ -18,7 +19,7 @@ static const char usage[] =
     "Interrupted, it resumes where it stopped: what is cached is not fetched again.\n"
     "DISK must not be in use. Shows progress on a terminal; prints what it fetched.\n"
     "\n"
-    "  --boot             only the boot set\n" CLI_NET_HELP;
+    "  --boot             only the boot set\n" CLI_JSON_HELP CLI_NET_HELP;
 
 enum {
 	OPT_BOOT = OPT_LONG
@@ -51,6 +52,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 
 	cli->usage = usage;
 	cli->net = &net;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -76,6 +78,20 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_bool(&j, "boot_set", boot);
+		json_u64(&j, "blocks", res.blocks);
+		json_u64(&j, "cached_before", res.already);
+		json_u64(&j, "fetched_bytes", res.fetched_bytes);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	printf("%s: %" PRIu64 " blocks, %" PRIu64 " of them cached before; fetched %" PRIu64
 	       " bytes\n",
 	       argv[optind], res.blocks, res.already, res.fetched_bytes);

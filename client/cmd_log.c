@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include "blockfs/file.h"
+#include "blockfs/json.h"
 #include "vdisk/migrate.h"
 
 static const char log_usage[] =
-    "Usage: circ log DISK [--boots]\n"
+    "Usage: circ log DISK [--boots] [--json]\n"
     "\n"
     "Lists DISK's check-ins on its server, newest first: version, time (UTC),\n"
     "the machine that made it, the bytes it uploaded and the blocks that differ\n"
@@ -23,7 +24,8 @@ static const char log_usage[] =
     "\n"
     "  --boots  DISK's boot record instead, oldest first: one JSON object a line\n"
     "           for each circ run of it (time, image, version, manifest SHA-256,\n"
-    "           kernel and initrd SHA-256, command line, VMM, offline, outcome)\n";
+    "           kernel and initrd SHA-256, command line, VMM, offline, outcome);\n"
+    "           JSON lines with or without --json\n" CLI_JSON_HELP;
 
 enum {
 	OPT_BOOTS = OPT_LONG
@@ -31,9 +33,10 @@ enum {
 
 #define BOOTS_MAX (64u << 20)
 
-static const char lease_usage[] = "Usage: circ lease DISK\n"
+static const char lease_usage[] = "Usage: circ lease DISK [--json]\n"
                                   "\n"
-                                  "Shows who holds DISK's lease on its server, and since when.\n";
+                                  "Shows who holds DISK's lease on its server, and since when.\n"
+                                  "\n" CLI_JSON_HELP;
 
 static int parse_one_disk(struct cli *cli, int argc, char **argv, const char *usage, bool *boots)
 {
@@ -42,6 +45,7 @@ static int parse_one_disk(struct cli *cli, int argc, char **argv, const char *us
 	int c;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return CLI_EXIT_OK;
@@ -59,6 +63,26 @@ static void format_time(uint64_t t, char *out, size_t n)
 	time_t tt = (time_t)t;
 
 	strftime(out, n, "%Y-%m-%d %H:%M:%S", gmtime(&tt));
+}
+
+static int add_entry(void *ctx, const struct migrate_log_entry *e)
+{
+	struct json *j = ctx;
+
+	json_object_begin(j, NULL);
+	json_u64(j, "version", e->version);
+	json_u64(j, "created", e->created);
+	json_str(j, "host", e->host);
+	json_str(j, "machine", e->machine);
+	json_u64(j, "uploaded_bytes", e->bytes_uploaded);
+	json_u64(j, "blocks", e->blocks);
+	json_str(j, "from_disk", e->origin_disk[0] ? e->origin_disk : NULL);
+	if (e->origin_disk[0])
+		json_u64(j, "from_version", e->origin_version);
+	else
+		json_null(j, "from_version");
+	json_object_end(j);
+	return 0;
 }
 
 static int print_entry(void *ctx, const struct migrate_log_entry *e)
@@ -138,6 +162,24 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 		free(state);
 		return rc ? cli_fail_err(cli, &err) : 0;
 	}
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_array_begin(&j, "checkins");
+		rc = migrate_log(state, argv[optind], NULL, add_entry, &j, &err);
+		json_array_end(&j);
+		json_object_end(&j);
+		free(state);
+		if (rc) {
+			buf_free(&b);
+			return cli_fail_err(cli, &err);
+		}
+		return cli_json_print(cli, &j);
+	}
 	printf("version\ttime (UTC)\tmachine\tuploaded\tdiffers\n");
 	rc = migrate_log(state, argv[optind], NULL, print_entry, NULL, &err);
 	free(state);
@@ -160,6 +202,24 @@ int cmd_lease(struct cli *cli, int argc, char **argv)
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_bool(&j, "held", h.held);
+		json_str(&j, "host", h.held ? h.host : NULL);
+		json_str(&j, "machine", h.held ? h.machine : NULL);
+		if (h.held)
+			json_u64(&j, "since", h.since);
+		else
+			json_null(&j, "since");
+		json_u64(&j, "version", h.version);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	if (!h.held) {
 		printf("%s: free (newest check-in %" PRIu64 ")\n", argv[optind], h.version);
 		return 0;

@@ -5,7 +5,6 @@
  */
 #include "client/cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -15,11 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/cache.h"
 #include "blockfs/file.h"
+#include "blockfs/json.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"
 #include "vdisk/catalog.h"
+#include "vdisk/inventory.h"
 #include "vdisk/state.h"
 
 static const char usage_ls[] =
@@ -37,8 +37,8 @@ static const char usage_ls[] =
     "how much of the image's non-zero blocks the local cache holds, the bytes of\n"
     "local writes, and where the disk is mounted.\n"
     "\n"
-    "  --key PUB   the publisher's Ed25519 public key (PEM) that signed the catalog\n"
-    "  --json      one JSON object instead of a table\n";
+    "  --key PUB          the publisher's Ed25519 public key (PEM) that signed the\n"
+    "                     catalog\n" CLI_JSON_HELP;
 
 static const char usage_rm[] =
     "Usage: circ rm DISK\n"
@@ -49,8 +49,7 @@ static const char usage_rm[] =
     "stays held on its server: `circ push` it first to hand it back.\n";
 
 enum {
-	OPT_KEY = OPT_LONG,
-	OPT_JSON
+	OPT_KEY = OPT_LONG
 };
 
 /* 1.5G, 300K, 12: sizes for a table (--json gives bytes). */
@@ -81,48 +80,45 @@ static void utc(uint64_t t, char out[32])
 		snprintf(out, 32, "%llu", (unsigned long long)t);
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped; UTF-8 as it is. */
-static void json_string(const char *s)
+static int print_catalog_json(const struct cli *cli, const struct catalog *c, bool verified)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
+	struct buf b = { 0 };
+	struct json j;
+	char kid[17];
+
+	json_init(&j, &b);
+	json_object_begin(&j, NULL);
+	json_object_begin(&j, "catalog");
+	key_id_short(c->key_id, kid);
+	json_u64(&j, "created", c->created);
+	json_str(&j, "key_id", kid);
+	json_bool(&j, "verified", verified);
+	json_object_end(&j);
+	json_array_begin(&j, "images");
+	for (uint32_t n = 0; n < c->n_entries; n++) {
+		const struct catalog_entry *e = &c->entries[n];
+
+		key_id_short(e->key_id, kid);
+		json_object_begin(&j, NULL);
+		json_str(&j, "name", e->name);
+		json_u64(&j, "version", e->version);
+		json_u64(&j, "image_size", e->image_size);
+		json_u64(&j, "kernel_size", e->kernel_size);
+		json_u64(&j, "initrd_size", e->initrd_size);
+		json_u64(&j, "created", e->created);
+		json_str(&j, "key_id", kid);
+		json_str(&j, "description", e->description);
+		json_object_end(&j);
 	}
-	putchar('"');
+	json_array_end(&j);
+	json_object_end(&j);
+	return cli_json_print(cli, &j);
 }
 
-static void print_catalog(const struct catalog *c, bool verified, bool json)
+static void print_catalog(const struct catalog *c)
 {
-	char kid[17], size[16], k[16], i[16], when[32], kit[40];
+	char size[16], k[16], i[16], when[32], kit[40];
 
-	key_id_short(c->key_id, kid);
-	if (json) {
-		printf("{\"catalog\":{\"created\":%llu,\"key_id\":\"%s\",\"verified\":%s},"
-		       "\"images\":[",
-		       (unsigned long long)c->created, kid, verified ? "true" : "false");
-		for (uint32_t n = 0; n < c->n_entries; n++) {
-			const struct catalog_entry *e = &c->entries[n];
-
-			key_id_short(e->key_id, kid);
-			printf("%s{\"name\":\"%s\",\"version\":%llu,\"image_size\":%llu,"
-			       "\"kernel_size\":%llu,\"initrd_size\":%llu,\"created\":%llu,"
-			       "\"key_id\":\"%s\",\"description\":",
-			       n ? "," : "", e->name, (unsigned long long)e->version,
-			       (unsigned long long)e->image_size,
-			       (unsigned long long)e->kernel_size,
-			       (unsigned long long)e->initrd_size, (unsigned long long)e->created,
-			       kid);
-			json_string(e->description);
-			putchar('}');
-		}
-		printf("]}\n");
-		return;
-	}
 	printf("%-24s %7s %8s %-15s %-19s  %s\n", "NAME", "VERSION", "SIZE", "BOOT KIT",
 	       "CREATED (UTC)", "DESCRIPTION");
 	for (uint32_t n = 0; n < c->n_entries; n++) {
@@ -180,7 +176,11 @@ static int list_remote(struct cli *cli, const char *url, const char *key_path, b
 		        "give --key PUB to check it\n",
 		        kid);
 	}
-	print_catalog(&c, pub != NULL, json);
+	if (json) {
+		ret = print_catalog_json(cli, &c, pub != NULL);
+		goto out;
+	}
+	print_catalog(&c);
 	ret = 0;
 	goto out;
 fail:
@@ -193,120 +193,55 @@ out:
 	return ret;
 }
 
-struct disk_row {
-	char name[REPO_NAME_MAX + 1];
-	struct disk_conf conf;
-	bool conf_ok;
-	bool cached_known;      /* the base's manifest was read */
-	uint64_t base_blocks;   /* its non-zero blocks */
-	uint64_t cached_blocks; /* those the cache holds */
-	struct disk_stats st;
-	char *mountpoint; /* NULL: not mounted */
-};
-
-/* How much of an image base the cache holds, from its verified local manifest. */
-static void count_cached(const char *state, const char *dir, struct cache *cache,
-                         struct disk_row *r)
+static int print_disks_json(const struct cli *cli, const struct disk_info *rows, size_t n)
 {
-	struct manifest m = { 0 };
-	struct key *pub = NULL;
-	struct circ_err err;
-
-	if (!cache || state_load_pinned_key(state, r->conf.image, &pub, &err) ||
-	    state_load_disk_manifest(dir, pub, &r->conf, &m, &err)) {
-		key_free(pub);
-		return;
-	}
-	for (uint32_t i = 0; i < m.n_blocks; i++) {
-		if (block_id_is_zero(&m.blocks[i]))
-			continue;
-		r->base_blocks++;
-		if (cache_contains(cache, &m.blocks[i]))
-			r->cached_blocks++;
-	}
-	r->cached_known = true;
-	manifest_release(&m);
-	key_free(pub);
-}
-
-static void load_disk(const char *state, const char *name, struct cache *cache, struct disk_row *r)
-{
-	char *dir = state_disk_dir(state, name), *mp = NULL;
 	struct buf b = { 0 };
-	struct circ_err err;
+	struct json j;
 
-	memset(r, 0, sizeof(*r));
-	snprintf(r->name, sizeof(r->name), "%.*s", REPO_NAME_MAX, name);
-	if (!dir)
-		return;
-	r->conf_ok = disk_conf_load(dir, &r->conf, &err) == 0;
-	if (r->conf_ok && !r->conf.blank)
-		count_cached(state, dir, cache, r);
-	disk_stats_load(dir, &r->st);
-	/* A mount writes this file once it is up and removes it when it ends. */
-	if (asprintf(&mp, "%s/mountpoint", dir) >= 0 && file_read_all(mp, 4096, &b, &err) == 0 &&
-	    buf_append(&b, "", 1) == 0)
-		r->mountpoint = strdup((char *)b.data);
-	buf_free(&b);
-	free(mp);
-	free(dir);
+	json_init(&j, &b);
+	json_object_begin(&j, NULL);
+	json_array_begin(&j, "disks");
+	for (size_t i = 0; i < n; i++) {
+		const struct disk_info *r = &rows[i];
+		bool image = r->conf_ok && !r->conf.blank;
+
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", r->name);
+		json_str(&j, "image", image ? r->conf.image : NULL);
+		json_u64(&j, "version", r->conf_ok ? r->conf.version : 0);
+		json_bool(&j, "blank", r->conf_ok && r->conf.blank);
+		json_u64(&j, "base_blocks", r->base_blocks);
+		json_u64(&j, "cached_blocks", r->cached_blocks);
+		if (r->cached_known)
+			json_fixed(&j, "cached_percent", disk_info_cached_percent(r), 1);
+		else
+			json_null(&j, "cached_percent");
+		json_u64(&j, "overlay_bytes", r->st.overlay_bytes);
+		json_str(&j, "mountpoint", r->mountpoint);
+		json_object_end(&j);
+	}
+	json_array_end(&j);
+	json_object_end(&j);
+	return cli_json_print(cli, &j);
 }
 
-static int row_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct disk_row *)a)->name, ((const struct disk_row *)b)->name);
-}
-
-static void print_disks(const struct disk_row *rows, size_t n, bool json)
+static void print_disks(const struct disk_info *rows, size_t n)
 {
 	char pct[16], writes[16], ver[24];
 
-	if (json)
-		printf("{\"disks\":[");
-	else
-		printf("%-24s %-24s %7s %7s %8s  %s\n", "DISK", "IMAGE", "VERSION", "CACHED",
-		       "WRITES", "MOUNTED");
+	printf("%-24s %-24s %7s %7s %8s  %s\n", "DISK", "IMAGE", "VERSION", "CACHED", "WRITES",
+	       "MOUNTED");
 	for (size_t i = 0; i < n; i++) {
-		const struct disk_row *r = &rows[i];
+		const struct disk_info *r = &rows[i];
 		const struct disk_conf *c = &r->conf;
 		const char *image = !r->conf_ok ? "?" : c->blank ? "blank" : c->image;
 
-		if (!r->conf_ok || c->blank)
-			snprintf(pct, sizeof(pct), c->blank ? "-" : "?");
+		if (r->conf_ok && c->blank)
+			snprintf(pct, sizeof(pct), "-");
 		else if (!r->cached_known)
 			snprintf(pct, sizeof(pct), "?");
 		else
-			snprintf(pct, sizeof(pct), "%.1f%%",
-			         r->base_blocks
-			             ? 100.0 * (double)r->cached_blocks / (double)r->base_blocks
-			             : 100.0);
-		if (json) {
-			printf("%s{\"disk\":\"%s\",\"image\":", i ? "," : "", r->name);
-			if (r->conf_ok && !c->blank)
-				json_string(c->image);
-			else
-				printf("null");
-			printf(",\"version\":%llu,\"blank\":%s,\"base_blocks\":%llu,"
-			       "\"cached_blocks\":%llu,\"cached_percent\":",
-			       (unsigned long long)(r->conf_ok ? c->version : 0),
-			       r->conf_ok && c->blank ? "true" : "false",
-			       (unsigned long long)r->base_blocks,
-			       (unsigned long long)r->cached_blocks);
-			if (r->cached_known)
-				printf("%.1f", r->base_blocks ? 100.0 * (double)r->cached_blocks /
-				                                    (double)r->base_blocks
-				                              : 100.0);
-			else
-				printf("null");
-			printf(",\"overlay_bytes\":%llu,\"mountpoint\":",
-			       (unsigned long long)r->st.overlay_bytes);
-			if (r->mountpoint)
-				json_string(r->mountpoint);
-			else
-				printf("null");
-			putchar('}');
-			continue;
-		}
+			snprintf(pct, sizeof(pct), "%.1f%%", disk_info_cached_percent(r));
 		human(r->st.overlay_bytes, writes);
 		if (r->conf_ok && !c->blank)
 			snprintf(ver, sizeof(ver), "%llu", (unsigned long long)c->version);
@@ -315,69 +250,26 @@ static void print_disks(const struct disk_row *rows, size_t n, bool json)
 		printf("%-24s %-24s %7s %7s %8s  %s\n", r->name, image, ver, pct, writes,
 		       r->mountpoint ? r->mountpoint : "-");
 	}
-	if (json)
-		printf("]}\n");
 }
 
-static int list_local(struct cli *cli, bool json)
+static int list_local(struct cli *cli)
 {
-	struct disk_row *rows = NULL;
-	struct cache *cache = NULL;
+	struct disk_info *rows = NULL;
 	struct circ_err err;
-	struct dirent *de;
-	char *state, *path = NULL, *cdir = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d = NULL;
-	int ret = 1;
+	size_t n = 0;
+	char *state;
+	int ret = 0;
 
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
-	cdir = state_cache_dir(state);
-	/* Without a cache nothing is cached: the figures say "?" rather than fail. */
-	if (!cdir || cache_open(cdir, 0, &cache, &err))
-		cache = NULL;
-	if (asprintf(&path, "%s/disks", state) < 0) {
-		path = NULL;
-		ret = cli_fail(cli, "out of memory");
-		goto out;
-	}
-	d = opendir(path);
-	if (!d && errno != ENOENT) {
-		ret = cli_fail(cli, "listing %s: %s", path, strerror(errno));
-		goto out;
-	}
-	while (d && (de = readdir(d))) {
-		if (!state_disk_name_valid(de->d_name))
-			continue;
-		if (n == cap) {
-			struct disk_row *p = realloc(rows, (cap ? cap * 2 : 8) * sizeof(*p));
-
-			if (!p) {
-				ret = cli_fail(cli, "out of memory");
-				goto out;
-			}
-			rows = p;
-			cap = cap ? cap * 2 : 8;
-		}
-		load_disk(state, de->d_name, cache, &rows[n++]);
-	}
-	if (n)
-		qsort(rows, n, sizeof(*rows), row_cmp);
-	print_disks(rows, n, json);
-	ret = 0;
-out:
-	for (size_t i = 0; i < n; i++) {
-		if (rows[i].conf_ok)
-			disk_conf_release(&rows[i].conf);
-		free(rows[i].mountpoint);
-	}
-	free(rows);
-	if (d)
-		closedir(d);
-	cache_close(cache);
-	free(cdir);
-	free(path);
+	if (inventory_load(state, NULL, &rows, &n, &err))
+		ret = cli_fail_err(cli, &err);
+	else if (cli->json)
+		ret = print_disks_json(cli, rows, n);
+	else
+		print_disks(rows, n);
+	inventory_free(rows, n);
 	free(state);
 	return ret;
 }
@@ -386,23 +278,19 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "key", required_argument, NULL, OPT_KEY },
-		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
 	const char *key = NULL;
-	bool json = false;
 	int c;
 
 	cli->usage = usage_ls;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		switch (c) {
 		case CLI_EXIT_OK:
 			return 0;
 		case OPT_KEY:
 			key = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
 			break;
 		default:
 			return EXIT_USAGE;
@@ -413,11 +301,11 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	if (argc - optind == 0) {
 		if (key)
 			return cli_usage_error(cli, "--key goes with a URL");
-		return list_local(cli, json);
+		return list_local(cli);
 	}
 	if (!state_url_valid(argv[optind]))
 		return cli_usage_error(cli, "'%s' is not an http:// or https:// URL", argv[optind]);
-	return list_remote(cli, argv[optind], key, json);
+	return list_remote(cli, argv[optind], key, cli->json);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/cli.h"
+#include "blockfs/json.h"
 #include "client/publish.h"
 
 #include <stdio.h>
@@ -38,6 +39,7 @@ static const char usage[] =
     "                        the previous version's)\n"
     "  --format 1|2          the manifest and pointer format (default 2; 1 for clients\n"
     "                        older than the boot kit: no kit, an uncompressed table)\n"
+    "  --json                one JSON object on stdout: the version and its figures\n"
     "  -v, --verbose         print a summary on stderr\n";
 
 enum {
@@ -55,6 +57,29 @@ enum {
 	OPT_DESCRIPTION,
 	OPT_FORMAT,
 };
+
+static int print_json(const struct cli *cli, const char *name, const struct publish_result *r)
+{
+	struct buf b = { 0 };
+	struct json j;
+
+	json_init(&j, &b);
+	json_object_begin(&j, NULL);
+	json_str(&j, "name", name);
+	json_u64(&j, "version", r->version);
+	json_u64(&j, "image_size", r->image_size);
+	json_u64(&j, "blocks", r->blocks);
+	json_u64(&j, "zero_blocks", r->zero_blocks);
+	json_u64(&j, "new_blocks", r->new_blocks);
+	json_u64(&j, "new_bytes", r->new_bytes);
+	json_u64(&j, "kernel_size", r->kernel_size);
+	json_u64(&j, "initrd_size", r->initrd_size);
+	json_bool(&j, "kit_inherited", r->kit_inherited);
+	json_u64(&j, "catalog_images", r->catalog_images);
+	json_fixed(&j, "seconds", r->seconds, 3);
+	json_object_end(&j);
+	return cli_json_print(cli, &j);
+}
 
 int cmd_publish(struct cli *cli, int argc, char **argv)
 {
@@ -86,6 +111,7 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	int c, rc;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		switch (c) {
 		case CLI_EXIT_OK:
@@ -168,6 +194,8 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "%s", err.msg);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json)
+		return print_json(cli, opts.name, &res);
 	printf("%llu\n", (unsigned long long)res.version);
 	cli_info(cli,
 	         "%s version %llu: %llu bytes, %llu blocks (%llu zero), %llu new blocks stored "

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blockfs/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
@@ -17,7 +18,7 @@ static const char usage[] =
     "(freeze) and a version older than one seen before (rollback).\n"
     "\n"
     "  --key PUB          the publisher's Ed25519 public key (PEM)\n"
-    "  --as DISK          the local disk's name (default NAME)\n" CLI_NET_HELP;
+    "  --as DISK          the local disk's name (default NAME)\n" CLI_JSON_HELP CLI_NET_HELP;
 
 enum {
 	OPT_KEY = OPT_LONG,
@@ -41,6 +42,7 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 
 	cli->usage = usage;
 	cli->net = &net;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -71,6 +73,18 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", disk ? disk : argv[optind + 1]);
+		json_str(&j, "image", argv[optind + 1]);
+		json_u64(&j, "version", version);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	printf("%llu\n", (unsigned long long)version);
 	return 0;
 }

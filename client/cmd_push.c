@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blockfs/json.h"
 #include "client/progress.h"
 #include "client/secret.h"
 #include "vdisk/migrate.h"
@@ -27,7 +28,8 @@ static const char usage[] =
     "\n"
     "  --to URL               the server (circ serve --users)\n"
     "  --user USER            the user on the server\n"
-    "  --keep-lease           keep the lease: go on working here after the check-in\n" SECRET_HELP;
+    "  --keep-lease           keep the lease: go on working here after the check-in\n" CLI_JSON_HELP
+        SECRET_HELP;
 
 enum {
 	OPT_TO = OPT_LONG,
@@ -63,6 +65,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	int c, rc;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -99,6 +102,22 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_u64(&j, "version", res.version);
+		json_bool(&j, "unchanged", res.unchanged);
+		json_u64(&j, "changed_blocks", res.changed_blocks);
+		json_u64(&j, "uploaded_blocks", res.uploaded_blocks);
+		json_u64(&j, "uploaded_bytes", res.uploaded_bytes);
+		json_bool(&j, "lease_kept", o.keep_lease);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	if (res.unchanged)
 		printf("nothing to check in: %s is at check-in %" PRIu64 "\n", argv[optind],
 		       res.version);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blockfs/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
@@ -19,7 +20,7 @@ static const char usage[] =
     "\n"
     "  --set-url URL        the first URL (the origin), replacing it\n"
     "  --add-mirror URL     another source, tried after those before it\n"
-    "  --remove-mirror URL  drop a source\n";
+    "  --remove-mirror URL  drop a source\n" CLI_JSON_HELP;
 
 enum {
 	OPT_SET_URL = OPT_LONG,
@@ -86,6 +87,7 @@ int cmd_remote(struct cli *cli, int argc, char **argv)
 	int c, rc = 1, lockfd = -1;
 
 	cli->usage = usage;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -140,9 +142,25 @@ int cmd_remote(struct cli *cli, int argc, char **argv)
 		rc = cli_fail_err(cli, &err);
 		goto out;
 	}
+	rc = 0;
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_str(&j, "origin", conf.n_urls ? conf.urls[0] : NULL);
+		json_array_begin(&j, "mirrors");
+		for (size_t i = 1; i < conf.n_urls; i++)
+			json_str(&j, NULL, conf.urls[i]);
+		json_array_end(&j);
+		json_object_end(&j);
+		rc = cli_json_print(cli, &j);
+		goto out;
+	}
 	for (size_t i = 0; i < conf.n_urls; i++)
 		printf("%s%s\n", conf.urls[i], i ? "" : "  (origin)");
-	rc = 0;
 out:
 	if (lockfd >= 0)
 		close(lockfd);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "blockfs/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
@@ -15,7 +16,7 @@ static const char usage[] =
     "update refuses unless told what to do with them.\n"
     "\n"
     "  --keep-overlay     keep local writes on top of the new version\n"
-    "  --discard-overlay  drop local writes\n" CLI_NET_HELP;
+    "  --discard-overlay  drop local writes\n" CLI_JSON_HELP CLI_NET_HELP;
 
 enum {
 	OPT_KEEP = OPT_LONG,
@@ -39,6 +40,7 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 
 	cli->usage = usage;
 	cli->net = &net;
+	cli->reports = true;
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
 		if (c == CLI_EXIT_OK)
 			return 0;
@@ -66,6 +68,21 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "disk", argv[optind]);
+		json_u64(&j, "from", res.from);
+		json_u64(&j, "to", res.to);
+		json_u64(&j, "fetched_bytes", res.fetched_bytes);
+		json_u64(&j, "fetched_blocks", res.fetched_blocks);
+		json_u64(&j, "changed_blocks", res.changed_blocks);
+		json_object_end(&j);
+		return cli_json_print(cli, &j);
+	}
 	if (res.from == res.to)
 		printf("%s: already at version %llu; fetched 0 bytes\n", argv[optind],
 		       (unsigned long long)res.to);

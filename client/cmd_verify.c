@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blockfs/json.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "vdisk/image.h"
@@ -26,7 +27,8 @@ static const char usage[] =
     "  --key PUB       the publisher's Ed25519 public key (PEM)\n"
     "  --name NAME     the image\n"
     "  --version N     the version to check (default: the pointer's)\n"
-    "  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n";
+    "  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n"
+    "  --json          one JSON object on stdout instead of the summary line\n";
 
 struct entry {
 	struct block_id id;
@@ -234,6 +236,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	int c, ret = 1;
 
 	cli->usage = usage;
+	cli->reports = true;
 	if (!urls)
 		return cli_fail(cli, "out of memory");
 	while ((c = cli_getopt(cli, argc, argv, "", longopts)) != -1) {
@@ -304,6 +307,23 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	ck.n_entries = distinct_blocks(&m, ck.entries, &zeros);
 	if (check_blocks(cli, &ck, (unsigned)threads, &m))
 		goto out;
+	if (cli->json) {
+		struct buf b = { 0 };
+		struct json j;
+
+		json_init(&j, &b);
+		json_object_begin(&j, NULL);
+		json_str(&j, "name", name);
+		json_u64(&j, "version", m.version);
+		json_u64(&j, "image_size", m.image_size);
+		json_u64(&j, "blocks", m.n_blocks);
+		json_u64(&j, "distinct_blocks", ck.n_entries);
+		json_u64(&j, "zero_blocks", zeros);
+		json_bool(&j, "good", true);
+		json_object_end(&j);
+		ret = cli_json_print(cli, &j);
+		goto out;
+	}
 	printf("%s version %llu: %llu bytes, %u blocks (%zu distinct, %zu zero): "
 	       "signatures and blocks good\n",
 	       name, (unsigned long long)m.version, (unsigned long long)m.image_size, m.n_blocks,

@@ -5,8 +5,8 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev
 	libssl-dev libmicrohttpd-dev libcrypt-dev check e2fsprogs zstd curl nginx-light openssl
-	qemu-utils qemu-system-x86 util-linux acpica-tools apache2-utils squid)
-bench_pkgs=(casync fio hyperfine jq debootstrap qemu-system-x86)
+	qemu-utils qemu-system-x86 util-linux acpica-tools apache2-utils squid jq)
+bench_pkgs=(casync fio hyperfine debootstrap qemu-system-x86)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 case "${1:-build}" in

@@ -212,6 +212,21 @@ test_history() {
 	"$CIRC" --state B log home >log || die "log"
 	grep -q "^4.*from home version 1" log || die "log: $(cat log)"
 	[ "$(grep -c '^[0-9]' log)" = 4 ] || die "history was rewritten: $(cat log)"
+	command -v jq >/dev/null || return 0
+	j=$("$CIRC" --state B log home --json) || die "log --json"
+	[ "$(echo "$j" | jq -r '[.checkins[].version] | join(",")')" = 4,3,2,1 ] || die "log: $j"
+	[ "$(echo "$j" | jq -r '.checkins[0].from_version')" = 1 ] || die "log: $j"
+	j=$("$CIRC" --state B lease home --json) || die "lease --json"
+	[ "$(echo "$j" | jq -r '.held, .version')" = "$(printf 'true\n4')" ] || die "lease: $j"
+	echo "$j" | grep -q token && die "lease --json shows the fencing token: $j"
+	marker_file m "version 5"
+	write_at B home 0 m
+	j=$("$CIRC" --state B push home --json) || die "push --json"
+	[ "$(echo "$j" | jq -r '.version, .uploaded_blocks, .unchanged')" = "$(printf '5\n1\nfalse')" ] ||
+		die "push: $j"
+	j=$("$CIRC" --state A checkout "$URL" home --user alice --json) || die "checkout --json"
+	[ "$(echo "$j" | jq -r '.version, .created, .stolen_from')" = "$(printf '5\nfalse\nnull')" ] ||
+		die "checkout: $j"
 }
 
 test_refusals() {
