@@ -28,12 +28,16 @@ struct fetch {
 	CURL **idle;          /* easy handles kept for their open connections */
 	size_t n_idle, cap_idle;
 	struct fetch_stats stats;
+	fetch_progress_fn progress;
+	void *progress_ctx;
 };
 
 struct sink {
 	struct buf *out;
 	size_t max_len;
 	bool too_big;
+	const struct fetch *f; /* for its progress callback; NULL for fetch_send */
+	CURL *h;
 };
 
 static size_t sink_write(char *data, size_t size, size_t nmemb, void *user)
@@ -47,6 +51,12 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *user)
 	}
 	if (buf_append(s->out, data, n))
 		return 0;
+	if (s->f && s->f->progress) {
+		curl_off_t total = -1;
+
+		curl_easy_getinfo(s->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &total);
+		s->f->progress(s->f->progress_ctx, s->out->len, total > 0 ? (uint64_t)total : 0);
+	}
 	return n;
 }
 
@@ -208,7 +218,7 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
                                    unsigned flags, long remaining_ms, struct buf *out,
                                    struct circ_err *err)
 {
-	struct sink sink = { .out = out, .max_len = max_len };
+	struct sink sink = { .out = out, .max_len = max_len, .f = f, .h = h };
 	struct curl_slist *headers = NULL;
 	long status = 0;
 	CURLcode rc;
@@ -486,4 +496,10 @@ void fetch_get_stats(struct fetch *f, struct fetch_stats *st)
 	pthread_mutex_lock(&f->lock);
 	*st = f->stats;
 	pthread_mutex_unlock(&f->lock);
+}
+
+void fetch_set_progress(struct fetch *f, fetch_progress_fn fn, void *ctx)
+{
+	f->progress = fn;
+	f->progress_ctx = ctx;
 }

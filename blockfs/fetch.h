@@ -82,4 +82,13 @@ int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq
 
 void fetch_get_stats(struct fetch *f, struct fetch_stats *st);
 
+/* A download's body bytes so far and its size (0 when the server did not say). */
+typedef void (*fetch_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+/*
+ * Reports fetch_get's downloads from now on to fn, in the calling thread
+ * (NULL: no more). Set it while no request is in flight: a command's single
+ * large download (a manifest), not the block store's parallel reads.
+ */
+void fetch_set_progress(struct fetch *f, fetch_progress_fn fn, void *ctx);
+
 #endif

@@ -30,7 +30,7 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total)
 	struct progress *p = ctx;
 
 	if (!p->what)
-		progress_start(p, "fetching", total);
+		progress_start_blocks(p, "fetching", total);
 	progress_update(p, done);
 }
 

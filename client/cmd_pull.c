@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "blockfs/json.h"
+#include "client/progress.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
@@ -13,7 +14,8 @@ static const char usage[] =
     "Creates the local disk DISK (default NAME) that tracks image NAME at URL. The\n"
     "signed pointer and manifest are checked against PUB, which is pinned for NAME:\n"
     "later pulls and updates of NAME must be signed by the same key. No block is\n"
-    "fetched here: `circ mount` fetches each on first read. Prints the version.\n"
+    "fetched here: `circ mount` fetches each on first read. Prints the version;\n"
+    "shows the manifest's download on a terminal.\n"
     "Refused: a bad signature, a manifest for another image, an expired pointer\n"
     "(freeze) and a version older than one seen before (rollback).\n"
     "\n"
@@ -34,6 +36,7 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	};
 	struct cli_net net = { 0 };
 	const char *key = NULL, *disk = NULL, *urls[CLI_MAX_MIRRORS + 1];
+	struct progress_steps steps = { .verb = "pull" };
 	struct state_net sn;
 	struct circ_err err;
 	uint64_t version;
@@ -64,12 +67,15 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	urls[0] = argv[optind];
 	for (size_t i = 0; i < net.n_mirrors; i++)
 		urls[i + 1] = net.mirrors[i];
-	sn = (struct state_net){ .timeout_ms = net.timeout_ms };
+	sn = (struct state_net){ .timeout_ms = net.timeout_ms,
+		                 .progress = progress_step,
+		                 .progress_ctx = &steps };
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
 	rc = state_pull(state, disk ? disk : argv[optind + 1], urls, net.n_mirrors + 1,
 	                argv[optind + 1], key, &sn, &version, &err);
+	progress_steps_end(&steps);
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);

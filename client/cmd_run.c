@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "client/bootkit.h"
+#include "client/progress.h"
 #include "client/vm.h"
 #include "hv/hv.h"
 #include "vdisk/kiosk.h"
@@ -284,6 +285,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	if (kiosk) {
+		struct progress_steps steps = { .verb = "run" };
 		struct kiosk_options ko = { .url = url,
 			                    .name = kiosk,
 			                    .key_path = key,
@@ -293,13 +295,17 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 
 		sn = (struct state_net){ .extra_mirrors = o.net.mirrors,
 			                 .n_extra = o.net.n_mirrors,
-			                 .timeout_ms = o.net.timeout_ms };
+			                 .timeout_ms = o.net.timeout_ms,
+			                 .progress = progress_step,
+			                 .progress_ctx = &steps };
 		/* Blocking the stop signals until the boot is recorded (and reset). */
 		vm_stop_signals_block(&old_mask);
 		masked = true;
 		/* A run killed with -9 left the disk mounted: that is no reason not to boot. */
 		vm_clean_up_after_dead_run(state, kiosk);
-		if (kiosk_prepare(state, kiosk, &ko, &kr, &err)) {
+		rc = kiosk_prepare(state, kiosk, &ko, &kr, &err);
+		progress_steps_end(&steps);
+		if (rc) {
 			rc = cli_fail_err(cli, &err);
 			goto out;
 		}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "blockfs/json.h"
+#include "client/progress.h"
 #include "vdisk/state.h"
 
 static const char usage[] =
@@ -12,6 +13,7 @@ static const char usage[] =
     "\n"
     "Moves DISK to the newest signed version of its image, fetching the blocks\n"
     "that changed and are not in the cache yet, and prints the bytes fetched.\n"
+    "Shows the manifest's download and the blocks' on a terminal.\n"
     "DISK must not be mounted. Local writes are never dropped silently: with any,\n"
     "update refuses unless told what to do with them.\n"
     "\n"
@@ -31,6 +33,7 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	enum update_overlay mode = UPDATE_REFUSE_OVERLAY;
+	struct progress_steps steps = { .verb = "update" };
 	struct cli_net net = { 0 };
 	struct update_result res;
 	struct state_net sn;
@@ -60,11 +63,14 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "expected one DISK");
 	sn = (struct state_net){ .extra_mirrors = net.mirrors,
 		                 .n_extra = net.n_mirrors,
-		                 .timeout_ms = net.timeout_ms };
+		                 .timeout_ms = net.timeout_ms,
+		                 .progress = progress_step,
+		                 .progress_ctx = &steps };
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
 	rc = state_update(state, argv[optind], mode, &sn, net.cache_size, &res, &err);
+	progress_steps_end(&steps);
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);

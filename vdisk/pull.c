@@ -108,8 +108,10 @@ int state_pull_at(const char *state, const char *disk, const char *const *urls, 
 		}
 		conf.n_urls++;
 	}
-	if (state_open_repo(&conf, net, &repo, err) ||
-	    image_load_pointer(repo, pub, name, (uint64_t)time(NULL), &pt, err))
+	if (state_open_repo(&conf, net, &repo, err))
+		goto out;
+	state_report_downloads(repo, net);
+	if (image_load_pointer(repo, pub, name, (uint64_t)time(NULL), &pt, err))
 		goto out;
 	state_seen_load(state, name, &seen);
 	if (pt.version < seen) {

@@ -495,7 +495,25 @@ int state_open_repo(const struct disk_conf *c, const struct state_net *net, stru
 	return repo_open_url(&fc, out, err);
 }
 
-/* Pins pub for image name unless a key is pinned already, which must be pub. */
+static void report_download(void *ctx, uint64_t done, uint64_t total)
+{
+	const struct state_net *net = ctx;
+
+	net->progress(net->progress_ctx, "manifest", true, done, total);
+}
+
+void state_report_downloads(struct repo *repo, const struct state_net *net)
+{
+	struct fetch *f = repo_fetcher(repo);
+
+	if (!f)
+		return;
+	if (net && net->progress)
+		fetch_set_progress(f, report_download, (void *)net);
+	else
+		fetch_set_progress(f, NULL, NULL);
+}
+
 int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
                          struct circ_err *err)
 {

@@ -57,12 +57,25 @@ struct disk_stats {
 	uint64_t overlay_bytes;
 };
 
+/*
+ * Long work's progress, from the calling thread: what is the step
+ * ("manifest", "blocks"); bytes says whether done and total count bytes
+ * (else blocks); total 0 when not known.
+ */
+typedef void (*state_progress_fn)(void *ctx, const char *what, bool bytes, uint64_t done,
+                                  uint64_t total);
+
 /* Client-side network settings shared by pull, update and mounts. */
 struct state_net {
 	const char *const *extra_mirrors; /* tried after the disk's own URLs */
 	size_t n_extra;
 	long timeout_ms;
+	state_progress_fn progress; /* NULL: quiet (pull and update report through it) */
+	void *progress_ctx;
 };
+
+/* Reports repo's downloads (a manifest) as net's step `what`, or stops (net NULL). */
+void state_report_downloads(struct repo *repo, const struct state_net *net);
 
 /*
  * STATE/config: settings of the state directory, "key value" lines. The one

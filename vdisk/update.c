@@ -25,10 +25,10 @@ struct update_job {
 	struct store *store;
 	const struct manifest *old, *new;
 	atomic_uint next;
+	atomic_uint done; /* changed blocks fetched or found cached */
 	atomic_uint failed;
 	pthread_mutex_t lock;
 	struct circ_err err;
-	uint64_t changed;
 };
 
 static bool block_changed(const struct update_job *j, uint32_t i)
@@ -58,29 +58,40 @@ static void *update_worker(void *arg)
 				j->err = err;
 			pthread_mutex_unlock(&j->lock);
 		}
+		atomic_fetch_add(&j->done, 1);
 	}
 	return NULL;
 }
 
 static int fetch_changed(struct store *store, const struct manifest *old,
-                         const struct manifest *new, uint64_t *changed, struct circ_err *err)
+                         const struct manifest *new, const struct state_net *net, uint64_t *changed,
+                         struct circ_err *err)
 {
 	struct update_job j = { .store = store, .old = old, .new = new };
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
 	pthread_t tids[UPDATE_THREADS];
 	unsigned started = 0;
+	bool report = net && net->progress;
 
+	*changed = 0;
+	for (uint32_t i = 0; i < new->n_blocks; i++)
+		*changed += block_changed(&j, i);
 	pthread_mutex_init(&j.lock, NULL);
 	for (; started < UPDATE_THREADS; started++)
 		if (pthread_create(&tids[started], NULL, update_worker, &j))
 			break;
 	if (!started)
 		update_worker(&j);
+	/* The bar is redrawn while the workers run; nothing waits on it. */
+	while (report && started && atomic_load(&j.done) < *changed && !atomic_load(&j.failed)) {
+		net->progress(net->progress_ctx, "blocks", false, atomic_load(&j.done), *changed);
+		nanosleep(&tick, NULL);
+	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	pthread_mutex_destroy(&j.lock);
-	*changed = 0;
-	for (uint32_t i = 0; i < new->n_blocks; i++)
-		*changed += block_changed(&j, i);
+	if (report)
+		net->progress(net->progress_ctx, "blocks", false, atomic_load(&j.done), *changed);
 	if (atomic_load(&j.failed)) {
 		*err = j.err;
 		return -1;
@@ -171,8 +182,10 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 		goto out;
 	}
 	res->from = res->to = conf.version;
-	if (state_open_repo(&conf, net, &repo, err) ||
-	    image_load_pointer(repo, pub, conf.image, (uint64_t)time(NULL), &pt, err))
+	if (state_open_repo(&conf, net, &repo, err))
+		goto out;
+	state_report_downloads(repo, net);
+	if (image_load_pointer(repo, pub, conf.image, (uint64_t)time(NULL), &pt, err))
 		goto out;
 	state_seen_load(state, conf.image, &seen);
 	if (pt.version < conf.version || pt.version < seen) {
@@ -199,9 +212,11 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 		        new.version);
 		goto out;
 	}
+	/* From here on the store reads blocks in parallel: they are reported as a count. */
+	state_report_downloads(repo, NULL);
 	if (cache_open(cdir, state_cache_bound(state, cache_size), &cache, err) ||
 	    store_new(repo, cache, 0, &store, err) ||
-	    fetch_changed(store, &old, &new, &res->changed_blocks, err))
+	    fetch_changed(store, &old, &new, net, &res->changed_blocks, err))
 		goto out;
 	store_get_stats(store, &ss);
 	res->fetched_bytes = ss.fetched_bytes;

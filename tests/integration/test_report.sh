@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What commands report: --json on every command that reports something (one
-# JSON object on stdout, the same figures as its text).
+# JSON object on stdout, the same figures as its text), and progress bars on
+# a terminal for the long work of pull, update and fetch, silent elsewhere.
 . "$(dirname "$0")/lib.sh"
 
 need_jq() { command -v jq >/dev/null || skip "jq is not installed"; }
@@ -68,4 +69,41 @@ test_json_everywhere() {
 	[ "$(jfield "$j" '.images[0].description')" = "$desc" ] || die "description: $j"
 }
 
+# serve_slowly REPO RATE: nginx serving REPO at RATE bytes/s a request; sets URL.
+serve_slowly() {
+	start_nginx "root $T_DIR/$1; limit_rate $2;"
+}
+
+test_progress_on_a_terminal() {
+	need_fuse
+	command -v script >/dev/null || skip "script(1) is not installed"
+	"$CIRC" keygen k >/dev/null
+	# A format 1 manifest of a 256 MiB image holds a 128 KiB table: over a
+	# connection held to 64 KiB/s its download takes about two seconds.
+	truncate -s 256M img
+	dd if=/dev/urandom of=img bs=64K count=4 conv=notrunc status=none
+	"$CIRC" publish --repo repo --key k.key --name t --format 1 img >/dev/null || die "publish"
+	serve_slowly repo 64k
+	script -qefc "'$CIRC' --state st pull $URL t --key k.pub" /dev/null >tty.out </dev/null ||
+		die "pull on a terminal: $(cat -v tty.out)"
+	grep -Eq "pull manifest: +[0-9]+%" tty.out || die "no progress for pull: $(cat -v tty.out)"
+	# Twelve changed blocks of 64 KiB at 64 KiB/s each, eight at a time.
+	dd if=/dev/urandom of=img bs=64K count=12 seek=100 conv=notrunc status=none
+	"$CIRC" publish --repo repo --key k.key --name t --format 1 img >/dev/null || die "publish v2"
+	script -qefc "'$CIRC' --state st update t" /dev/null >tty.out </dev/null ||
+		die "update on a terminal: $(cat -v tty.out)"
+	grep -Eq "update blocks: +[0-9]+% +[0-9]+ / 12 blocks" tty.out ||
+		die "no progress for update's blocks: $(cat -v tty.out)"
+	script -qefc "'$CIRC' --state st fetch t" /dev/null >tty.out </dev/null ||
+		die "fetch on a terminal: $(cat -v tty.out)"
+	grep -Eq "fetching: 100% +4096 / 4096 blocks" tty.out ||
+		die "no progress for fetch: $(cat -v tty.out)"
+	# Not on a terminal: nothing on stderr, the result on stdout.
+	"$CIRC" --state st2 pull "$URL" t --key k.pub >out 2>err || die "pull"
+	[ ! -s err ] || die "pull wrote to stderr off a terminal: $(cat err)"
+	[ "$(cat out)" = 2 ] || die "pull printed: $(cat out)"
+}
+
 t_case "every reporting command takes --json: one object, the text's figures" test_json_everywhere
+t_case "pull, update and fetch show progress on a terminal, nothing elsewhere" \
+	test_progress_on_a_terminal
