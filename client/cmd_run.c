@@ -358,16 +358,11 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 				        err.msg);
 		}
 	}
-	if (o.vmm == VMM_HV) {
-		/* hv stops on these signals its own way (its terminal restored). */
-		if (masked)
-			sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	/* Either stops the VM on a stop signal, one that came meanwhile included. */
+	if (o.vmm == VMM_HV)
 		rc = vm_run_hv(cli, &o, state);
-		if (masked)
-			vm_stop_signals_block(NULL);
-	} else {
+	else
 		rc = vm_run_qemu(cli, &o, state, ips >= HARDWARE_SPEED_IPS);
-	}
 	if (kiosk)
 		rc = after_kiosk_boot(cli, state, kiosk, reset, &o, &bk, &kr, rc);
 	if (masked) {

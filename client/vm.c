@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,8 +22,10 @@
 #include "vdisk/disk.h"
 
 /*
- * The terminal's settings while the guest owns it. File-scope because a
- * signal handler must restore them: the one piece of process state here.
+ * The terminal's settings while the guest owns it. File-scope because an
+ * atexit handler must restore them: the one piece of process state here.
+ * The stop signals are not fatal while the guest runs (vm_run_hv takes them
+ * through a signalfd), so exit paths are the only ones left to cover.
  */
 static struct termios saved_tty;
 static bool tty_saved;
@@ -33,13 +36,6 @@ static void tty_restore(void)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
 }
 
-static void tty_restore_and_die(int sig)
-{
-	tty_restore();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static void tty_raw(void)
 {
 	struct termios raw;
@@ -48,12 +44,19 @@ static void tty_raw(void)
 		return;
 	tty_saved = true;
 	atexit(tty_restore);
-	signal(SIGTERM, tty_restore_and_die);
-	signal(SIGHUP, tty_restore_and_die);
 	raw = saved_tty;
 	cfmakeraw(&raw);
 	raw.c_oflag |= OPOST | ONLCR; /* the guest writes "\n" and expects a new line */
 	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+/* Signals that stop a run: the VM is stopped and the disks unmounted first. */
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
 }
 
 int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
@@ -65,6 +68,7 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 		                 .cpus = o->cpus,
 		                 .console_in = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		                 .console_out = STDOUT_FILENO,
+		                 .stop_fd = -1,
 		                 .stats = o->stats ? stderr : NULL };
 	struct vdisk *vds[HV_MAX_DISKS] = { 0 };
 	struct blk_backend bes[HV_MAX_DISKS];
@@ -77,8 +81,21 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 	};
 	enum hv_outcome outcome;
 	struct circ_err err;
-	int rc = 1;
+	sigset_t stops, old_mask;
+	int rc = 1, stopped_by = 0;
 
+	/*
+	 * A stop signal stops the guest, as Ctrl-A x does: the disks are then
+	 * flushed and closed, and a kiosk's boot recorded. Blocked before the
+	 * vCPU threads start, so that they inherit it.
+	 */
+	stop_signals(&stops);
+	sigprocmask(SIG_BLOCK, &stops, &old_mask);
+	cfg.stop_fd = signalfd(-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (cfg.stop_fd < 0) {
+		err_sys(&err, errno, "signalfd");
+		goto fail;
+	}
 	for (size_t i = 0; i < o->n_disks; i++) {
 		const struct vm_disk *d = &o->disks[i];
 
@@ -112,19 +129,23 @@ out:
 	for (size_t i = 0; i < o->n_disks; i++)
 		if (vds[i] && vdisk_close(vds[i]))
 			rc = cli_fail(cli, "flushing disk %s failed", o->disks[i].name);
+	if (cfg.stop_fd >= 0) {
+		struct signalfd_siginfo si;
+
+		if (read(cfg.stop_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			stopped_by = (int)si.ssi_signo;
+		close(cfg.stop_fd);
+	}
+	if (stopped_by) {
+		fprintf(stderr, "circ run: stopped by %s: the VM is stopped, its disks flushed\n",
+		        strsignal(stopped_by));
+		rc = 128 + stopped_by;
+	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }
 
 extern char **environ;
-
-/* Signals that stop a run: the VM is stopped and the disks unmounted first. */
-static void stop_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGHUP);
-}
 
 void vm_stop_signals_block(sigset_t *old)
 {

@@ -30,13 +30,19 @@ struct hv_config {
 	size_t n_disks;
 	int console_in;  /* -1: no input */
 	int console_out; /* the guest's serial output */
-	FILE *stats;     /* exit counts at the end; NULL for none */
+	/*
+	 * -1: none. When it becomes readable the VM stops (HV_STOP_REQUESTED),
+	 * as a caller's signalfd does on a stop signal; hv never reads it.
+	 */
+	int stop_fd;
+	FILE *stats; /* exit counts at the end; NULL for none */
 };
 
 enum hv_outcome {
-	HV_POWEROFF, /* the guest powered off */
-	HV_REBOOT,   /* the guest reset the machine */
-	HV_STOPPED,  /* the user quit at the console (Ctrl-A x) */
+	HV_POWEROFF,       /* the guest powered off */
+	HV_REBOOT,         /* the guest reset the machine */
+	HV_STOPPED,        /* the user quit at the console (Ctrl-A x) */
+	HV_STOP_REQUESTED, /* stop_fd became readable */
 };
 
 struct hv_stats {

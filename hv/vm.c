@@ -182,17 +182,23 @@ static int attach_disks(struct vm *vm, struct mptable_pci_irq *irqs, struct circ
 
 struct console {
 	struct vm *vm;
-	int in, stop;
+	int in;      /* the console's input, or -1 */
+	int stop;    /* ours: the VM has ended, the thread ends */
+	int stop_fd; /* the caller's: stop the VM, or -1 */
 	pthread_t thread;
 	bool started;
 };
 
-/* Feeds the console to the serial port; Ctrl-A x leaves the VM. */
+/*
+ * Feeds the console to the serial port (Ctrl-A x leaves the VM) and watches
+ * the caller's stop_fd. poll skips the descriptors that are -1.
+ */
 static void *console_thread(void *arg)
 {
 	struct console *c = arg;
-	struct pollfd fds[2] = { { .fd = c->in, .events = POLLIN },
-		                 { .fd = c->stop, .events = POLLIN } };
+	struct pollfd fds[3] = { { .fd = c->in, .events = POLLIN },
+		                 { .fd = c->stop, .events = POLLIN },
+		                 { .fd = c->stop_fd, .events = POLLIN } };
 	bool escape = false;
 
 	for (;;) {
@@ -200,16 +206,24 @@ static void *console_thread(void *arg)
 		size_t n_out = 0;
 		ssize_t n;
 
-		if (poll(fds, 2, -1) < 0) {
+		if (poll(fds, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL;
 		}
 		if (fds[1].revents)
 			return NULL;
+		if (fds[2].revents) {
+			vm_stop(c->vm, VM_STOP_REQUESTED, NULL);
+			return NULL;
+		}
+		if (!fds[0].revents)
+			continue;
 		n = read(c->in, buf, sizeof(buf));
-		if (n <= 0)
-			return NULL; /* end of input: the guest runs on without it */
+		if (n <= 0) {
+			fds[0].fd = -1; /* end of input: the guest runs on without it */
+			continue;
+		}
 		for (ssize_t i = 0; i < n; i++) {
 			if (escape) {
 				escape = false;
@@ -309,7 +323,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		                  .cmdline = cfg->cmdline ? cfg->cmdline : "",
 		                  .cpus = cfg->cpus };
 	struct mptable_pci_irq irqs[HV_MAX_DISKS];
-	struct console con = { .in = -1, .stop = -1 };
+	struct console con = { .in = -1, .stop = -1, .stop_fd = -1 };
 	struct sigaction sa = { .sa_handler = ignore_signal };
 	struct irq_line com1;
 	struct boot_info boot;
@@ -367,9 +381,10 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		}
 		vm->vcpus[i].started = true;
 	}
-	if (cfg->console_in >= 0) {
+	if (cfg->console_in >= 0 || cfg->stop_fd >= 0) {
 		con.vm = vm;
 		con.in = cfg->console_in;
+		con.stop_fd = cfg->stop_fd;
 		con.stop = eventfd(0, EFD_CLOEXEC);
 		con.started =
 		    con.stop >= 0 && pthread_create(&con.thread, NULL, console_thread, &con) == 0;
@@ -407,6 +422,10 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		break;
 	case VM_STOPPED:
 		*outcome = HV_STOPPED;
+		ret = 0;
+		break;
+	case VM_STOP_REQUESTED:
+		*outcome = HV_STOP_REQUESTED;
 		ret = 0;
 		break;
 	default:

@@ -23,6 +23,7 @@ enum vm_state {
 	VM_POWEROFF,
 	VM_REBOOT,
 	VM_STOPPED,
+	VM_STOP_REQUESTED,
 	VM_FAILED
 };
 

@@ -573,5 +573,11 @@ void guest_main(const uint8_t *boot_params)
 		check(blk_request(&disks[1], T_OUT, 0, copy, 512, false) != 0,
 		      "a read-only disk refuses writes");
 	puts("circ test guest: done\n");
+	if (arg(cmdline, "hang")) {
+		/* For the host's stop signals: a guest that never ends by itself. */
+		puts("circ test guest: waiting\n");
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
 	poweroff(boot_params);
 }

@@ -148,9 +148,44 @@ test_bad_input() {
 	fi
 }
 
+# A kiosk on hv: the version's kit is the test guest, which writes and then
+# waits. SIGTERM stops it as Ctrl-A x would: the write is flushed to the
+# disk, the boot recorded, nothing left holding the disk.
+test_stop_signal_on_hv() {
+	need_kvm
+	"$CIRC" keygen k >/dev/null
+	sum=$(make_disk img 2)
+	"$CIRC" publish --repo repo --key k.key --name g --kernel "$GUEST" \
+		--cmdline "cksum=$sum copy=300 discard=400 hang=1" img >/dev/null || die "publish"
+	start_serve repo
+	"$CIRC" --state st run "$URL" g --key k.pub --vmm hv --mem 64M >out 2>err </dev/null &
+	pid=$!
+	T_PIDS+=("$pid")
+	start=$(date +%s)
+	until grep -q "circ test guest: waiting" out; do
+		kill -0 "$pid" 2>/dev/null || die "run ended before the guest waited: $(tail -n 3 out err)"
+		[ $(($(date +%s) - start)) -lt 120 ] || die "the guest did not get to wait: $(tail -n 3 out)"
+		sleep 0.1
+	done
+	grep -q "^write: ok" out || die "the guest did not write: $(cat out)"
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ "$rc" = 143 ] || die "SIGTERM: run exited $rc, not 143: $(cat err)"
+	grep -q "stopped by Terminated" err || die "no stop message: $(cat err)"
+	boot=$("$CIRC" --state st log g --boots | tail -n 1)
+	echo "$boot" | grep -q '"vmm":"hv".*"outcome":"signal"' || die "boot record: $boot"
+	[ -c /dev/fuse ] || return 0
+	mount_disk st g mnt
+	cmp <(sectors mnt/disk.img 0 8) <(sectors mnt/disk.img 300 8) ||
+		die "the guest's write was lost at the stop"
+	"$CIRC" --state st umount mnt
+}
+
 t_case "the test guest drives virtio-blk on raw files and powers off" test_guest_drives_virtio_blk
 t_case "the test guest boots from a published circ disk (no FUSE)" test_guest_on_a_circ_disk
 t_case "guest reset exits 3; a triple fault exits 1 with a register dump" test_reboot_and_triple_fault
 t_case "console input reaches the guest; two vCPUs start and stop" test_console_input_and_smp
 t_case "Debian's kernel on hv finds the ACPI tables: RSDP, FADT, DSDT, MADT" test_linux_reads_the_acpi_tables
 t_case "bad input to circ run: one-line errors" test_bad_input
+t_case "SIGTERM stops a kiosk on hv: the write flushed, the boot recorded" test_stop_signal_on_hv
