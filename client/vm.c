@@ -216,7 +216,8 @@ struct qmp {
 	int fd;
 	char buf[8192];
 	size_t len;
-	char reason[32]; /* of the SHUTDOWN event: guest-shutdown, guest-reset, host-ui... */
+	/* Of the SHUTDOWN event: guest-shutdown, guest-reset, host-qmp-quit (Ctrl-A x)... */
+	char reason[32];
 };
 
 static void qmp_poll(struct qmp *q)
@@ -441,6 +442,9 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	}
 	argv[n++] = "qemu-system-x86_64";
 	argv[n++] = "-nographic";
+	/* Named, since -qmp would otherwise take the monitor off the console: Ctrl-A x. */
+	argv[n++] = "-serial";
+	argv[n++] = "mon:stdio";
 	argv[n++] = "-no-reboot";
 	argv[n++] = "-qmp";
 	argv[n++] = qmp_arg;
@@ -476,7 +480,8 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		rc = cli_fail(cli, "cannot run qemu-system-x86_64 (is qemu-system-x86 installed?)");
 	else if (q != 0 && !stopped_by)
 		rc = cli_fail(cli, "qemu-system-x86_64 exited with status %d", q);
-	else if (strcmp(monitor.reason, "host-ui") == 0)
+	else if (strcmp(monitor.reason, "host-ui") == 0 ||
+	         strcmp(monitor.reason, "host-qmp-quit") == 0)
 		rc = EXIT_STOPPED; /* Ctrl-A x */
 	else if (strcmp(monitor.reason, "guest-reset") == 0)
 		rc = EXIT_REBOOT;

@@ -23,13 +23,19 @@ kiosk_setup() {
 }
 
 # run_bg OUT ARGS...: circ run in the background, its console in OUT, typing from
-# the fifo console (fd 3); sets RUN_PID.
+# the fifo console (fd 3); sets RUN_PID. With RUN_TTY=1, run's console is a
+# terminal (script(1)'s), as a person's is: QEMU takes its escapes only from one.
 run_bg() {
-	local out=$1
+	local out=$1 cmd
 	shift
 	rm -f console "$out"
 	mkfifo console
-	"$CIRC" --state st run --vmm qemu --mem 256M "$@" <console >"$out" 2>&1 &
+	if [ "${RUN_TTY:-}" = 1 ]; then
+		cmd=$(printf '%q ' "$CIRC" --state st run --vmm qemu --mem 256M "$@")
+		script -qefc "$cmd" /dev/null <console >"$out" 2>&1 &
+	else
+		"$CIRC" --state st run --vmm qemu --mem 256M "$@" <console >"$out" 2>&1 &
+	fi
 	RUN_PID=$!
 	# A watchdog, not a wait: a run that hangs fails the case instead of the suite.
 	# Its output goes nowhere: it must not hold the case's output open while it sleeps.
@@ -74,20 +80,21 @@ test_signals_stop_everything() {
 test_exit_statuses_under_qemu() {
 	kiosk_setup
 	"$CIRC" --state st pull "$URL" bb --key k.pub >/dev/null || die "pull"
-	# (Ctrl-A x is QEMU's "host-ui" shutdown, exit 4; a fifo cannot type it: QEMU
-	# takes its escape only from a terminal.)
-	for how in reboot poweroff; do
-		run_bg out --kernel "$KERNEL" --initrd "$INITRD" \
-			--append "quiet root=/dev/vda" --disk bb
+	command -v script >/dev/null || skip "script(1) is not installed"
+	for how in reboot poweroff ctrl-a-x; do
+		# Ctrl-A x reaches QEMU only from a terminal.
+		RUN_TTY=$([ $how = ctrl-a-x ] && echo 1) run_bg out --kernel "$KERNEL" \
+			--initrd "$INITRD" --append "quiet root=/dev/vda" --disk bb
 		wait_for out "poweroff stops the machine"
 		case $how in
 		reboot) printf 'reboot -f\n' >&3 ;;
 		poweroff) printf 'poweroff\n' >&3 ;;
+		ctrl-a-x) printf '\001x' >&3 ;;
 		esac
 		wait $RUN_PID
 		rc=$?
 		exec 3>&-
-		want=$(case $how in reboot) echo 3 ;; *) echo 0 ;; esac)
+		want=$(case $how in reboot) echo 3 ;; ctrl-a-x) echo 4 ;; *) echo 0 ;; esac)
 		[ $rc = "$want" ] || die "$how: circ run exited $rc, not $want: $(tail -n 3 out)"
 	done
 	[ ! -e st/disks/bb/mountpoint ] || die "a mount is left"
@@ -291,7 +298,7 @@ t_case "circ remote moves a disk to another server without pulling again" \
 	test_remote_moves_a_disk
 t_case "SIGTERM, SIGINT and SIGHUP stop QEMU and unmount; the disk is free" \
 	test_signals_stop_everything
-t_case "under QEMU too: power-off exits 0, a reboot 3 (QEMU's monitor says which)" \
+t_case "under QEMU too: power-off exits 0, a reboot 3, Ctrl-A x 4 (QEMU's monitor says which)" \
 	test_exit_statuses_under_qemu
 t_case "a run killed with -9: QEMU goes with it, the next run unmounts what it left" \
 	test_killed_run_is_cleaned_up
