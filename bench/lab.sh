@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# A lab: 20 machines (state directories) read the same image at once, the
-# whole disk of a published 64 MiB image (make_image's mix: half random, a
-# quarter zeros, a quarter text) through FUSE, three ways:
+# A lab: 20 machines (state directories) boot at once. Each boot-reads the
+# busybox image's recorded boot set (`circ fetch --boot`: the blocks a real
+# boot read, recorded with `circ mount --record-reads` under QEMU and
+# published with --prefetch) and its boot kit, three ways:
 #   1. straight from the origin (circ serve);
 #   2. with two peers in front (`circ serve --cache` on two machines that
-#      read the disk first, peer 2 from peer 1): half the machines list peer
-#      1 first, half peer 2, the origin last;
+#      booted first, peer 2 from peer 1): half the machines list peer 1
+#      first, half peer 2, the origin last;
 #   3. through squid, a reverse proxy caching in memory, started cold.
 # Each figure is what the origin sent (bytes and requests, from circ serve's
-# access log, the peers' and squid's own fetches included) beside what one
-# machine fetched alone (circ stats of a machine of part 1), and their
-# ratio; the goal with peers and with squid is 1.1 at most (part 1 is 20).
-# The wall time of the 20 reads is printed for scale, not asserted.
-# Skipped, saying why, without root or /dev/fuse; part 3 without squid.
-# Every mount is unmounted and every server stopped on exit, also on failure.
+# access log, the peers' and squid's own fetches and every machine's pointer
+# and manifest included) beside what one machine fetched alone (its `circ
+# fetch --json`, a machine of part 1), and their ratio; the goal with peers
+# and with squid is 1.1 at most (part 1 is 20). The wall time of the 20
+# boot reads is printed for scale, not asserted.
+# Skipped, saying why, without root, /dev/fuse, QEMU or the boot kit; part 3
+# without squid. Every mount is unmounted and every server stopped on exit,
+# also on failure.
 # Usage: bench/lab.sh [BUILD_DIR]   (bench/run.sh calls it)
 set -euo pipefail
 
@@ -24,12 +27,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 
 N=20
-MIB=64
+IMAGES=$root/build/images
 
-section "lab: $N machines read one $MIB MiB image at once"
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
-	result lab_skipped "needs root and /dev/fuse"
-	echo "  skipped: needs root and /dev/fuse"
+section "lab: $N machines boot the busybox image at once (its recorded boot set and boot kit)"
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ] || ! command -v qemu-system-x86_64 >/dev/null ||
+	! "$root/images/bootkit.sh" "$IMAGES/kit" >/dev/null 2>&1 ||
+	! "$root/images/busybox.sh" "$IMAGES/busybox.img" >/dev/null 2>&1; then
+	result lab_skipped "needs root, /dev/fuse, QEMU and the boot kit"
+	echo "  skipped: needs root, /dev/fuse, QEMU and the boot kit"
 	exit 0
 fi
 
@@ -61,29 +66,44 @@ serve() {
 	die "circ serve $* did not start: $(cat "$name.log")"
 }
 
-# The image, published; the origin.
-say "publishing a $MIB MiB image"
+# The image and its boot kit, published; the origin.
+say "publishing the busybox image with its boot kit"
 bench_key
-{
-	head -c $((MIB << 19)) /dev/urandom
-	head -c $((MIB << 18)) /dev/zero
-	head -c $((MIB << 18)) < <(yes "circ test image line")
-} >img
-"$CIRC" publish --repo repo --key "$KEY" --name lab img >/dev/null || die "publish failed"
+cmdline="quiet root=/dev/vda circ.test=poweroff"
+"$CIRC" publish --repo repo --key "$KEY" --name lab --kernel "$IMAGES/kit/vmlinuz" \
+	--initrd "$IMAGES/kit/initrd.img" --cmdline "$cmdline" "$IMAGES/busybox.img" >/dev/null ||
+	die "publish failed"
 serve origin --repo repo
 ORIGIN=$SERVED_URL
 
-# read_disk STATE URL [MIRROR...]: pull, mount, read the whole disk, unmount.
-read_disk() {
+# The boot set: one boot under QEMU (TCG) from a FUSE mount, its reads
+# recorded; version 2 is the same image with that list (no new blocks).
+say "recording the blocks a boot reads (QEMU TCG)"
+"$CIRC" --state rec pull "$ORIGIN" lab --key "$PUB" >/dev/null || die "pull for the recording"
+mkdir -p rec.mnt
+MOUNTS+=("$W/rec.mnt")
+"$CIRC" --state rec mount lab rec.mnt --record-reads "$W/reads" || die "mount for the recording"
+timeout 300 qemu-system-x86_64 -accel tcg -m 256M -nographic -no-reboot \
+	-kernel "$IMAGES/kit/vmlinuz" -initrd "$IMAGES/kit/initrd.img" \
+	-append "console=ttyS0 $cmdline" -drive "file=rec.mnt/disk.img,format=raw,if=virtio" \
+	</dev/null >rec.out 2>&1 || die "the recording boot failed: $(tail -n 3 rec.out)"
+grep -q "CIRC-BOOT-OK" rec.out || die "the recording boot did not finish: $(tail -n 3 rec.out)"
+"$CIRC" --state rec umount rec.mnt || die "umount after the recording"
+[ -s reads ] || die "no reads recorded"
+"$CIRC" publish --repo repo --key "$KEY" --name lab --prefetch reads "$IMAGES/busybox.img" \
+	>/dev/null || die "publish with the boot set"
+rm -rf rec
+
+# boot_read STATE URL [MIRROR...]: pull, then fetch the boot set and the kit;
+# what it fetched in STATE.json.
+boot_read() {
 	local st=$1 url=$2 m=() u
 	shift 2
 	for u in "$@"; do m+=(--mirror "$u"); done
 	"$CIRC" --state "$st" pull "$url" lab --key "$PUB" "${m[@]}" >/dev/null 2>"$st.err" ||
 		die "pull on $st: $(cat "$st.err")"
-	mkdir -p "$st.mnt"
-	"$CIRC" --state "$st" mount lab "$st.mnt" 2>"$st.err" || die "mount on $st: $(cat "$st.err")"
-	cat "$st.mnt/disk.img" >/dev/null || die "read on $st failed"
-	"$CIRC" --state "$st" umount "$st.mnt" 2>"$st.err" || die "umount on $st: $(cat "$st.err")"
+	"$CIRC" --state "$st" fetch lab --boot --json >"$st.json" 2>"$st.err" ||
+		die "fetch --boot on $st: $(cat "$st.err")"
 }
 
 # machines PREFIX URLS_FN: N machines read the disk at once, machine I from
@@ -91,15 +111,14 @@ read_disk() {
 # is then removed, all but PREFIX1's.
 machines() {
 	local prefix=$1 fn=$2 i t0 pids=() bad=0
-	for i in $(seq 1 "$N"); do MOUNTS+=("$W/$prefix$i.mnt"); done
 	t0=$(now)
 	for i in $(seq 1 "$N"); do
 		# shellcheck disable=SC2046 # the URL list splits into words on purpose
-		read_disk "$prefix$i" $("$fn" "$i") &
+		boot_read "$prefix$i" $("$fn" "$i") &
 		pids+=($!)
 	done
 	for i in "${!pids[@]}"; do wait "${pids[$i]}" || bad=1; done
-	[ "$bad" = 0 ] || die "a machine failed to read the disk"
+	[ "$bad" = 0 ] || die "a machine failed to boot-read the image"
 	SECS=$(calc "$(now) - $t0" 2)
 	for i in $(seq 2 "$N"); do rm -rf "${prefix:?}$i"; done
 }
@@ -111,7 +130,7 @@ origin_since() {
 }
 mark() { wc -l <origin.log; }
 
-fetched() { "$CIRC" --state "$1" stats lab --json | jq -r '[.. | objects | .fetched_bytes? // empty][0]'; }
+fetched() { jq -r .fetched_bytes "$1.json"; }
 
 report() { # LABEL BYTES REQUESTS SECONDS
 	printf '  %-30s origin %-10s in %5d requests   one machine %-10s   ratio %-5s   (%s s)\n' \
@@ -136,11 +155,10 @@ rm -rf d1
 say "2. two peers (serve --cache), then $N machines"
 m0=$(mark)
 t0=$(now)
-MOUNTS+=("$W/peer1.mnt" "$W/peer2.mnt")
-read_disk peer1 "$ORIGIN"
+boot_read peer1 "$ORIGIN"
 serve peer1 --cache peer1 --quiet
 P1=$SERVED_URL
-read_disk peer2 "$P1" "$ORIGIN"
+boot_read peer2 "$P1" "$ORIGIN"
 serve peer2 --cache peer2 --quiet
 P2=$SERVED_URL
 warm=$(calc "$(now) - $t0" 2)

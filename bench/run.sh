@@ -8,6 +8,9 @@
 #   CIRC_BENCH_CACHE  where test images are kept between runs
 #                     (default BUILD_DIR/bench/cache)
 #   CIRC_BENCH_RUNS   runs per timed measurement (default 3)
+#   CIRC_BENCH_PARTS  only these parts, e.g. "disk lab" (default: all of
+#                     publish fetch disk boot hv migrate lab kiosk); the test
+#                     images are built either way, the summary only for all
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,14 +57,21 @@ printf '  figures: mean ±stddev of %s runs unless noted; ratio = circ / peer (t
 
 say "test images (cached in $BENCH_CACHE)"
 "$root/bench/image.sh"
-"$root/bench/publish.sh"
-"$root/bench/fetch.sh"
-"$root/bench/disk.sh"
-"$root/bench/boot.sh"
-"$root/bench/hv.sh" "$build"
-"$root/bench/migrate.sh"
-"$root/bench/lab.sh"
-"$root/bench/kiosk.sh"
+all_parts="publish fetch disk boot hv migrate lab kiosk"
+parts=${CIRC_BENCH_PARTS:-$all_parts}
+for part in $parts; do
+	[[ " $all_parts " == *" $part "* ]] || die "no benchmark part '$part' (there are: $all_parts)"
+done
+for part in $all_parts; do
+	[[ " $parts " == *" $part "* ]] || continue
+	if [ "$part" = hv ]; then "$root/bench/hv.sh" "$build"; else "$root/bench/$part.sh"; fi
+done
+if [ "$parts" != "$all_parts" ]; then
+	printf '
+(only %s: the summary needs every part)
+' "$parts"
+	exit 0
+fi
 
 section "summary"
 g() { get "$1"; }
