@@ -294,7 +294,7 @@ say "checking the updated disk.img against v2"
 disk_mount "$U" "$D/mnt"
 cmp -s "$D/mnt/disk.img" "$IMG2" || die "disk.img after the update differs from v2"
 disk_umount "$D/mnt"
-rm -rf "$S2" "$U"
+rm -rf "$U"
 
 say "the same update with manifest format 1 (no boot kit, an uncompressed table): bytes on the wire"
 F=$D/f1
@@ -309,7 +309,7 @@ mark=$(nginx_log_mark)
 read -r f1_req f1_bytes <<<"$(nginx_log_since "$mark")"
 f2_manifest=$(stat -c %s "$REPO/images/$name/2.manifest")
 f1_manifest=$(stat -c %s "$REPO/images/${name}f1/2.manifest")
-rm -rf "$F"
+rm -rf "$F" "$S2"
 
 say "casync extract --seed=v1.img of v2 from the same nginx"
 mark=$(nginx_log_mark)
