@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -15,13 +16,13 @@
 #define FETCH_DEFAULT_DEADLINE_MS 30000
 #define FETCH_BACKOFF_FIRST_MS    100
 #define FETCH_BACKOFF_MAX_MS      2000
+#define FETCH_DOWN_WINDOW_MS      1000
 
 struct fetch {
 	char **mirrors;
 	size_t n_mirrors;
 	long connect_timeout_ms;
 	long deadline_ms;
-	int retries;
 	char *user, *password;
 
 	pthread_mutex_t lock; /* guards idle and stats */
@@ -30,6 +31,14 @@ struct fetch {
 	struct fetch_stats stats;
 	fetch_progress_fn progress;
 	void *progress_ctx;
+	/*
+	 * A fetch_get found no source answering in its whole window: until one
+	 * answers again, later ones try for FETCH_DOWN_WINDOW_MS only. A reader
+	 * asking again at once (the kernel reads a page itself after its
+	 * read-ahead of it failed) does not wait a second whole window, and
+	 * one that asks after the server is back is answered. Guarded by lock.
+	 */
+	bool down;
 };
 
 struct sink {
@@ -121,7 +130,6 @@ struct fetch *fetch_new(const struct fetch_config *cfg, struct circ_err *err)
 	f->connect_timeout_ms =
 	    cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : FETCH_DEFAULT_CONNECT_MS;
 	f->deadline_ms = cfg->deadline_ms > 0 ? cfg->deadline_ms : FETCH_DEFAULT_DEADLINE_MS;
-	f->retries = cfg->retries >= 0 ? cfg->retries : 0;
 	if (cfg->user) {
 		f->user = strdup(cfg->user);
 		f->password = strdup(cfg->password ? cfg->password : "");
@@ -209,8 +217,8 @@ static void handle_give(struct fetch *f, CURL *h)
 
 enum attempt_result {
 	ATTEMPT_OK,
-	ATTEMPT_RETRY,
-	ATTEMPT_NEXT_MIRROR,
+	ATTEMPT_TRANSIENT, /* nobody answered, or "later" (5xx, 429, a cut body): try again */
+	ATTEMPT_ANSWERED,  /* this source's answer stands (404, 403, too big): not again */
 	ATTEMPT_FATAL
 };
 
@@ -245,107 +253,167 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 
 	if (sink.too_big) {
 		err_set(err, EFBIG, "%s: response larger than %zu bytes", url, max_len);
-		return ATTEMPT_NEXT_MIRROR;
+		return ATTEMPT_ANSWERED;
 	}
 	if (rc != CURLE_OK) {
 		err_set(err, transport_errnum(rc), "%s: %s", url, curl_easy_strerror(rc));
-		if (rc == CURLE_OUT_OF_MEMORY)
-			return ATTEMPT_FATAL;
-		/* Nobody listening: retrying the same mirror only delays the next one. */
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-			return ATTEMPT_NEXT_MIRROR;
-		return ATTEMPT_RETRY;
+		return rc == CURLE_OUT_OF_MEMORY ? ATTEMPT_FATAL : ATTEMPT_TRANSIENT;
 	}
 	if (status == 200)
 		return ATTEMPT_OK;
 	if (status == 404 || status == 410) {
 		err_set(err, ENOENT, "%s: not found (HTTP %ld)", url, status);
-		return ATTEMPT_NEXT_MIRROR;
+		return ATTEMPT_ANSWERED;
 	}
 	err_set(err, EIO, "%s: HTTP %ld", url, status);
-	return status >= 500 || status == 429 ? ATTEMPT_RETRY : ATTEMPT_NEXT_MIRROR;
+	return status >= 500 || status == 429 ? ATTEMPT_TRANSIENT : ATTEMPT_ANSWERED;
 }
+
+/*
+ * The pause before the next round: doubling from FETCH_BACKOFF_FIRST_MS up
+ * to FETCH_BACKOFF_MAX_MS, each drawn from [d/2, d] so that clients that
+ * lost the same server do not come back in step.
+ */
+static long backoff_ms(unsigned round, uint64_t *seed)
+{
+	long d = FETCH_BACKOFF_FIRST_MS;
+
+	for (unsigned i = 0; i < round && d < FETCH_BACKOFF_MAX_MS; i++)
+		d *= 2;
+	if (d > FETCH_BACKOFF_MAX_MS)
+		d = FETCH_BACKOFF_MAX_MS;
+	/* xorshift64: jitter needs no quality, only independence between clients. */
+	*seed ^= *seed << 13;
+	*seed ^= *seed >> 7;
+	*seed ^= *seed << 17;
+	return d / 2 + (long)(*seed % (uint64_t)(d / 2 + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* What a source said for good within one fetch_get. */
+enum source_state {
+	SOURCE_OPEN,    /* not asked yet, or said "later": ask again */
+	SOURCE_MISSING, /* 404 */
+	SOURCE_REFUSED  /* another answer that stands: 403, too big, bad bytes */
+};
 
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
               fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err)
 {
-	long deadline = now_ms() + f->deadline_ms;
+	long window = f->deadline_ms, deadline;
+	enum source_state *sources;
 	struct circ_err local;
-	bool all_missing = true;
+	struct timespec ts;
 	char *url = NULL;
+	uint64_t seed;
 	CURL *h;
 	int ret = -1;
 
 	if (!err)
 		err = &local;
+	pthread_mutex_lock(&f->lock);
+	if (f->down && window > FETCH_DOWN_WINDOW_MS)
+		window = FETCH_DOWN_WINDOW_MS;
+	pthread_mutex_unlock(&f->lock);
+	deadline = now_ms() + window;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	seed = ((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts ^ (uint64_t)getpid() << 32) | 1;
 	h = handle_take(f);
-	if (!h)
-		return err_set(err, ENOMEM, "out of memory");
-	for (size_t m = 0; m < f->n_mirrors; m++) {
-		long backoff = FETCH_BACKOFF_FIRST_MS;
+	sources = calloc(f->n_mirrors, sizeof(*sources));
+	if (!h || !sources) {
+		err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	/*
+	 * A retry window, not a retry count: every source is asked in turn, round
+	 * after round, until one answers or the deadline passes. A server that
+	 * restarts within the window costs the reader a delay, never an error.
+	 */
+	for (unsigned round = 0;; round++) {
+		bool asked = false, all_missing = true;
+		long pause, remaining;
 
-		free(url);
-		if (asprintf(&url, "%s/%s", f->mirrors[m], path) < 0) {
-			url = NULL;
-			err_set(err, ENOMEM, "out of memory");
-			goto out;
-		}
-		for (int tries = 0; tries <= f->retries; tries++) {
-			long remaining = deadline - now_ms();
+		for (size_t m = 0; m < f->n_mirrors; m++) {
 			enum attempt_result r;
 
+			if (sources[m] != SOURCE_OPEN) {
+				all_missing = all_missing && sources[m] == SOURCE_MISSING;
+				continue;
+			}
+			remaining = deadline - now_ms();
 			if (remaining <= 0)
 				goto timed_out;
+			free(url);
+			if (asprintf(&url, "%s/%s", f->mirrors[m], path) < 0) {
+				url = NULL;
+				err_set(err, ENOMEM, "out of memory");
+				goto out;
+			}
+			asked = true;
+			all_missing = false;
 			r = attempt(f, h, url, max_len, flags, remaining, out, err);
 			if (r == ATTEMPT_OK) {
+				pthread_mutex_lock(&f->lock);
+				f->down = false;
+				pthread_mutex_unlock(&f->lock);
 				if (!check || check(check_ctx, out, err) == 0) {
 					ret = 0;
 					goto out;
 				}
 				err_prefix(err, "%s", url);
-				/* Bad bytes: the next source, past any cache. */
+				/* Bad bytes: the next source, past any cache; this one is done. */
 				flags |= FETCH_NO_CACHE;
-				all_missing = false;
-				break;
-			}
-			if (err->errnum != ENOENT)
-				all_missing = false;
-			if (r == ATTEMPT_FATAL)
+				sources[m] = SOURCE_REFUSED;
+			} else if (r == ATTEMPT_FATAL) {
 				goto out;
-			if (r == ATTEMPT_NEXT_MIRROR)
-				break;
-			if (tries < f->retries) {
-				struct timespec ts;
-
-				if (backoff > deadline - now_ms())
-					backoff = deadline - now_ms();
-				if (backoff <= 0)
-					goto timed_out;
-				ts.tv_sec = backoff / 1000;
-				ts.tv_nsec = (backoff % 1000) * 1000000;
-				nanosleep(&ts, NULL);
-				backoff = backoff * 2 > FETCH_BACKOFF_MAX_MS ? FETCH_BACKOFF_MAX_MS
-				                                             : backoff * 2;
-				pthread_mutex_lock(&f->lock);
-				f->stats.retries++;
-				pthread_mutex_unlock(&f->lock);
+			} else if (r == ATTEMPT_ANSWERED) {
+				sources[m] =
+				    err->errnum == ENOENT ? SOURCE_MISSING : SOURCE_REFUSED;
 			}
 		}
+		if (!asked) {
+			/* Every source has answered for good: the last answer is the error. */
+			if (all_missing)
+				err->errnum = ENOENT;
+			goto out;
+		}
+		pause = backoff_ms(round, &seed);
+		remaining = deadline - now_ms();
+		if (remaining <= 0)
+			goto timed_out;
+		sleep_ms(pause < remaining ? pause : remaining);
+		pthread_mutex_lock(&f->lock);
+		f->stats.retries++;
+		pthread_mutex_unlock(&f->lock);
 	}
-	if (all_missing)
-		err->errnum = ENOENT;
-	goto out;
-timed_out:
-	err_set(err, ETIMEDOUT, "%s: no answer within %ld ms", path, f->deadline_ms);
+timed_out : {
+	char last[CIRC_ERR_MSG_MAX];
+
+	snprintf(last, sizeof(last), "%s", err->msg);
+	err_set(err, ETIMEDOUT, "%s: no source answered within %ld ms (last: %s)", path, window,
+	        last);
+	pthread_mutex_lock(&f->lock);
+	f->down = true;
+	pthread_mutex_unlock(&f->lock);
+}
 out:
 	free(url);
+	free(sources);
 	if (ret) {
 		buf_reset(out);
 		pthread_mutex_lock(&f->lock);
 		f->stats.failures++;
 		pthread_mutex_unlock(&f->lock);
 	}
-	handle_give(f, h);
+	if (h)
+		handle_give(f, h);
 	return ret;
 }
 

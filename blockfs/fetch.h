@@ -18,8 +18,11 @@ struct fetch_config {
 	const char *const *mirrors; /* base URLs, tried in order */
 	size_t n_mirrors;
 	long connect_timeout_ms; /* per attempt; 0 picks a default */
-	long deadline_ms;        /* whole fetch_get, retries included; 0 picks a default */
-	int retries;             /* extra attempts per mirror on transient errors */
+	/*
+	 * fetch_get's retry window: every source is asked again, with backoff,
+	 * until one answers or this passes; 0 picks a default (30 s).
+	 */
+	long deadline_ms;
 	/* HTTP Basic credentials for every request, or NULL (copied; the password is wiped). */
 	const char *user, *password;
 };
@@ -37,7 +40,7 @@ typedef int (*fetch_check_fn)(void *ctx, const struct buf *body, struct circ_err
 struct fetch_stats {
 	uint64_t bytes;    /* body bytes received */
 	uint64_t requests; /* HTTP requests made, retries included */
-	uint64_t retries;
+	uint64_t retries;  /* rounds that found no source answering, and paused */
 	uint64_t failures; /* fetch_get calls that failed */
 };
 

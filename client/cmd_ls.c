@@ -142,7 +142,7 @@ static void print_catalog(const struct catalog *c)
 static int list_remote(struct cli *cli, const char *url, const char *key_path, bool json)
 {
 	const char *mirrors[1] = { url };
-	struct fetch_config fc = { .mirrors = mirrors, .n_mirrors = 1, .retries = 2 };
+	struct fetch_config fc = { .mirrors = mirrors, .n_mirrors = 1 };
 	struct catalog c = { 0 };
 	struct repo *repo = NULL;
 	struct key *pub = NULL;

@@ -285,7 +285,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		if (!threads)
 			threads = (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
 	} else {
-		struct fetch_config fc = { .mirrors = urls, .n_mirrors = n_urls, .retries = 2 };
+		struct fetch_config fc = { .mirrors = urls, .n_mirrors = n_urls };
 
 		if (repo_open_url(&fc, &repo, &err))
 			goto fail;

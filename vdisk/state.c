@@ -483,7 +483,7 @@ int state_open_repo(const struct disk_conf *c, const struct state_net *net, stru
                     struct circ_err *err)
 {
 	const char *urls[2 * STATE_MAX_MIRRORS];
-	struct fetch_config fc = { .mirrors = urls, .retries = 2 };
+	struct fetch_config fc = { .mirrors = urls };
 	size_t n = 0;
 
 	for (size_t i = 0; i < c->n_urls; i++)

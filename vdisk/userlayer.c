@@ -39,7 +39,6 @@ int user_repo_open(const char *url, const char *user, const char *password,
 	struct fetch_config fc = {
 		.mirrors = urls,
 		.n_mirrors = 1,
-		.retries = 2,
 		.deadline_ms = net ? net->timeout_ms : 0,
 		.user = user,
 		.password = password,

@@ -121,6 +121,61 @@ test_offline_and_timeout() {
 	"$CIRC" --state st umount mnt || die "umount"
 }
 
+# A server restart during reads, within the mount's --timeout: the reader
+# sees a delay, never an error. Killed and started again on its port, then
+# stopped (SIGSTOP: it accepts connections and never answers) and resumed.
+test_restart_within_timeout() {
+	need_fuse
+	publish_ext4 64M
+	port=${URL##*:}
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt --timeout 30
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null
+	cat mnt/disk.img >got 2>err &
+	reader=$!
+	# The server is down for two seconds: the scenario, not a wait for something.
+	sleep 2
+	kill -0 "$reader" 2>/dev/null || die "the read ended while the server was down: $(cat err)"
+	"$CIRC" serve --repo repo --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+	SERVE_PID=$!
+	T_PIDS+=("$SERVE_PID")
+	wait "$reader" || die "a read failed across the restart: $(cat err)"
+	cmp got img || die "the disk read across the restart differs"
+	"$CIRC" --state st umount mnt || die "umount"
+	"$CIRC" --state st2 pull "$URL" deb --key k.pub >/dev/null || die "pull 2"
+	mount_disk st2 deb mnt2 --timeout 30
+	kill -STOP "$SERVE_PID"
+	cat mnt2/disk.img >got 2>err &
+	reader=$!
+	sleep 2
+	kill -CONT "$SERVE_PID"
+	wait "$reader" || die "a read failed across a hung server: $(cat err)"
+	cmp got img || die "the disk read across a hung server differs"
+	"$CIRC" --state st2 umount mnt2 || die "umount 2"
+}
+
+# Against a server that accepts and never answers, a read fails with EIO
+# within its --timeout, not a multiple of it (the kernel reading the page
+# again after a failed read-ahead must not start a second wait).
+test_hung_server_fails_in_time() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt --timeout 6
+	kill -STOP "$SERVE_PID"
+	start=$(date +%s%N)
+	dd if=mnt/disk.img of=/dev/null bs=64k count=1 status=none 2>err &&
+		die "a read succeeded with the server hung"
+	took=$((($(date +%s%N) - start) / 1000000))
+	kill -CONT "$SERVE_PID"
+	grep -q "Input/output error" err || die "not EIO: $(cat err)"
+	echo "note: the first read against a hung server failed after $took ms (--timeout 6)"
+	[ "$took" -lt 10000 ] || die "the failing read took $took ms, past its 6 s timeout"
+	cmp mnt/disk.img img || die "reads did not recover when the server answered again"
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
 test_corrupt_block_never_served() {
 	need_fuse
 	publish_ext4 64M
@@ -347,6 +402,9 @@ t_case "pull and mount a 256 MiB ext4 image: exact bytes, e2fsck, files" test_im
 t_case "reading one small file fetches under 5% of the image" test_small_read_fetches_little
 t_case "writes survive umount, kill -9 after fsync; QEMU uses disk.img" test_writes_are_durable
 t_case "server down: cached reads work, others fail with EIO in time, then recover" test_offline_and_timeout
+t_case "a server restart within --timeout: reads wait, never fail" test_restart_within_timeout
+t_case "a hung server: the read fails with EIO within --timeout, not twice it" \
+	test_hung_server_fails_in_time
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
