@@ -370,19 +370,44 @@ static int set_sector(struct overlay *o, uint64_t s, uint32_t v, bool punch_old)
 	return 0;
 }
 
-int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf)
+/* Room for n more entries, so that pushes after it cannot fail. */
+static int vec_reserve(struct u32vec *v, size_t n)
 {
-	uint32_t slot;
+	size_t cap = v->cap ? v->cap : 256;
+	uint32_t *p;
+
+	if (v->cap - v->n >= n)
+		return 0;
+	while (cap - v->n < n)
+		cap *= 2;
+	p = realloc(v->v, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	v->v = p;
+	v->cap = cap;
+	return 0;
+}
+
+void overlay_unstage(struct overlay *o, const uint32_t *slots, size_t n)
+{
+	pthread_mutex_lock(&o->meta);
+	for (size_t i = 0; i < n; i++)
+		if (vec_push(&o->free_slots, slots[i])) {
+			/* Only the slot's space is lost until the next open rebuilds the list. */
+		}
+	pthread_mutex_unlock(&o->meta);
+}
+
+int overlay_stage(struct overlay *o, const void *buf, uint32_t *slot)
+{
 	int rc;
 
-	if (s >= o->n_sectors)
-		return -EINVAL;
 	pthread_rwlock_rdlock(&o->io);
 	pthread_mutex_lock(&o->meta);
 	if (o->free_slots.n) {
-		slot = o->free_slots.v[--o->free_slots.n];
+		*slot = o->free_slots.v[--o->free_slots.n];
 	} else if (o->n_slots < SLOT_MAX) {
-		slot = o->n_slots++;
+		*slot = o->n_slots++;
 	} else {
 		pthread_mutex_unlock(&o->meta);
 		pthread_rwlock_unlock(&o->io);
@@ -390,14 +415,43 @@ int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf)
 	}
 	pthread_mutex_unlock(&o->meta);
 	/* Never onto a slot a durable map may name: this slot is free on disk too. */
-	rc = file_pwrite_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)slot * OVERLAY_SECTOR);
-	pthread_mutex_lock(&o->meta);
-	if (rc)
-		vec_push(&o->free_slots, slot);
-	else
-		rc = set_sector(o, s, slot + 1, false);
-	pthread_mutex_unlock(&o->meta);
+	rc = file_pwrite_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)*slot * OVERLAY_SECTOR);
 	pthread_rwlock_unlock(&o->io);
+	if (rc)
+		overlay_unstage(o, slot, 1);
+	return rc;
+}
+
+int overlay_commit(struct overlay *o, const uint64_t *sectors, const uint32_t *slots, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (sectors[i] >= o->n_sectors)
+			return -EINVAL;
+	pthread_mutex_lock(&o->meta);
+	/* Everything set_sector may push, made room for first: then it cannot fail halfway. */
+	if (vec_reserve(&o->dirty, n) || vec_reserve(&o->pending, n))
+		rc = -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = set_sector(o, sectors[i], slots[i] + 1, false);
+	pthread_mutex_unlock(&o->meta);
+	return rc;
+}
+
+int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf)
+{
+	uint32_t slot;
+	int rc;
+
+	if (s >= o->n_sectors)
+		return -EINVAL;
+	rc = overlay_stage(o, buf, &slot);
+	if (rc)
+		return rc;
+	rc = overlay_commit(o, &s, &slot, 1);
+	if (rc)
+		overlay_unstage(o, &slot, 1);
 	return rc;
 }
 

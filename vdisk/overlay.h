@@ -39,6 +39,17 @@ void overlay_close(struct overlay *o);
 int overlay_read_sector(struct overlay *o, uint64_t s, void *buf, enum overlay_state *state);
 /* Writes one whole sector. */
 int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf);
+
+/*
+ * A write of many sectors that is all or nothing: overlay_stage puts each
+ * sector's bytes into a free slot that no map names yet; overlay_commit
+ * then names them all at once, or none (-ENOMEM); overlay_unstage gives
+ * back what a failed write staged. Until committed, nothing of it is read
+ * or made durable by a flush.
+ */
+int overlay_stage(struct overlay *o, const void *buf, uint32_t *slot);
+int overlay_commit(struct overlay *o, const uint64_t *sectors, const uint32_t *slots, size_t n);
+void overlay_unstage(struct overlay *o, const uint32_t *slots, size_t n);
 /* Makes sector s read as zeros and frees its space. */
 int overlay_zero_sector(struct overlay *o, uint64_t s);
 /* Makes every completed write durable. */

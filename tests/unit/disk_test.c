@@ -7,10 +7,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blockfs/cache.h"
@@ -269,6 +272,43 @@ START_TEST(test_writes_read_back)
 	expect_model(vd);
 	/* vdisk_close flushes: writes without a flush of their own survive it. */
 	write_at(vd, 3 * BLOCK + 17, 3 * SECTOR, 12);
+	ck_assert_int_eq(vdisk_close(vd), 0);
+	vd = open_disk(false);
+	expect_model(vd);
+	ck_assert_int_eq(vdisk_close(vd), 0);
+	cleanup();
+}
+END_TEST
+
+/*
+ * A write that fails partway (here the file size limit stops the overlay's
+ * data file three sectors in, as a full file system would) changes nothing:
+ * not what the disk reads, not what the next flush makes durable.
+ */
+START_TEST(test_failed_write_changes_nothing)
+{
+	static uint8_t big[64 << 10];
+	struct rlimit rl, saved;
+	char data[PATH_MAX + 32];
+	struct stat st;
+	struct vdisk *vd;
+
+	prepare();
+	vd = open_disk(false);
+	write_at(vd, 0, SECTOR, 1);
+	ck_assert_int_eq(vdisk_flush(vd), 0);
+	snprintf(data, sizeof(data), "%s/disks/D/overlay.data", state);
+	ck_assert_int_eq(stat(data, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	rl = saved;
+	rl.rlim_cur = (rlim_t)st.st_size + 3 * SECTOR;
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	fill_random(big, sizeof(big), 2);
+	ck_assert_int_ne(vdisk_write(vd, big, sizeof(big), 3 * BLOCK + 7), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	expect_model(vd);
+	ck_assert_int_eq(vdisk_flush(vd), 0);
 	ck_assert_int_eq(vdisk_close(vd), 0);
 	vd = open_disk(false);
 	expect_model(vd);
@@ -620,6 +660,7 @@ Suite *disk_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_reads_equal_image);
 	tcase_add_test(tc, test_writes_read_back);
+	tcase_add_test(tc, test_failed_write_changes_nothing);
 	tcase_add_test(tc, test_discard_reads_zeros);
 	tcase_add_test(tc, test_read_only);
 	tcase_add_test(tc, test_beyond_end);
