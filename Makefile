@@ -76,6 +76,10 @@ $(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
 	@mkdir -p $(dir $@)
 	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
 
+# The server tests' slowloris client.
+$(BUILD)/slowloris: tests/tools/slowloris.c
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
 # bench/hv.sh's helper: the virtio-blk device model driven without KVM, start-up timing.
 $(BUILD)/virtio-bench: bench/virtio_bench.c $(BUILD)/libcirc.a
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -86,7 +90,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf
+check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf \
+	$(BUILD)/slowloris
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps

@@ -11,7 +11,8 @@
 
 static const char usage[] =
     "Usage: circ serve --repo DIR [--listen HOST:PORT] [--threads N] [--quiet]\n"
-    "                  [--users FILE [--quota SIZE]]\n"
+    "                  [--users FILE [--quota SIZE]] [--max-connections N]\n"
+    "                  [--max-per-client N] [--idle-timeout TIME]\n"
     "       circ serve --cache STATE [--listen HOST:PORT] [--threads N] [--quiet]\n"
     "\n"
     "Serves repo DIR over HTTP (GET and HEAD) until SIGINT or SIGTERM. Only the\n"
@@ -45,7 +46,13 @@ static const char usage[] =
     "  --users FILE        who may upload: an htpasswd file of bcrypt hashes, made with\n"
     "                      `htpasswd -B`; read once at start, passwords never logged\n"
     "  --quota SIZE        the most bytes each user may store under users/USER/\n"
-    "                      (K, M, G suffixes; default no limit); past it PUT gets 507\n";
+    "                      (K, M, G suffixes; default no limit); past it PUT gets 507\n"
+    "  --max-connections N connections held at once (default 4096; the open file\n"
+    "                      limit is raised to fit, or bounds it)\n"
+    "  --max-per-client N  connections from one client address (default 64): one\n"
+    "                      host trickling requests (slowloris) cannot fill the server\n"
+    "  --idle-timeout TIME a connection silent this long is closed (default 15s;\n"
+    "                      s, m, h suffixes)\n";
 
 enum {
 	OPT_REPO = OPT_LONG,
@@ -54,7 +61,10 @@ enum {
 	OPT_QUIET,
 	OPT_USERS,
 	OPT_QUOTA,
-	OPT_CACHE
+	OPT_CACHE,
+	OPT_MAX_CONN,
+	OPT_MAX_PER_CLIENT,
+	OPT_IDLE_TIMEOUT
 };
 
 /* HOST:PORT whose PORT is a number from 0 to 65535 (the host is checked on binding). */
@@ -76,6 +86,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		{ "users", required_argument, NULL, OPT_USERS },
 		{ "quota", required_argument, NULL, OPT_QUOTA },
 		{ "cache", required_argument, NULL, OPT_CACHE },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "max-per-client", required_argument, NULL, OPT_MAX_PER_CLIENT },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ 0 },
 	};
 	struct server_config cfg = { .access_log = stderr };
@@ -121,6 +134,24 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			if (cli_parse_size(optarg, &v) || v == 0)
 				return cli_usage_error(cli, "bad quota '%s'", optarg);
 			cfg.quota = v;
+			break;
+		case OPT_MAX_CONN:
+			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000)
+				return cli_usage_error(
+				    cli, "bad connection limit '%s' (1 to 1000000)", optarg);
+			cfg.max_connections = (unsigned)v;
+			break;
+		case OPT_MAX_PER_CLIENT:
+			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000)
+				return cli_usage_error(
+				    cli, "bad per-client limit '%s' (1 to 1000000)", optarg);
+			cfg.max_per_client = (unsigned)v;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (cli_parse_duration(optarg, &v) || v == 0 || v > 86400)
+				return cli_usage_error(cli, "bad idle timeout '%s' (1s to 24h)",
+				                       optarg);
+			cfg.idle_timeout = (unsigned)v;
 			break;
 		default:
 			return EXIT_USAGE;

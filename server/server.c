@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -572,6 +573,37 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct 
 	return 0;
 }
 
+/*
+ * Each connection is a descriptor: the soft limit (often 1024) is raised
+ * toward the hard one. Where the hard limit is lower than asked, the
+ * connection limit comes down to fit, rather than accept() failing later.
+ */
+static int raise_fd_limit(unsigned *max_conn, struct circ_err *err)
+{
+	const rlim_t spare = 64; /* the repo's files, the log, epoll, the listener */
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return err_sys(err, errno, "getrlimit");
+	if (rl.rlim_cur < (rlim_t)*max_conn + spare) {
+		rl.rlim_cur =
+		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)*max_conn + spare
+		        ? (rlim_t)*max_conn + spare
+		        : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			return err_sys(err, errno, "raising the open file limit");
+	}
+	if (rl.rlim_cur < (rlim_t)*max_conn + spare) {
+		if (rl.rlim_cur <= spare)
+			return err_set(err, EMFILE,
+			               "the open file limit (%llu) leaves no room for "
+			               "connections",
+			               (unsigned long long)rl.rlim_cur);
+		*max_conn = (unsigned)(rl.rlim_cur - spare);
+	}
+	return 0;
+}
+
 int server_start(const struct server_config *cfg, struct server **out, struct circ_err *err)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -579,6 +611,7 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 	const char *dir = cfg->cache_dir ? cfg->cache_dir : cfg->repo_dir;
 	const char *what = cfg->cache_dir ? "cache" : "repo";
+	unsigned max_conn;
 	struct server *s;
 
 	if (!dir || (cfg->cache_dir && cfg->repo_dir))
@@ -612,11 +645,19 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	max_conn = cfg->max_connections ? cfg->max_connections : SERVER_DEFAULT_MAX_CONNECTIONS;
+	if (raise_fd_limit(&max_conn, err))
+		goto fail;
+	/* epoll: a connection that trickles holds a slot, never a thread. */
 	s->daemon = MHD_start_daemon(
 	    flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : DEFAULT_THREADS,
 	    MHD_OPTION_URI_LOG_CALLBACK, request_begin, s, MHD_OPTION_NOTIFY_COMPLETED, request_end,
-	    s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	    s, MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    cfg->max_per_client ? cfg->max_per_client : SERVER_DEFAULT_MAX_PER_CLIENT,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    cfg->idle_timeout ? cfg->idle_timeout : SERVER_DEFAULT_IDLE_TIMEOUT,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
 	if (!s->daemon) {
 		err_set(err, EADDRINUSE, "cannot listen on %s (in use, or not an address here?)",
 		        cfg->listen ? cfg->listen : SERVER_DEFAULT_LISTEN);

@@ -29,7 +29,19 @@ struct server_config {
 	FILE *access_log;       /* one line per request; NULL for none */
 	const char *users_file; /* htpasswd file (bcrypt) of who may upload; NULL: read-only */
 	uint64_t quota;         /* bytes per user under users/USER/; 0: no limit */
+	/*
+	 * What keeps the server answering under many idle or slow connections
+	 * (slowloris): the connections it holds at once, those from one client
+	 * address, and how long one may stay silent. 0 picks the defaults.
+	 */
+	unsigned max_connections; /* SERVER_DEFAULT_MAX_CONNECTIONS */
+	unsigned max_per_client;  /* SERVER_DEFAULT_MAX_PER_CLIENT */
+	unsigned idle_timeout;    /* seconds; SERVER_DEFAULT_IDLE_TIMEOUT */
 };
+
+#define SERVER_DEFAULT_MAX_CONNECTIONS 4096
+#define SERVER_DEFAULT_MAX_PER_CLIENT  64
+#define SERVER_DEFAULT_IDLE_TIMEOUT    15
 
 struct server;
 

@@ -2,11 +2,12 @@
 # circ serve: a static HTTP view of the repo that caches and CDNs can front.
 . "$(dirname "$0")/lib.sh"
 
+# publish_sample [SERVE ARGS...]: a 4 MiB image published and served.
 publish_sample() {
 	"$CIRC" keygen k >/dev/null || die "keygen"
 	make_image img 4
 	"$CIRC" publish --repo repo --key k.key --name test img >/dev/null || die "publish"
-	start_serve repo
+	start_serve repo "$@"
 }
 
 # header NAME: the value of response header NAME in headers file $1.
@@ -111,9 +112,62 @@ test_bad_input() {
 	expect_fail 2 "required" "$CIRC" serve
 }
 
+# answer_us URL: how long one GET of URL takes, in microseconds; fails unless it is a 200.
+answer_us() {
+	local t
+	t=$(curl -sf -o /dev/null -w '%{time_total}' --max-time 10 "$1") || return 1
+	awk -v t="$t" 'BEGIN { printf "%d", t * 1000000 }'
+}
+
+# Slowloris: 2000 connections that trickle a header line every 2 s, spread
+# over 40 client addresses, and 1100 from one address; a normal client is
+# answered within a second all the while.
+test_slow_clients_do_not_starve() {
+	SLOW=${CIRC_BUILD:-$(dirname "$CIRC")}/slowloris
+	[ -x "$SLOW" ] || die "$SLOW is not built"
+	publish_sample --quiet
+	port=${URL##*:}
+	block=$(cd repo && find blocks -type f | head -n 1)
+	"$SLOW" 127.0.0.1 "$port" 2000 10 40 2000 60 >many.out &
+	T_PIDS+=($!)
+	"$SLOW" 127.0.0.1 "$port" 1100 2 1 2000 60 >one.out &
+	T_PIDS+=($!)
+	for _ in $(seq 1 200); do
+		[ -s many.out ] && [ -s one.out ] && break
+		sleep 0.05
+	done
+	[ -s many.out ] && [ -s one.out ] || die "the slow clients did not start"
+	many=$(head -n 1 many.out | cut -d' ' -f2)
+	one=$(head -n 1 one.out | cut -d' ' -f2)
+	[ "$many" -ge 1900 ] || die "the server held only $many of 2000 connections from 40 clients"
+	[ "$one" -le 64 ] || die "one client address held $one connections, over the limit of 64"
+	worst=0
+	for _ in $(seq 1 10); do
+		us=$(answer_us "$URL/$block") || die "a normal client got no answer"
+		[ "$us" -gt "$worst" ] && worst=$us
+	done
+	echo "note: slowest of 10 answers with $many + $one slow connections open: $worst µs"
+	[ "$worst" -lt 1000000 ] || die "a normal client waited $worst µs"
+	kill -0 "$SERVE_PID" || die "the server died"
+}
+
+# A connection silent for --idle-timeout is closed.
+test_idle_timeout() {
+	publish_sample --quiet --idle-timeout 1s
+	exec 5<>"/dev/tcp/127.0.0.1/${URL##*:}"
+	# The server closes it: the read ends (at end of file) instead of timing out.
+	timeout 10 cat <&5 >/dev/null || die "an idle connection was not closed"
+	exec 5<&-
+	expect_fail 2 "bad idle timeout" "$CIRC" serve --repo repo --idle-timeout 0s
+	expect_fail 2 "bad per-client limit" "$CIRC" serve --repo repo --max-per-client x
+}
+
 t_case "GET and HEAD with exact length, ETag and cache headers" test_get_head_headers
 t_case "path traversal and symlink escapes refused and logged" test_traversal_refused
 t_case "connections are kept alive" test_keep_alive
 t_case "verify over HTTP, mirror failover, damage named" test_verify_over_http
 t_case "SIGTERM and SIGINT stop the server cleanly" test_signals_stop_cleanly
 t_case "bad input to serve" test_bad_input
+t_case "2000 slow connections and 1100 from one address: a normal client is answered" \
+	test_slow_clients_do_not_starve
+t_case "a connection silent past --idle-timeout is closed" test_idle_timeout
