@@ -255,6 +255,9 @@ static unsigned route(struct server *s, struct MHD_Connection *con, struct reque
 		return request_note(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "refused: %s not allowed",
 		                    method);
 	}
+	/* MHD decodes %00 into a NUL that would cut the path short: another object's name. */
+	if (rq->uri && strstr(rq->uri, "%00"))
+		return request_note(rq, MHD_HTTP_BAD_REQUEST, "refused: %%00 in the path");
 	if (status == MHD_HTTP_FORBIDDEN)
 		return request_note(rq, status, "refused: path traversal");
 	if (status)

@@ -61,6 +61,10 @@ test_traversal_refused() {
 		echo "$out" | grep -q root: && die "$path leaked /etc/passwd"
 	done
 	grep -q "refused: path traversal" "$SERVE_LOG" || die "traversal not logged"
+	# %00 would cut the decoded path short, naming another object: a 400, not that object.
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/images/test/latest%00.txt")
+	[ "$code" = 400 ] || die "%00 in the path gave $code"
+	grep -q "refused: %00 in the path" "$SERVE_LOG" || die "%00 not logged"
 	grep -q "refused: leads outside the repo" "$SERVE_LOG" || die "symlink escape not logged"
 }
 
