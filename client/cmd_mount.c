@@ -268,7 +268,7 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 	pthread_t saver_tid;
 	bool saver_started = false, mounted = false;
 	FILE *log = NULL;
-	int rc = 1;
+	int rc = 1, loop_rc;
 
 	if (!dir || asprintf(&logpath, "%s/mount.log", dir) < 0 ||
 	    asprintf(&mpfile, "%s/mountpoint", dir) < 0 ||
@@ -324,7 +324,9 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
 			close(null);
 		}
 	}
-	rc = fuse_loop_mt(fuse, &loop) ? 1 : 0;
+	/* A stop signal ends the loop with its number: a clean stop, the disk flushed below. */
+	loop_rc = fuse_loop_mt(fuse, &loop);
+	rc = loop_rc == 0 || loop_rc == SIGTERM || loop_rc == SIGINT || loop_rc == SIGHUP ? 0 : 1;
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 	goto out;
 fail:
@@ -346,8 +348,11 @@ out:
 	if (fuse)
 		fuse_destroy(fuse);
 	/* Unmounted: no write can arrive any more; make them all durable. */
-	if (vd && vdisk_close(vd) && log)
-		fprintf(log, "circ: flushing %s failed\n", mo->disk);
+	if (vd && vdisk_close(vd)) {
+		rc = 1;
+		if (log)
+			fprintf(log, "circ: flushing %s failed\n", mo->disk);
+	}
 	if (mpfile && mounted)
 		unlink(mpfile);
 	if (pidfile && mounted)
@@ -416,7 +421,14 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	mo.disk = argv[optind];
 	if (!state_disk_name_valid(mo.disk))
 		return cli_fail(cli, "invalid disk name '%s'", mo.disk);
-	if (stat(argv[optind + 1], &st) || !S_ISDIR(st.st_mode))
+	if (stat(argv[optind + 1], &st) && errno == ENOTCONN)
+		return cli_fail(cli,
+		                "%s is a dead FUSE mount (the process that served it was killed): "
+		                "`circ umount %s` clears it",
+		                argv[optind + 1], argv[optind + 1]);
+	if (stat(argv[optind + 1], &st))
+		return cli_fail(cli, "%s: %s", argv[optind + 1], strerror(errno));
+	if (!S_ISDIR(st.st_mode))
 		return cli_fail(cli, "%s is not a directory", argv[optind + 1]);
 	mp = realpath(argv[optind + 1], NULL);
 	state = cli_state_dir(cli, &err);

@@ -112,6 +112,9 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected one MOUNTPOINT");
 	mp = realpath(argv[optind], NULL);
+	/* A dead FUSE mount cannot be resolved, but its path still unmounts. */
+	if (!mp && errno == ENOTCONN)
+		mp = cli_absolute_path(argv[optind]);
 	if (!mp)
 		return cli_fail(cli, "%s: %s", argv[optind], strerror(errno));
 	state = cli_state_dir(cli, &err);

@@ -176,6 +176,43 @@ test_hung_server_fails_in_time() {
 	"$CIRC" --state st umount mnt || die "umount"
 }
 
+# A mount killed with -9 leaves a dead endpoint: mount says so and how to
+# clear it, and circ umount clears it.
+test_dead_endpoint() {
+	need_fuse
+	"$CIRC" --state st create home --size 8M >/dev/null || die "create"
+	mount_disk st home mnt
+	pid=$(cat st/disks/home/mount.pid) || die "no mount.pid"
+	kill -9 "$pid"
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	expect_fail 1 "dead FUSE mount .*circ umount" "$CIRC" --state st mount home mnt
+	"$CIRC" --state st umount mnt || die "umount of a dead endpoint"
+	mount_disk st home mnt
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
+# circ mount -f stopped by SIGTERM (systemd's stop) flushes and exits 0.
+test_foreground_stop() {
+	need_fuse
+	"$CIRC" --state st create home --size 8M >/dev/null || die "create"
+	mkdir -p mnt
+	"$CIRC" --state st mount home mnt -f &
+	pid=$!
+	T_PIDS+=("$pid")
+	T_MOUNTS+=("$T_DIR/mnt")
+	for _ in $(seq 1 200); do [ -e st/disks/home/mountpoint ] && break; sleep 0.05; done
+	[ -e st/disks/home/mountpoint ] || die "the mount did not come up"
+	echo "written before the stop" | dd of=mnt/disk.img conv=notrunc status=none || die "write"
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ "$rc" = 0 ] || die "mount -f stopped by SIGTERM exited $rc"
+	[ ! -e st/disks/home/mountpoint ] || die "still listed as mounted"
+	mount_disk st home mnt
+	head -c 23 mnt/disk.img | grep -q "written before the stop" || die "the write was lost"
+	"$CIRC" --state st umount mnt || die "umount"
+}
+
 test_corrupt_block_never_served() {
 	need_fuse
 	publish_ext4 64M
@@ -405,6 +442,8 @@ t_case "server down: cached reads work, others fail with EIO in time, then recov
 t_case "a server restart within --timeout: reads wait, never fail" test_restart_within_timeout
 t_case "a hung server: the read fails with EIO within --timeout, not twice it" \
 	test_hung_server_fails_in_time
+t_case "a dead FUSE endpoint: mount says how to clear it; circ umount clears it" test_dead_endpoint
+t_case "circ mount -f stopped by SIGTERM flushes and exits 0" test_foreground_stop
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
