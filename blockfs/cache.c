@@ -29,6 +29,8 @@ struct cache_entry {
 
 struct cache {
 	int dirfd;
+	char *path; /* to make the directory again if it is deleted under us */
+	FILE *log;
 	uint64_t max_bytes;
 	unsigned tmp_seq;
 	bool full; /* the last put found no room: fetching ahead would be fetching twice */
@@ -294,7 +296,10 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct c
 		return err_set(err, ENOMEM, "out of memory");
 	c->max_bytes = max_bytes;
 	pthread_mutex_init(&c->lock, NULL);
-	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	c->path = strdup(dir);
+	c->dirfd = c->path ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (!c->path)
+		errno = ENOMEM;
 	if (c->dirfd < 0) {
 		err_sys(err, errno, "cache %s", dir);
 		cache_close(c);
@@ -323,7 +328,52 @@ void cache_close(struct cache *c)
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->lock);
+	free(c->path);
 	free(c);
+}
+
+void cache_set_log(struct cache *c, FILE *log)
+{
+	c->log = log;
+}
+
+/*
+ * The cache's directory was deleted under a running client (rm -rf of the
+ * cache): without this every block fetched would fail to be kept and be
+ * fetched again on every read. The directory is made again, the index of
+ * entries that went with it forgotten, and the log says so once.
+ */
+static int recreate(struct cache *c)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (fstat(c->dirfd, &st) == 0 && st.st_nlink > 0) {
+		pthread_mutex_unlock(&c->lock); /* another thread made it again already */
+		return 0;
+	}
+	if (file_mkdirs(c->path, 0755, NULL) ||
+	    (fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return -EIO;
+	}
+	/* In place, so that a thread holding dirfd now uses the new directory. */
+	if (dup3(fd, c->dirfd, O_CLOEXEC) < 0)
+		rc = -errno;
+	close(fd);
+	tdestroy(c->tree, free_entry);
+	c->tree = NULL;
+	c->newest = c->oldest = NULL;
+	c->stats.bytes = c->stats.entries = 0;
+	c->stats.recreated++;
+	if (c->log) {
+		fprintf(c->log, "circ: the block cache %s was deleted; made again, empty\n",
+		        c->path);
+		fflush(c->log);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static void drop(struct cache *c, const struct block_id *id)
@@ -461,8 +511,12 @@ int cache_put(struct cache *c, const struct block_id *id, const void *data, size
 			return -ENOSPC;
 		}
 	}
-	if (mkdirat(c->dirfd, sub, 0755) && errno != EEXIST)
-		return -errno;
+	rc = mkdirat(c->dirfd, sub, 0755) ? -errno : 0;
+	if (rc == -ENOENT && recreate(c) == 0)
+		rc = mkdirat(c->dirfd, sub, 0755) ? -errno : 0;
+	if (rc && rc != -EEXIST)
+		return rc;
+	rc = 0;
 	pthread_mutex_lock(&c->lock);
 	seq = c->tmp_seq++;
 	c->full = false;

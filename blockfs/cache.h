@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "blockfs/block.h"
 #include "blockfs/err.h"
@@ -37,8 +38,9 @@ struct cache_stats {
 	uint64_t bytes;   /* held now */
 	uint64_t entries; /* held now */
 	uint64_t evictions;
-	uint64_t dropped; /* entries that failed verification */
-	uint64_t refused; /* blocks not kept: the file system was at its floor */
+	uint64_t dropped;   /* entries that failed verification */
+	uint64_t refused;   /* blocks not kept: the file system was at its floor */
+	uint64_t recreated; /* times the directory was found deleted and made again */
 };
 
 /* Opens (creating) the cache in dir with a bound of max_bytes (0: no bound). */
@@ -58,5 +60,7 @@ bool cache_contains(struct cache *c, const struct block_id *id);
 /* False while the file system is at its floor: fetching ahead would only fetch twice. */
 bool cache_has_room(struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
+/* Where the cache says what it did on its own (its directory recreated); NULL: nowhere. */
+void cache_set_log(struct cache *c, FILE *log);
 
 #endif

@@ -161,6 +161,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 		goto fail;
 	if (cache_open(cdir, state_cache_bound(state, opts->cache_size), &vd->cache, err))
 		goto fail;
+	cache_set_log(vd->cache, vd->log);
 	if (vd->conf.blank) {
 		vd->size = vd->conf.size;
 		vd->block_size = vd->conf.block_size;

@@ -213,6 +213,31 @@ test_foreground_stop() {
 	"$CIRC" --state st umount mnt || die "umount"
 }
 
+# The cache directory deleted under a mount: the log says so, the cache is
+# made again, and the disk is fetched about once more, not over and over.
+test_cache_deleted_under_mount() {
+	need_fuse
+	publish_ext4 64M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	mount_disk st deb mnt
+	cat mnt/disk.img >/dev/null || die "first read"
+	"$CIRC" --state st umount mnt || die "umount"
+	first=$(json_field "$(stats)" fetched_bytes)
+	mount_disk st deb mnt
+	rm -rf st/cache
+	# Past the page cache: every read goes to circ.
+	dd if=mnt/disk.img of=got bs=1M iflag=direct status=none || die "read after rm"
+	cmp got img || die "the disk reads wrong after its cache was deleted"
+	dd if=mnt/disk.img of=/dev/null bs=1M iflag=direct status=none || die "third read"
+	"$CIRC" --state st umount mnt || die "umount"
+	again=$(($(json_field "$(stats)" fetched_bytes) - first))
+	echo "note: the first read fetched $first bytes; after rm -rf of the cache two more reads fetched $again"
+	[ "$again" -le $((first * 12 / 10)) ] || die "fetched $again bytes again for $first bytes of disk"
+	grep -q "block cache .* was deleted; made again" st/disks/deb/mount.log ||
+		die "the log does not say so: $(cat st/disks/deb/mount.log)"
+	[ "$(find st/cache -type f | wc -l)" -gt 0 ] || die "the cache was not made again"
+}
+
 test_corrupt_block_never_served() {
 	need_fuse
 	publish_ext4 64M
@@ -444,6 +469,8 @@ t_case "a hung server: the read fails with EIO within --timeout, not twice it" \
 	test_hung_server_fails_in_time
 t_case "a dead FUSE endpoint: mount says how to clear it; circ umount clears it" test_dead_endpoint
 t_case "circ mount -f stopped by SIGTERM flushes and exits 0" test_foreground_stop
+t_case "the cache deleted under a mount: logged, made again, fetched once more" \
+	test_cache_deleted_under_mount
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
