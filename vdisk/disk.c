@@ -157,7 +157,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	if (disk_conf_load(vd->dir, &vd->conf, err))
 		goto fail;
 	vd->lockfd = state_lock_disk(vd->dir, err);
-	if (vd->lockfd < 0)
+	if (vd->lockfd < 0 || state_disk_check_version(vd->dir, &vd->conf, err))
 		goto fail;
 	if (cache_open(cdir, state_cache_bound(state, opts->cache_size), &vd->cache, err))
 		goto fail;

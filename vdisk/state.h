@@ -125,6 +125,13 @@ char *state_manifest_path(const char *disk_dir, uint64_t version);
 /* The highest version of image name ever accepted here (rollback protection), and raising it. */
 int state_seen_load(const char *state, const char *name, uint64_t *seen);
 int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err);
+/*
+ * The same for one disk (DISK/seen), raised each time it is opened: a
+ * disk.conf naming an older version than the disk was at (an edited or
+ * restored state directory) is refused. Blank and checked-out disks pass:
+ * a check-out pins its own base.
+ */
+int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
 /* Stores a verified manifest's exact bytes as DISK's manifest.N. */
 int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
                          struct circ_err *err);

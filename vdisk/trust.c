@@ -30,43 +30,80 @@ int state_load_pinned_key(const char *state, const char *name, struct key **out,
 	return rc;
 }
 
+/* A "seen" file's version (0 if it is missing or unreadable). */
+static uint64_t seen_read(const char *path)
+{
+	struct buf b = { 0 };
+	struct circ_err err;
+	uint64_t v = 0;
+
+	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
+		v = strtoull((char *)b.data, NULL, 10);
+	buf_free(&b);
+	return v;
+}
+
+/* Remembers version in path, never lowering what was there. */
+static int seen_raise(const char *path, uint64_t version, struct circ_err *err)
+{
+	char text[32];
+
+	if (version <= seen_read(path))
+		return 0;
+	snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
+	return file_write_atomic(path, text, strlen(text), 0644, err);
+}
+
 int state_seen_load(const char *state, const char *name, uint64_t *seen)
 {
 	char *dir = state_image_dir(state, name), *path = NULL;
-	struct buf b = { 0 };
-	struct circ_err err;
 
 	*seen = 0;
 	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
 		free(dir);
 		return -ENOMEM;
 	}
-	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
-		*seen = strtoull((char *)b.data, NULL, 10);
-	buf_free(&b);
+	*seen = seen_read(path);
 	free(dir);
 	free(path);
 	return 0;
 }
 
-/* Remembers version as seen, never lowering what was seen before. */
 int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err)
 {
-	char *dir = state_image_dir(state, name), *path = NULL, text[32];
-	uint64_t seen;
+	char *dir = state_image_dir(state, name), *path = NULL;
 	int rc;
 
 	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
 		free(dir);
 		return err_set(err, ENOMEM, "out of memory");
 	}
-	state_seen_load(state, name, &seen);
-	rc = 0;
-	if (version > seen) {
-		snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
-		rc = file_write_atomic(path, text, strlen(text), 0644, err);
-	}
+	rc = seen_raise(path, version, err);
 	free(dir);
+	free(path);
+	return rc;
+}
+
+int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, struct circ_err *err)
+{
+	char *path;
+	uint64_t seen;
+	int rc;
+
+	if (c->blank || c->layer)
+		return 0;
+	if (asprintf(&path, "%s/seen", disk_dir) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	seen = seen_read(path);
+	if (c->version < seen)
+		rc = err_set(err, EPERM,
+		             "rollback refused: %s/disk.conf says %s version %" PRIu64
+		             ", but this disk was at version %" PRIu64
+		             " (its state was changed or restored from an older copy; "
+		             "circ update moves it forward)",
+		             disk_dir, c->image, c->version, seen);
+	else
+		rc = seen_raise(path, c->version, err);
 	free(path);
 	return rc;
 }

@@ -238,6 +238,32 @@ test_cache_deleted_under_mount() {
 	[ "$(find st/cache -type f | wc -l)" -gt 0 ] || die "the cache was not made again"
 }
 
+# Rollback through the state directory: a disk.conf set back to an older
+# version (its signed manifest restored beside it) is refused at mount.
+test_local_rollback_refused() {
+	need_fuse
+	publish_ext4 16M
+	"$CIRC" --state st pull "$URL" deb --key k.pub >/dev/null || die "pull"
+	cp st/disks/deb/disk.conf conf.v1
+	cp st/disks/deb/manifest.1 manifest.1
+	mount_disk st deb mnt
+	"$CIRC" --state st umount mnt
+	head -c 65536 /dev/urandom | dd of=img bs=65536 seek=20 conv=notrunc status=none
+	"$CIRC" publish --repo repo --key k.key --name deb img >/dev/null || die "publish v2"
+	"$CIRC" --state st update deb >/dev/null || die "update"
+	mount_disk st deb mnt
+	"$CIRC" --state st umount mnt
+	cp conf.v1 st/disks/deb/disk.conf
+	cp manifest.1 st/disks/deb/manifest.1
+	mkdir -p mnt
+	expect_fail 1 "rollback refused: .*version 1, but this disk was at version 2" \
+		"$CIRC" --state st mount deb mnt
+	"$CIRC" --state st update deb >/dev/null || die "update after the rollback attempt"
+	mount_disk st deb mnt
+	cmp mnt/disk.img img || die "the disk is not version 2 after the update"
+	"$CIRC" --state st umount mnt
+}
+
 test_corrupt_block_never_served() {
 	need_fuse
 	publish_ext4 64M
@@ -471,6 +497,7 @@ t_case "a dead FUSE endpoint: mount says how to clear it; circ umount clears it"
 t_case "circ mount -f stopped by SIGTERM flushes and exits 0" test_foreground_stop
 t_case "the cache deleted under a mount: logged, made again, fetched once more" \
 	test_cache_deleted_under_mount
+t_case "disk.conf set back to an older version is refused at mount" test_local_rollback_refused
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
