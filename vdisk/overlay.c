@@ -14,6 +14,7 @@
 
 #include "blockfs/buf.h"
 #include "blockfs/file.h"
+#include "blockfs/fileio.h"
 
 #define MAP_FILE  "overlay.map"
 #define MAP_TMP   "overlay.map.tmp"
@@ -24,7 +25,7 @@
 #define MAP_HEADER_LEN       64          /* magic, n_sectors u64, seq u64, reserved u64, sha256 */
 #define LOG_MAGIC            0x424c564fu /* "OVLB" */
 #define LOG_HEADER_LEN       48          /* magic u32, count u32, seq u64, sha256 of the rest */
-#define CHECKPOINT_LOG_BYTES (8u << 20)
+#define CHECKPOINT_LOG_BYTES (8u << 20)  /* the default; see overlay_open_io */
 
 /* map values: 0 base, MAP_ZERO zero, else slot + 1 */
 #define MAP_BASE 0u
@@ -38,6 +39,8 @@ struct u32vec {
 };
 
 struct overlay {
+	uint64_t checkpoint_bytes; /* the log's size that makes a flush write a checkpoint */
+	const struct fileio *fio;  /* what a crash can expose goes through it */
 	int dirfd, data_fd, log_fd;
 	uint64_t n_sectors;
 	uint32_t *map;
@@ -101,25 +104,28 @@ static int checkpoint(struct overlay *o)
 	put_u64le(h + 8, o->n_sectors);
 	put_u64le(h + 16, o->seq);
 	sha256(h, 32, le, len, h + 32);
-	fd = openat(o->dirfd, MAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = o->fio->open(o->fio->ctx, o->dirfd, MAP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	                  0600);
 	if (fd < 0) {
 		free(le);
-		return -errno;
+		return fd;
 	}
-	rc = file_pwrite_full(fd, h, sizeof(h), 0);
+	rc = o->fio->pwrite(o->fio->ctx, fd, h, sizeof(h), 0);
 	if (!rc)
-		rc = file_pwrite_full(fd, le, len, sizeof(h));
-	if (!rc && fsync(fd))
-		rc = -errno;
-	close(fd);
+		rc = o->fio->pwrite(o->fio->ctx, fd, le, len, sizeof(h));
+	if (!rc)
+		rc = o->fio->sync(o->fio->ctx, fd);
+	o->fio->close(o->fio->ctx, fd);
 	free(le);
-	if (!rc && renameat(o->dirfd, MAP_TMP, o->dirfd, MAP_FILE))
-		rc = -errno;
-	if (!rc && fsync(o->dirfd))
-		rc = -errno;
+	if (!rc)
+		rc = o->fio->rename(o->fio->ctx, o->dirfd, MAP_TMP, MAP_FILE);
+	if (!rc)
+		rc = o->fio->sync(o->fio->ctx, o->dirfd);
 	/* The checkpoint now holds every batch: the log can start over. */
-	if (!rc && (ftruncate(o->log_fd, 0) || fsync(o->log_fd)))
-		rc = -errno;
+	if (!rc)
+		rc = o->fio->truncate(o->fio->ctx, o->log_fd, 0);
+	if (!rc)
+		rc = o->fio->sync(o->fio->ctx, o->log_fd);
 	if (!rc)
 		o->log_bytes = 0;
 	return rc;
@@ -206,8 +212,8 @@ static int replay_log(struct overlay *o, struct circ_err *err)
 		pos += LOG_HEADER_LEN + body;
 	}
 	buf_free(&b);
-	if (pos != (size_t)st.st_size && ftruncate(o->log_fd, (off_t)pos))
-		return err_sys(err, errno, "truncating " LOG_FILE);
+	if (pos != (size_t)st.st_size && o->fio->truncate(o->fio->ctx, o->log_fd, pos))
+		return err_sys(err, EIO, "truncating " LOG_FILE);
 	o->log_bytes = pos;
 	return 0;
 }
@@ -256,11 +262,19 @@ static int rebuild_slots(struct overlay *o, struct circ_err *err)
 
 int overlay_open(const char *dir, uint64_t size, struct overlay **out, struct circ_err *err)
 {
+	return overlay_open_io(dir, size, NULL, 0, out, err);
+}
+
+int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
+                    uint64_t checkpoint_bytes, struct overlay **out, struct circ_err *err)
+{
 	struct overlay *o = calloc(1, sizeof(*o));
 	struct stat st;
 
 	if (!o)
 		return err_set(err, ENOMEM, "out of memory");
+	o->fio = fio ? fio : &fileio_system;
+	o->checkpoint_bytes = checkpoint_bytes ? checkpoint_bytes : CHECKPOINT_LOG_BYTES;
 	o->dirfd = o->data_fd = o->log_fd = -1;
 	pthread_mutex_init(&o->meta, NULL);
 	pthread_mutex_init(&o->flush, NULL);
@@ -281,9 +295,16 @@ int overlay_open(const char *dir, uint64_t size, struct overlay **out, struct ci
 		err_sys(err, errno, "%s", dir);
 		goto fail;
 	}
-	o->data_fd = openat(o->dirfd, DATA_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	o->log_fd = openat(o->dirfd, LOG_FILE, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (o->data_fd < 0 || o->log_fd < 0 || fstat(o->data_fd, &st)) {
+	o->data_fd =
+	    o->fio->open(o->fio->ctx, o->dirfd, DATA_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	o->log_fd = o->fio->open(o->fio->ctx, o->dirfd, LOG_FILE,
+	                         O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (o->data_fd < 0 || o->log_fd < 0) {
+		err_sys(err, -(o->data_fd < 0 ? o->data_fd : o->log_fd),
+		        "opening the overlay in %s", dir);
+		goto fail;
+	}
+	if (fstat(o->data_fd, &st)) {
 		err_sys(err, errno, "opening the overlay in %s", dir);
 		goto fail;
 	}
@@ -310,9 +331,9 @@ void overlay_close(struct overlay *o)
 	if (o->dirfd >= 0)
 		close(o->dirfd);
 	if (o->data_fd >= 0)
-		close(o->data_fd);
+		o->fio->close(o->fio->ctx, o->data_fd);
 	if (o->log_fd >= 0)
-		close(o->log_fd);
+		o->fio->close(o->fio->ctx, o->log_fd);
 	free(o->map);
 	free(o->dirty_bits);
 	free(o->dirty.v);
@@ -415,7 +436,8 @@ int overlay_stage(struct overlay *o, const void *buf, uint32_t *slot)
 	}
 	pthread_mutex_unlock(&o->meta);
 	/* Never onto a slot a durable map may name: this slot is free on disk too. */
-	rc = file_pwrite_full(o->data_fd, buf, OVERLAY_SECTOR, (uint64_t)*slot * OVERLAY_SECTOR);
+	rc = o->fio->pwrite(o->fio->ctx, o->data_fd, buf, OVERLAY_SECTOR,
+	                    (uint64_t)*slot * OVERLAY_SECTOR);
 	pthread_rwlock_unlock(&o->io);
 	if (rc)
 		overlay_unstage(o, slot, 1);
@@ -477,12 +499,12 @@ static int append_batch(struct overlay *o, const uint8_t *h, const struct buf *b
 	ssize_t want = (ssize_t)(LOG_HEADER_LEN + batch->len), n;
 	int rc = 0;
 
-	n = writev(o->log_fd, iov, 2);
+	n = o->fio->append(o->fio->ctx, o->log_fd, iov, 2);
 	if (n != want)
-		rc = n < 0 ? -errno : -ENOSPC;
-	else if (fdatasync(o->log_fd))
-		rc = -errno;
-	if (rc && ftruncate(o->log_fd, (off_t)o->log_bytes)) {
+		rc = n < 0 ? (int)n : -ENOSPC;
+	else
+		rc = o->fio->sync(o->fio->ctx, o->log_fd);
+	if (rc && o->fio->truncate(o->fio->ctx, o->log_fd, o->log_bytes)) {
 		/* The torn tail stays; recovery stops there, as before this flush. */
 	}
 	return rc;
@@ -511,10 +533,9 @@ int overlay_flush(struct overlay *o)
 	if (rc)
 		goto out;
 
-	if (fdatasync(o->data_fd)) {
-		rc = -errno;
+	rc = o->fio->sync(o->fio->ctx, o->data_fd);
+	if (rc)
 		goto out;
-	}
 	if (batch.len) {
 		put_u32le(h, LOG_MAGIC);
 		put_u32le(h + 4, (uint32_t)(batch.len / 8));
@@ -534,15 +555,15 @@ int overlay_flush(struct overlay *o)
 		uint32_t slot = o->pending.v[i] & ~PUNCH;
 
 		if (o->pending.v[i] & PUNCH)
-			fallocate(o->data_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			          (off_t)slot * OVERLAY_SECTOR, OVERLAY_SECTOR);
+			o->fio->punch(o->fio->ctx, o->data_fd, (uint64_t)slot * OVERLAY_SECTOR,
+			              OVERLAY_SECTOR);
 		vec_push(&o->free_slots, slot);
 	}
 	if (n_pending)
 		memmove(o->pending.v, o->pending.v + n_pending,
 		        (o->pending.n - n_pending) * sizeof(uint32_t));
 	o->pending.n -= n_pending;
-	if (o->log_bytes > CHECKPOINT_LOG_BYTES)
+	if (o->log_bytes > o->checkpoint_bytes)
 		rc = checkpoint(o);
 	pthread_mutex_unlock(&o->meta);
 	pthread_rwlock_unlock(&o->io);
@@ -578,8 +599,10 @@ int overlay_reset(struct overlay *o)
 	o->seq++;
 	/* The empty map goes first: a crash after it leaves a clean overlay. */
 	rc = checkpoint(o);
-	if (!rc && (ftruncate(o->data_fd, 0) || fsync(o->data_fd)))
-		rc = -errno;
+	if (!rc)
+		rc = o->fio->truncate(o->fio->ctx, o->data_fd, 0);
+	if (!rc)
+		rc = o->fio->sync(o->fio->ctx, o->data_fd);
 	pthread_mutex_unlock(&o->meta);
 	pthread_rwlock_unlock(&o->io);
 	pthread_mutex_unlock(&o->flush);

@@ -30,6 +30,15 @@ struct overlay;
 
 /* Opens (creating) the overlay in dir for a disk of `size` bytes, recovering after a crash. */
 int overlay_open(const char *dir, uint64_t size, struct overlay **out, struct circ_err *err);
+
+struct fileio;
+/*
+ * The same with the file operations of fio (NULL: the system's) and a
+ * checkpoint each time the log passes checkpoint_bytes (0: 8 MiB): the
+ * crash harness records what the overlay does and checkpoints often.
+ */
+int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
+                    uint64_t checkpoint_bytes, struct overlay **out, struct circ_err *err);
 void overlay_close(struct overlay *o);
 
 /*
