@@ -88,14 +88,24 @@ static void sha256(const void *a, size_t alen, const void *b, size_t blen, uint8
 	EVP_MD_CTX_free(md);
 }
 
-/* Writes the whole map as a checkpoint covering batches up to o->seq. */
+/*
+ * Writes the whole map as a checkpoint covering batches up to o->seq. The
+ * map may name slots written after this flush synced the data file (writes
+ * that completed meanwhile): their data is synced first, or a power cut
+ * would leave a durable map pointing at bytes that never reached the disk.
+ * Called with io held for writing, so no slot is being written.
+ */
 static int checkpoint(struct overlay *o)
 {
 	size_t len = o->n_sectors * sizeof(uint32_t);
 	uint8_t h[MAP_HEADER_LEN] = { 0 };
-	uint8_t *le = malloc(len ? len : 1);
-	int fd, rc = 0;
+	uint8_t *le;
+	int fd, rc;
 
+	rc = o->fio->sync(o->fio->ctx, o->data_fd);
+	if (rc)
+		return rc;
+	le = malloc(len ? len : 1);
 	if (!le)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < o->n_sectors; i++)
@@ -304,8 +314,9 @@ int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
 		        "opening the overlay in %s", dir);
 		goto fail;
 	}
-	if (fstat(o->data_fd, &st)) {
-		err_sys(err, errno, "opening the overlay in %s", dir);
+	/* A file created just now is durable only with its directory entry. */
+	if (fstat(o->data_fd, &st) || o->fio->sync(o->fio->ctx, o->dirfd)) {
+		err_sys(err, errno ? errno : EIO, "opening the overlay in %s", dir);
 		goto fail;
 	}
 	if ((uint64_t)st.st_size / OVERLAY_SECTOR > SLOT_MAX) {

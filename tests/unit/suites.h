@@ -19,6 +19,7 @@ Suite *cache_suite(void);
 Suite *store_suite(void);
 Suite *overlay_suite(void);
 Suite *overlay_checkpoint_suite(void);
+Suite *overlay_crash_suite(void);
 Suite *state_suite(void);
 Suite *disk_suite(void);
 Suite *virtio_suite(void);
