@@ -5,7 +5,9 @@
 #      newest version, verified; 8 in flight);
 #   B: curl fetching every object of the repo, 8 in flight on kept-alive
 #      connections;
-# and, for scale, the raw image in one request from nginx.
+# and, for scale, the raw image in one request from nginx; then a load of
+# 64 kept-alive connections on one block for CIRC_BENCH_LOAD_S seconds
+# (default 60) from ab, against each server: requests/s and errors.
 # Both servers are stopped on exit, also when something fails.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -105,3 +107,23 @@ result fetch_verify_nginx_s "${T[va_nginx]}"
 result fetch_curl_circ_s "${T[vb_circ]}"
 result fetch_curl_nginx_s "${T[vb_nginx]}"
 result fetch_raw_nginx_s "${T[raw]}"
+
+# Load: 64 kept-alive connections for LOAD_S seconds on one block, ab against
+# each server in turn (ab is one process: the same client for both).
+LOAD_S=${CIRC_BENCH_LOAD_S:-60}
+block=$(head -n 1 <(grep '^blocks/' "$W/objects"))
+load() { # SERVER_URL OUT
+	ab -k -c 64 -t "$LOAD_S" -n 100000000 "$1/$block" >"$2" 2>&1 || die "ab against $1 failed: $(tail -n 2 "$2")"
+}
+say "load: ab -k -c 64 for $LOAD_S s against circ serve, then nginx"
+load "$CIRC_URL" "$W/ab.circ"
+load "$NGINX_URL" "$W/ab.nginx"
+ab_rps() { sed -nE 's/^Requests per second: +([0-9.]+).*/\1/p' "$1"; }
+ab_bad() { awk '/^Failed requests:/ { f = $3 } /^Non-2xx responses:/ { n = $3 } END { print f + n }' "$1"; }
+section "load: 64 kept-alive connections for $LOAD_S s on one block (ab -k -c 64)"
+line "requests/s" "circ serve" "$(ab_rps "$W/ab.circ") req/s, $(ab_bad "$W/ab.circ") errors" \
+	nginx "$(ab_rps "$W/ab.nginx") req/s, $(ab_bad "$W/ab.nginx") errors" \
+	"$(ratio "$(ab_rps "$W/ab.circ")" "$(ab_rps "$W/ab.nginx")")"
+result load_circ_rps "$(ab_rps "$W/ab.circ")"
+result load_nginx_rps "$(ab_rps "$W/ab.nginx")"
+result load_circ_errors "$(ab_bad "$W/ab.circ")"

@@ -19,7 +19,7 @@ build=$(cd "$root" && cd "${1:-build}" && pwd)
 	echo "bench: $build/circ not built (run make)" >&2
 	exit 1
 }
-for tool in casync hyperfine nginx curl zstd sha256sum mke2fs debugfs e2fsck jq awk fio; do
+for tool in casync hyperfine nginx curl zstd sha256sum mke2fs debugfs e2fsck jq awk fio ab; do
 	command -v "$tool" >/dev/null || {
 		echo "bench: $tool is missing (scripts/deps.sh bench installs it)" >&2
 		exit 1
@@ -91,6 +91,8 @@ sum "circ verify --url" \
 	"circ serve $(s fetch_verify_circ_s) s   nginx $(s fetch_verify_nginx_s) s   ratio $(ratio "$(g fetch_verify_circ_s)" "$(g fetch_verify_nginx_s)")"
 sum "curl every object" \
 	"circ serve $(s fetch_curl_circ_s) s   nginx $(s fetch_curl_nginx_s) s   ratio $(ratio "$(g fetch_curl_circ_s)" "$(g fetch_curl_nginx_s)")   ($(g fetch_objects) objects, $(human "$(g fetch_bytes)"))"
+sum "load: 64 connections, one block" \
+	"circ serve $(calc "$(g load_circ_rps)" 0) req/s ($(g load_circ_errors) errors)   nginx $(calc "$(g load_nginx_rps)" 0) req/s   ratio $(ratio "$(g load_circ_rps)" "$(g load_nginx_rps)")"
 sum "whole image" \
 	"circ verify via circ serve $(s fetch_verify_circ_s) s   raw GET from nginx $(s fetch_raw_nginx_s) s   ratio $(ratio "$(g fetch_verify_circ_s)" "$(g fetch_raw_nginx_s)")"
 if [ -z "$(g disk_skipped)" ]; then
