@@ -76,8 +76,10 @@ $(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
 	@mkdir -p $(dir $@)
 	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
 
-# The server tests' slowloris client.
+# The tests' tools: a slowloris client, disk traffic for the kill -9 cycles.
 $(BUILD)/slowloris: tests/tools/slowloris.c
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+$(BUILD)/disktraffic: tests/tools/disktraffic.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 
 # bench/hv.sh's helper: the virtio-blk device model driven without KVM, start-up timing.
@@ -91,7 +93,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf \
-	$(BUILD)/slowloris
+	$(BUILD)/slowloris $(BUILD)/disktraffic
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps

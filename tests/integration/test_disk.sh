@@ -264,6 +264,39 @@ test_local_rollback_refused() {
 	"$CIRC" --state st umount mnt
 }
 
+# kill -9 cycles: four threads of aligned and unaligned writes, discards and
+# fsyncs on a mounted disk (tests/tools/disktraffic.c), the mount killed
+# after a random number of fsyncs, the disk mounted again: every page holds
+# what was fsynced or something written after it, whole, never older.
+# CIRC_KILL_CYCLES cycles (default 50; make stress runs 1000).
+test_kill9_cycles() {
+	need_fuse
+	traffic=${CIRC_BUILD:-$(dirname "$CIRC")}/disktraffic
+	[ -x "$traffic" ] || die "$traffic is not built"
+	cycles=${CIRC_KILL_CYCLES:-50}
+	"$CIRC" --state st create home --size 4M >/dev/null || die "create"
+	: >journal
+	for c in $(seq 1 "$cycles"); do
+		mount_disk st home mnt
+		"$traffic" write mnt/disk.img journal "$c" 2>/dev/null &
+		t=$!
+		want=$(($(wc -l <journal) + 4 + RANDOM % 60))
+		until [ "$(wc -l <journal)" -ge "$want" ]; do
+			kill -0 "$t" 2>/dev/null || die "cycle $c: the traffic stopped"
+			sleep 0.01
+		done
+		pid=$(cat st/disks/home/mount.pid) || die "no mount.pid"
+		kill -9 "$pid"
+		wait "$t" 2>/dev/null
+		for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
+		"$CIRC" --state st umount mnt 2>/dev/null
+		mount_disk st home mnt
+		"$traffic" verify mnt/disk.img journal 2>err || die "cycle $c: $(head -n 3 err)"
+		"$CIRC" --state st umount mnt || die "umount"
+	done
+	echo "note: $cycles kill -9 cycles; $(wc -l <journal) fsynced operations, all there after"
+}
+
 test_corrupt_block_never_served() {
 	need_fuse
 	publish_ext4 64M
@@ -498,6 +531,8 @@ t_case "circ mount -f stopped by SIGTERM flushes and exits 0" test_foreground_st
 t_case "the cache deleted under a mount: logged, made again, fetched once more" \
 	test_cache_deleted_under_mount
 t_case "disk.conf set back to an older version is refused at mount" test_local_rollback_refused
+t_case "kill -9 cycles under aligned, unaligned, discard and fsync traffic lose nothing fsynced" \
+	test_kill9_cycles
 t_case "a corrupted block is never served" test_corrupt_block_never_served
 t_case "wrong key, wrong name, rollback and freeze are refused" test_trust_refusals
 t_case "the cache stays within its bound" test_cache_stays_bounded
