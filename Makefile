@@ -33,7 +33,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check check-run check-sanitize fuzz fuzz-run bench demo demo-shell images \
+.PHONY: all deps check check-run check-sanitize stress fuzz fuzz-run bench demo demo-shell images \
 	install clean format
 
 all: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
@@ -116,6 +116,30 @@ fuzz-run: fuzz
 		mkdir -p build-fuzz/corpus-$$n; \
 		build-fuzz/fuzz-$$n -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n \
 			tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+# Long runs of what make check runs short, each bounded in time and stopping
+# by itself: simulated power cuts of the overlay, kill -9 cycles of a mount
+# under traffic, and every fuzz target.
+STRESS_CRASH_IMAGES ?= 100000
+STRESS_KILL_CYCLES  ?= 1000
+STRESS_FUZZ_RUNS    ?= 10000000
+STRESS_FUZZ_SECONDS ?= 600
+stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
+	@echo "== overlay power cuts: $(STRESS_CRASH_IMAGES) images"
+	@CIRC_CRASH_IMAGES=$(STRESS_CRASH_IMAGES) CK_RUN_SUITE=overlay_crash $(BUILD)/unit-tests
+	@echo "== kill -9 cycles of a mount under traffic: $(STRESS_KILL_CYCLES)"
+	@CIRC=$(abspath $(BUILD))/circ CIRC_BUILD=$(abspath $(BUILD)) CIRC_ROOT=$(CURDIR) \
+		CIRC_KILL_CYCLES=$(STRESS_KILL_CYCLES) CIRC_TEST_ONLY=test_kill9_cycles \
+		bash tests/integration/test_disk.sh | tee $(BUILD)/stress-kill9.log
+	@grep -q '^PASS' $(BUILD)/stress-kill9.log
+	@for n in $(FUZZ_NAMES); do \
+		echo "== fuzz-$$n: $(STRESS_FUZZ_RUNS) runs or $(STRESS_FUZZ_SECONDS) s"; \
+		mkdir -p build-fuzz/corpus-$$n; \
+		build-fuzz/fuzz-$$n -runs=$(STRESS_FUZZ_RUNS) -max_total_time=$(STRESS_FUZZ_SECONDS) \
+			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n >build-fuzz/stress-$$n.log 2>&1 || \
+			{ tail -n 20 build-fuzz/stress-$$n.log; exit 1; }; \
+		grep -E '^Done [0-9]+ runs' build-fuzz/stress-$$n.log; \
 	done
 
 bench: deps
