@@ -23,6 +23,7 @@
 #include "blockfs/block.h"
 #include "blockfs/file.h"
 #include "server/auth.h"
+#include "server/path.h"
 #include "server/server_int.h"
 #include "server/upload.h"
 
@@ -129,36 +130,6 @@ static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *
 	return ret;
 }
 
-/*
- * Maps a URL path to a path relative to the repo, refusing anything that
- * could name a file outside it or a hidden file (the lock, temporaries).
- * Returns 0, or the HTTP status to answer.
- */
-static unsigned url_to_relpath(const char *url, char *out, size_t n)
-{
-	const char *seg;
-
-	if (url[0] != '/')
-		return MHD_HTTP_BAD_REQUEST;
-	while (*url == '/')
-		url++;
-	if (*url == '\0' || strlen(url) >= n)
-		return MHD_HTTP_NOT_FOUND;
-	/* url is already percent-decoded, so "%2e%2e" arrives here as "..". */
-	for (seg = url; seg; seg = strchr(seg, '/')) {
-		if (*seg == '/')
-			seg++;
-		if (seg[0] == '.' && (seg[1] == '.' || seg[1] == '/' || seg[1] == '\0'))
-			return MHD_HTTP_FORBIDDEN;
-		if (seg[0] == '.' || seg[0] == '/' || seg[0] == '\0')
-			return MHD_HTTP_NOT_FOUND;
-		if (strchr(seg, '\\'))
-			return MHD_HTTP_FORBIDDEN;
-	}
-	snprintf(out, n, "%s", url);
-	return 0;
-}
-
 /* Opens rel beneath the repo; a symlink leading out fails with EXDEV. */
 static int open_beneath(struct server *s, const char *rel)
 {
@@ -245,7 +216,7 @@ static unsigned route(struct server *s, struct MHD_Connection *con, struct reque
 	bool read =
 	    strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	bool put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
-	unsigned status = url_to_relpath(url, rq->rel, sizeof(rq->rel));
+	unsigned status = server_path_to_rel(url, rq->rel, sizeof(rq->rel));
 	bool known = !status && repo_object_classify(rq->rel, &rq->obj);
 	bool user_obj = known && rq->obj.kind->writer == REPO_WRITER_USER;
 
