@@ -17,6 +17,7 @@
 #define FETCH_BACKOFF_FIRST_MS    100
 #define FETCH_BACKOFF_MAX_MS      2000
 #define FETCH_DOWN_WINDOW_MS      1000
+#define FETCH_ATTEMPT_MIN_MS      1000 /* the least one source's turn takes, where several are open */
 
 struct fetch {
 	char **mirrors;
@@ -33,12 +34,14 @@ struct fetch {
 	void *progress_ctx;
 	/*
 	 * A fetch_get found no source answering in its whole window: until one
-	 * answers again, later ones try for FETCH_DOWN_WINDOW_MS only. A reader
+	 * answers again, later ones try for a short window only (1 s, or three
+	 * times the slowest recent request on a slow link). A reader
 	 * asking again at once (the kernel reads a page itself after its
 	 * read-ahead of it failed) does not wait a second whole window, and
 	 * one that asks after the server is back is answered. Guarded by lock.
 	 */
 	bool down;
+	long slow_ms; /* a decaying maximum of successful requests' times */
 };
 
 struct sink {
@@ -222,13 +225,13 @@ enum attempt_result {
 	ATTEMPT_FATAL
 };
 
+/* One request, given limit_ms in all; *status is the HTTP answer's (0: none came). */
 static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, size_t max_len,
-                                   unsigned flags, long remaining_ms, struct buf *out,
+                                   unsigned flags, long limit_ms, struct buf *out, long *status,
                                    struct circ_err *err)
 {
 	struct sink sink = { .out = out, .max_len = max_len, .f = f, .h = h };
 	struct curl_slist *headers = NULL;
-	long status = 0;
 	CURLcode rc;
 
 	buf_reset(out);
@@ -238,13 +241,13 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-	                 remaining_ms < f->connect_timeout_ms ? remaining_ms
-	                                                      : f->connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, remaining_ms);
+	                 limit_ms < f->connect_timeout_ms ? limit_ms : f->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, limit_ms);
 	rc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	*status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 
 	pthread_mutex_lock(&f->lock);
 	f->stats.requests++;
@@ -259,14 +262,14 @@ static enum attempt_result attempt(struct fetch *f, CURL *h, const char *url, si
 		err_set(err, transport_errnum(rc), "%s: %s", url, curl_easy_strerror(rc));
 		return rc == CURLE_OUT_OF_MEMORY ? ATTEMPT_FATAL : ATTEMPT_TRANSIENT;
 	}
-	if (status == 200)
+	if (*status == 200)
 		return ATTEMPT_OK;
-	if (status == 404 || status == 410) {
-		err_set(err, ENOENT, "%s: not found (HTTP %ld)", url, status);
+	if (*status == 404 || *status == 410) {
+		err_set(err, ENOENT, "%s: not found (HTTP %ld)", url, *status);
 		return ATTEMPT_ANSWERED;
 	}
-	err_set(err, EIO, "%s: HTTP %ld", url, status);
-	return status >= 500 || status == 429 ? ATTEMPT_TRANSIENT : ATTEMPT_ANSWERED;
+	err_set(err, EIO, "%s: HTTP %ld", url, *status);
+	return *status >= 500 || *status == 429 ? ATTEMPT_TRANSIENT : ATTEMPT_ANSWERED;
 }
 
 /*
@@ -304,13 +307,37 @@ enum source_state {
 	SOURCE_REFUSED  /* another answer that stands: 403, too big, bad bytes */
 };
 
+/*
+ * The window while the sources are down: long enough for one request on
+ * this client's slowest recent link (a TLS handshake far away), else 1 s.
+ */
+static long down_window_ms(const struct fetch *f)
+{
+	long w = 3 * f->slow_ms;
+
+	if (w < FETCH_DOWN_WINDOW_MS)
+		w = FETCH_DOWN_WINDOW_MS;
+	return w < f->deadline_ms ? w : f->deadline_ms;
+}
+
+/* A source answered (with any HTTP status): the sources are not down. */
+static void note_answer(struct fetch *f, long status, long took_ms)
+{
+	pthread_mutex_lock(&f->lock);
+	f->down = false;
+	if (status == 200)
+		f->slow_ms = took_ms > f->slow_ms * 7 / 8 ? took_ms : f->slow_ms * 7 / 8;
+	pthread_mutex_unlock(&f->lock);
+}
+
 int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
               fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err)
 {
-	long window = f->deadline_ms, deadline;
 	enum source_state *sources;
 	struct circ_err local;
 	struct timespec ts;
+	bool tried = false, answered = false;
+	long window, deadline;
 	char *url = NULL;
 	uint64_t seed;
 	CURL *h;
@@ -319,8 +346,7 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 	if (!err)
 		err = &local;
 	pthread_mutex_lock(&f->lock);
-	if (f->down && window > FETCH_DOWN_WINDOW_MS)
-		window = FETCH_DOWN_WINDOW_MS;
+	window = f->down ? down_window_ms(f) : f->deadline_ms;
 	pthread_mutex_unlock(&f->lock);
 	deadline = now_ms() + window;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -337,32 +363,39 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 	 * restarts within the window costs the reader a delay, never an error.
 	 */
 	for (unsigned round = 0;; round++) {
-		bool asked = false, all_missing = true;
+		size_t open = 0, missing = 0;
 		long pause, remaining;
 
+		for (size_t m = 0; m < f->n_mirrors; m++)
+			open += sources[m] == SOURCE_OPEN;
 		for (size_t m = 0; m < f->n_mirrors; m++) {
 			enum attempt_result r;
+			long status, limit, t0;
 
-			if (sources[m] != SOURCE_OPEN) {
-				all_missing = all_missing && sources[m] == SOURCE_MISSING;
+			if (sources[m] != SOURCE_OPEN)
 				continue;
-			}
 			remaining = deadline - now_ms();
 			if (remaining <= 0)
 				goto timed_out;
+			/* A source that hangs must not take the others' turn: each gets a share. */
+			limit = open > 1 ? remaining / (long)open : remaining;
+			if (limit < FETCH_ATTEMPT_MIN_MS)
+				limit = remaining < FETCH_ATTEMPT_MIN_MS ? remaining
+				                                         : FETCH_ATTEMPT_MIN_MS;
 			free(url);
 			if (asprintf(&url, "%s/%s", f->mirrors[m], path) < 0) {
 				url = NULL;
 				err_set(err, ENOMEM, "out of memory");
 				goto out;
 			}
-			asked = true;
-			all_missing = false;
-			r = attempt(f, h, url, max_len, flags, remaining, out, err);
+			tried = true;
+			t0 = now_ms();
+			r = attempt(f, h, url, max_len, flags, limit, out, &status, err);
+			if (status) {
+				answered = true;
+				note_answer(f, status, now_ms() - t0);
+			}
 			if (r == ATTEMPT_OK) {
-				pthread_mutex_lock(&f->lock);
-				f->down = false;
-				pthread_mutex_unlock(&f->lock);
 				if (!check || check(check_ctx, out, err) == 0) {
 					ret = 0;
 					goto out;
@@ -378,9 +411,14 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 				    err->errnum == ENOENT ? SOURCE_MISSING : SOURCE_REFUSED;
 			}
 		}
-		if (!asked) {
+		open = 0;
+		for (size_t m = 0; m < f->n_mirrors; m++) {
+			open += sources[m] == SOURCE_OPEN;
+			missing += sources[m] == SOURCE_MISSING;
+		}
+		if (!open) {
 			/* Every source has answered for good: the last answer is the error. */
-			if (all_missing)
+			if (missing == f->n_mirrors)
 				err->errnum = ENOENT;
 			goto out;
 		}
@@ -393,16 +431,29 @@ int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
 		f->stats.retries++;
 		pthread_mutex_unlock(&f->lock);
 	}
-timed_out : {
-	char last[CIRC_ERR_MSG_MAX];
+timed_out:
+	if (!tried) {
+		err_set(err, ETIMEDOUT, "%s: no time left to ask a source (%ld ms)", path, window);
+	} else {
+		char last[CIRC_ERR_MSG_MAX];
 
-	snprintf(last, sizeof(last), "%s", err->msg);
-	err_set(err, ETIMEDOUT, "%s: no source answered within %ld ms (last: %s)", path, window,
-	        last);
-	pthread_mutex_lock(&f->lock);
-	f->down = true;
-	pthread_mutex_unlock(&f->lock);
-}
+		snprintf(last, sizeof(last), "%s", err->msg);
+		/*
+		 * A source that answered, if only with errors, is up: that is a
+		 * failing server (EIO), not an unreachable one, and no reason to
+		 * shorten the next reads' window.
+		 */
+		if (answered) {
+			err_set(err, EIO, "%s: no good answer within %ld ms (last: %s)", path,
+			        window, last);
+		} else {
+			err_set(err, ETIMEDOUT, "%s: no source answered within %ld ms (last: %s)",
+			        path, window, last);
+			pthread_mutex_lock(&f->lock);
+			f->down = true;
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
 out:
 	free(url);
 	free(sources);
