@@ -130,6 +130,20 @@ static enum MHD_Result reply_status(struct MHD_Connection *con, struct request *
 	return ret;
 }
 
+/*
+ * What a failed open answers: 403 for a way out, 404 only for what is not
+ * there, and 503 for the rest (out of descriptors or memory, an I/O error),
+ * which clients take as "later" where a 404 would be final.
+ */
+static unsigned open_failure_status(struct request *rq, int e, const char *what)
+{
+	if (e == EXDEV || e == ELOOP)
+		return request_note(rq, MHD_HTTP_FORBIDDEN, "refused: leads outside the %s", what);
+	if (e == ENOENT || e == ENOTDIR)
+		return MHD_HTTP_NOT_FOUND;
+	return request_note(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot open: %s", strerror(e));
+}
+
 /* Opens rel beneath the repo; a symlink leading out fails with EXDEV. */
 static int open_beneath(struct server *s, const char *rel)
 {
@@ -278,10 +292,7 @@ static enum MHD_Result serve_file(struct server *s, struct MHD_Connection *con, 
 	int fd = open_beneath(s, rq->rel);
 
 	if (fd < 0) {
-		status =
-		    errno == EXDEV || errno == ELOOP
-		        ? request_note(rq, MHD_HTTP_FORBIDDEN, "refused: leads outside the repo")
-		        : MHD_HTTP_NOT_FOUND;
+		status = open_failure_status(rq, errno, "repo");
 		return reply_status(con, rq, status);
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -388,10 +399,7 @@ static enum MHD_Result serve_cached_block(struct server *s, struct MHD_Connectio
 	snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
 	fd = open_beneath(s, rel);
 	if (fd < 0) {
-		status =
-		    errno == EXDEV || errno == ELOOP
-		        ? request_note(rq, MHD_HTTP_FORBIDDEN, "refused: leads outside the cache")
-		        : MHD_HTTP_NOT_FOUND;
+		status = open_failure_status(rq, errno, "cache");
 		return reply_status(con, rq, status);
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -548,32 +556,33 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, struct 
 }
 
 /*
- * Each connection is a descriptor: the soft limit (often 1024) is raised
+ * Each connection takes descriptors: the soft limit (often 1024) is raised
  * toward the hard one. Where the hard limit is lower than asked, the
  * connection limit comes down to fit, rather than accept() failing later.
  */
-static int raise_fd_limit(unsigned *max_conn, struct circ_err *err)
+static int raise_fd_limit(unsigned *max_conn, unsigned threads, struct circ_err *err)
 {
-	const rlim_t spare = 64; /* the repo's files, the log, epoll, the listener */
+	/* Each worker's epoll and its wake-up; the repo, the log, the listener. */
+	const rlim_t spare = 2 * (rlim_t)threads + 64;
 	struct rlimit rl;
+	rlim_t want;
 
+	/* A connection sending a file holds two: its socket and the file's. */
+	want = 2 * (rlim_t)*max_conn + spare;
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return err_sys(err, errno, "getrlimit");
-	if (rl.rlim_cur < (rlim_t)*max_conn + spare) {
+	if (rl.rlim_cur < want) {
 		rl.rlim_cur =
-		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)*max_conn + spare
-		        ? (rlim_t)*max_conn + spare
-		        : rl.rlim_max;
+		    rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl))
 			return err_sys(err, errno, "raising the open file limit");
 	}
-	if (rl.rlim_cur < (rlim_t)*max_conn + spare) {
-		if (rl.rlim_cur <= spare)
+	if (rl.rlim_cur < want) {
+		if (rl.rlim_cur <= spare + 2)
 			return err_set(err, EMFILE,
-			               "the open file limit (%llu) leaves no room for "
-			               "connections",
+			               "the open file limit (%llu) leaves no room for connections",
 			               (unsigned long long)rl.rlim_cur);
-		*max_conn = (unsigned)(rl.rlim_cur - spare);
+		*max_conn = (unsigned)((rl.rlim_cur - spare) / 2);
 	}
 	return 0;
 }
@@ -620,7 +629,7 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	max_conn = cfg->max_connections ? cfg->max_connections : SERVER_DEFAULT_MAX_CONNECTIONS;
-	if (raise_fd_limit(&max_conn, err))
+	if (raise_fd_limit(&max_conn, cfg->threads ? cfg->threads : DEFAULT_THREADS, err))
 		goto fail;
 	/* epoll: a connection that trickles holds a slot, never a thread. */
 	s->daemon = MHD_start_daemon(
