@@ -132,8 +132,10 @@ out:
 	if (cfg.stop_fd >= 0) {
 		struct signalfd_siginfo si;
 
-		if (read(cfg.stop_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-			stopped_by = (int)si.ssi_signo;
+		/* All of them: one left pending would kill us when the mask goes back. */
+		while (read(cfg.stop_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			if (!stopped_by)
+				stopped_by = (int)si.ssi_signo;
 		close(cfg.stop_fd);
 	}
 	if (stopped_by) {

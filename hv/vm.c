@@ -190,6 +190,23 @@ struct console {
 };
 
 /*
+ * A millisecond for the guest to drain the UART, watching the stops: a guest
+ * that never reads its console (early boot, a panic) must not make the stop
+ * signals wait. False when the thread is to end.
+ */
+static bool console_pause(struct console *c)
+{
+	struct pollfd w[2] = { { .fd = c->stop, .events = POLLIN },
+		               { .fd = c->stop_fd, .events = POLLIN } };
+
+	if (poll(w, 2, 1) <= 0)
+		return true;
+	if (w[1].revents)
+		vm_stop(c->vm, VM_STOP_REQUESTED, NULL);
+	return false;
+}
+
+/*
  * Feeds the console to the serial port (Ctrl-A x leaves the VM) and watches
  * the caller's stop_fd. poll skips the descriptors that are -1.
  */
@@ -241,11 +258,9 @@ static void *console_thread(void *arg)
 		}
 		/* The UART's FIFO is small; wait for the guest to drain it. */
 		for (size_t done = 0; done < n_out;) {
-			struct timespec tick = { 0, 1000000 };
-
 			done += serial_feed(&c->vm->serial, out + done, n_out - done);
-			if (done < n_out)
-				nanosleep(&tick, NULL);
+			if (done < n_out && !console_pause(c))
+				return NULL;
 		}
 	}
 }
@@ -388,6 +403,9 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		con.stop = eventfd(0, EFD_CLOEXEC);
 		con.started =
 		    con.stop >= 0 && pthread_create(&con.thread, NULL, console_thread, &con) == 0;
+		/* Without it a stop signal would go unseen: better not to run at all. */
+		if (!con.started && cfg->stop_fd >= 0)
+			vm_stop(vm, VM_FAILED, "cannot start the console thread");
 	}
 
 	pthread_mutex_lock(&vm->lock);
