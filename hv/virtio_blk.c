@@ -15,7 +15,8 @@ _Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36,
 _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio_blk_outhdr layout");
 _Static_assert(sizeof(struct virtio_blk_discard_seg) == 16, "virtio_blk_discard_seg layout");
 
-#define BIT(n) (1ull << (n))
+#define VIRTIO_BLK_GATHER_MAX (8u << 20) /* a guest's write gathered into one, at most */
+#define BIT(n)                (1ull << (n))
 
 void virtio_blk_init(struct virtio_blk *b, struct blk_backend *be)
 {
@@ -175,14 +176,53 @@ static uint8_t do_in(struct virtio_blk *b, const struct req *r, uint64_t sector)
 	return VIRTIO_BLK_S_OK;
 }
 
+/* The request's data in one host buffer of its own, if it spans several; NULL if one. */
+static uint8_t *gather_out(struct virtio_blk *b, const struct req *r, uint64_t len)
+{
+	uint64_t skip = sizeof(struct virtio_blk_outhdr);
+	uint8_t *all;
+
+	for (unsigned i = 0; i < r->nr; i++) {
+		if (skip >= r->rd[i].len) {
+			skip -= r->rd[i].len;
+			continue;
+		}
+		if (r->rd[i].len - skip >= len)
+			return NULL; /* in one piece already */
+		break;
+	}
+	if (len > VIRTIO_BLK_GATHER_MAX)
+		return NULL;
+	all = malloc(len ? len : 1);
+	if (all && stream_each(b, r->rd, r->nr, sizeof(struct virtio_blk_outhdr), len, 0,
+	                       piece_to_host, all)) {
+		free(all);
+		all = NULL;
+	}
+	return all;
+}
+
+/*
+ * A write in several pieces is gathered and written at once, so that the
+ * disk makes it all or nothing (a circ disk does: vdisk_write); one too
+ * large to gather goes piece by piece.
+ */
 static uint8_t do_out(struct virtio_blk *b, const struct req *r, uint64_t sector)
 {
 	uint64_t len = r->rlen - sizeof(struct virtio_blk_outhdr);
+	uint8_t *all;
+	int rc;
 
 	if (b->be->read_only || !in_range(b, sector, len))
 		return VIRTIO_BLK_S_IOERR;
-	if (stream_each(b, r->rd, r->nr, sizeof(struct virtio_blk_outhdr), len,
-	                sector * VIRTIO_BLK_SECTOR, piece_write_disk, NULL))
+	all = gather_out(b, r, len);
+	if (all)
+		rc = b->be->ops->write(b->be->ctx, all, (size_t)len, sector * VIRTIO_BLK_SECTOR);
+	else
+		rc = stream_each(b, r->rd, r->nr, sizeof(struct virtio_blk_outhdr), len,
+		                 sector * VIRTIO_BLK_SECTOR, piece_write_disk, NULL);
+	free(all);
+	if (rc)
 		return VIRTIO_BLK_S_IOERR;
 	count(&b->stats.written_bytes, len);
 	return VIRTIO_BLK_S_OK;
