@@ -21,7 +21,7 @@
 #include "vdisk/userlayer.h"
 
 #define STATS_SAVE_EVERY_S 5
-#define SECTOR_LOCKS       64 /* stripes of 4 KiB: writers of one sector take the same lock */
+#define SECTOR_LOCKS       64 /* stripes: writers of one sector take the same lock */
 #define MAX_LAYERS         3  /* overlay, user layer, base */
 
 /*
@@ -538,10 +538,10 @@ int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 	return stack_read(vd, 0, buf, len, off);
 }
 
-/* Writers of one sector take the same lock; a stripe is one 4 KiB page. */
+/* Writers of one sector take the same lock. */
 static unsigned sector_stripe(uint64_t s)
 {
-	return (unsigned)((s / 8) % SECTOR_LOCKS);
+	return (unsigned)(s % SECTOR_LOCKS);
 }
 
 /* Takes (or drops) the stripes of sectors first..last, in stripe order. */
@@ -549,9 +549,8 @@ static void stripes_lock(struct vdisk *vd, uint64_t first, uint64_t last, bool l
 {
 	bool want[SECTOR_LOCKS] = { false };
 
-	for (uint64_t s = first; s <= last && s - first < 8 * SECTOR_LOCKS; s += 8)
+	for (uint64_t s = first; s <= last && s - first < SECTOR_LOCKS; s++)
 		want[sector_stripe(s)] = true;
-	want[sector_stripe(last)] = true;
 	for (unsigned i = 0; i < SECTOR_LOCKS; i++) {
 		if (!want[i])
 			continue;
@@ -560,6 +559,14 @@ static void stripes_lock(struct vdisk *vd, uint64_t first, uint64_t last, bool l
 		else
 			pthread_mutex_unlock(&vd->sector_locks[i]);
 	}
+}
+
+/* Sector s's bytes within the disk: the image's last sector may be short. */
+static size_t sector_have(const struct vdisk *vd, uint64_t s)
+{
+	uint64_t start = s * OVERLAY_SECTOR;
+
+	return vd->size - start < OVERLAY_SECTOR ? (size_t)(vd->size - start) : OVERLAY_SECTOR;
 }
 
 /*
@@ -572,7 +579,6 @@ static int sector_bytes(struct vdisk *vd, uint64_t s, const uint8_t *buf, uint64
 {
 	uint64_t start = s * OVERLAY_SECTOR, from = off > start ? off : start;
 	uint64_t to = end < start + OVERLAY_SECTOR ? end : start + OVERLAY_SECTOR;
-	size_t have = vd->size - start < OVERLAY_SECTOR ? vd->size - start : OVERLAY_SECTOR;
 	int rc;
 
 	if (from == start && to == start + OVERLAY_SECTOR) {
@@ -580,7 +586,7 @@ static int sector_bytes(struct vdisk *vd, uint64_t s, const uint8_t *buf, uint64
 		return 0;
 	}
 	memset(out, 0, OVERLAY_SECTOR);
-	rc = vdisk_read(vd, out, have, start);
+	rc = vdisk_read(vd, out, sector_have(vd, s), start);
 	if (rc)
 		return rc;
 	memcpy(out + (from - start), buf + (from - off), to - from);
@@ -619,6 +625,15 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 		free(slots);
 		return -ENOMEM;
 	}
+	/*
+	 * The ends a write covers in part are read under the locks; read them
+	 * once before, so that a block of the image they need is fetched
+	 * without holding every other writer up for a network round trip.
+	 */
+	if (off % OVERLAY_SECTOR)
+		vdisk_read(vd, sector, sector_have(vd, first), first * OVERLAY_SECTOR);
+	if ((off + len) % OVERLAY_SECTOR && last != first)
+		vdisk_read(vd, sector, sector_have(vd, last), last * OVERLAY_SECTOR);
 	stripes_lock(vd, first, last, true);
 	for (uint64_t s = first; s <= last && !rc; s++) {
 		const uint8_t *bytes;
