@@ -157,7 +157,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	if (disk_conf_load(vd->dir, &vd->conf, err))
 		goto fail;
 	vd->lockfd = state_lock_disk(vd->dir, err);
-	if (vd->lockfd < 0 || state_disk_check_version(vd->dir, &vd->conf, err))
+	if (vd->lockfd < 0)
 		goto fail;
 	if (cache_open(cdir, state_cache_bound(state, opts->cache_size), &vd->cache, err))
 		goto fail;
@@ -165,7 +165,9 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	if (vd->conf.blank) {
 		vd->size = vd->conf.size;
 		vd->block_size = vd->conf.block_size;
-	} else if (open_image_base(vd, state, opts, err)) {
+	} else if (open_image_base(vd, state, opts, err) ||
+	           /* After the manifest checked out: a bad one must not raise the mark. */
+	           state_disk_check_version(vd->dir, &vd->conf, err)) {
 		goto fail;
 	}
 	vd->n_blocks = (vd->size + vd->block_size - 1) / vd->block_size;
