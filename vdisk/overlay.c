@@ -134,10 +134,11 @@ static int checkpoint(struct overlay *o)
 	/* The checkpoint now holds every batch: the log can start over. */
 	if (!rc)
 		rc = o->fio->truncate(o->fio->ctx, o->log_fd, 0);
-	if (!rc)
-		rc = o->fio->sync(o->fio->ctx, o->log_fd);
+	/* Truncated is truncated, synced or not: a later cut-off must not grow it back. */
 	if (!rc)
 		o->log_bytes = 0;
+	if (!rc)
+		rc = o->fio->sync(o->fio->ctx, o->log_fd);
 	return rc;
 }
 
@@ -595,6 +596,11 @@ out:
 	return rc;
 }
 
+/*
+ * Its caller holds the disk alone (a kiosk's reset, an update): a write
+ * between overlay_stage and overlay_commit would commit a slot of the data
+ * file this truncates.
+ */
 int overlay_reset(struct overlay *o)
 {
 	int rc;
