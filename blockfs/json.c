@@ -16,29 +16,64 @@ static void put(struct json *j, const void *data, size_t len)
 		j->error = -ENOMEM;
 }
 
+/* The length of the valid UTF-8 sequence at p (0 if it is not one). */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+	    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * s as a JSON string: '"', '\' and control bytes escaped, UTF-8 as it is;
+ * a byte that is not UTF-8 (a name from a server, a damaged file) becomes
+ * U+FFFD, so the text stays JSON whatever the input.
+ */
 static void put_string(struct json *j, const char *s)
 {
-	const char *run = s;
+	const unsigned char *p = (const unsigned char *)s, *run = p;
 	char esc[8];
 
 	put(j, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*p) {
+		size_t n = utf8_len(p);
 
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)) {
+			p += n;
 			continue;
-		put(j, run, (size_t)(s - run));
-		if (c == '"' || c == '\\') {
+		}
+		put(j, run, (size_t)(p - run));
+		if (n == 0) {
+			put(j, "\\ufffd", 6);
+		} else if (*p == '"' || *p == '\\') {
 			esc[0] = '\\';
-			esc[1] = (char)c;
+			esc[1] = (char)*p;
 			put(j, esc, 2);
 		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
 			put(j, esc, 6);
 		}
-		run = s + 1;
+		run = ++p;
 	}
-	put(j, run, (size_t)(s - run));
+	put(j, run, (size_t)(p - run));
 	put(j, "\"", 1);
 }
 

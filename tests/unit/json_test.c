@@ -67,6 +67,26 @@ START_TEST(test_escapes)
 }
 END_TEST
 
+/* Bytes that are not UTF-8 (a server's name, a damaged file) become U+FFFD: still JSON. */
+START_TEST(test_invalid_utf8)
+{
+	struct buf b = { 0 };
+	struct json j;
+
+	json_init(&j, &b);
+	json_array_begin(&j, NULL);
+	json_str(&j, NULL,
+	         "a\xff"
+	         "b\xc3"
+	         "\xa9\xe0\x80\x80\xed\xa0\x80\xf4\x90\x80\x80\xc3");
+	json_array_end(&j);
+	ck_assert_int_eq(json_finish(&j), 0);
+	assert_text(&b, "[\"a\\ufffdb\xc3\xa9\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd"
+	                "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"]\n");
+	buf_free(&b);
+}
+END_TEST
+
 /* A value JSON cannot hold is written as null, never as "nan" or "inf". */
 START_TEST(test_fixed_out_of_range)
 {
@@ -118,6 +138,7 @@ Suite *json_suite(void)
 
 	tcase_add_test(tc, test_structure);
 	tcase_add_test(tc, test_escapes);
+	tcase_add_test(tc, test_invalid_utf8);
 	tcase_add_test(tc, test_fixed_out_of_range);
 	tcase_add_test(tc, test_unbalanced);
 	suite_add_tcase(s, tc);
