@@ -30,9 +30,9 @@
 #define NSECT        48  /* overlay sectors (4 KiB) of the test disk */
 #define WRITES       160 /* per writer */
 #define DEV_SECTOR   512 /* what a power cut may tear a write at */
-#define MAX_FILES    8
+#define MAX_FILES    64  /* data, log, and a map file per checkpoint */
 #define MAX_FDS      64
-#define CHECKPOINT_B 1024 /* a checkpoint every few flushes */
+#define CHECKPOINT_B 200 /* a checkpoint every few flushes */
 
 enum op_kind {
 	OP_WRITE,  /* ino, off, len, data */
@@ -270,6 +270,7 @@ static size_t rec_now(struct recorder *r)
 
 struct write_rec {
 	uint32_t sector, version;
+	bool discard;      /* overlay_zero_sector, not a write */
 	size_t start, end; /* the record's length before and after */
 };
 
@@ -281,10 +282,10 @@ struct flush_rec {
 struct workload {
 	struct overlay *o;
 	struct recorder *rec;
-	struct write_rec writes[2 * WRITES];
+	struct write_rec writes[4 * WRITES];
 	atomic_size_t n_writes;
 	struct flush_rec flushes[4096];
-	size_t n_flushes;
+	atomic_size_t n_flushes;
 	atomic_bool done;
 };
 
@@ -306,26 +307,80 @@ struct writer_arg {
 	uint64_t seed;
 };
 
+/* One flush, recorded; false when the record is full. */
+static bool flush_once(struct workload *w)
+{
+	size_t i = atomic_fetch_add(&w->n_flushes, 1);
+	struct flush_rec *f;
+
+	if (i >= 4096) {
+		atomic_fetch_sub(&w->n_flushes, 1);
+		return false;
+	}
+	f = &w->flushes[i];
+	/* Not yet done: a failed flush promises nothing, and this one is in flight. */
+	f->rc = -1;
+	f->start = rec_now(w->rec);
+	f->rc = overlay_flush(w->o);
+	f->end = rec_now(w->rec);
+	return true;
+}
+
+/* Records an operation on sector s about to happen; returns its slot. */
+static size_t note_begin(struct workload *w, uint32_t s, uint32_t v, bool discard)
+{
+	size_t slot = atomic_fetch_add(&w->n_writes, 1);
+
+	w->writes[slot].sector = s;
+	w->writes[slot].version = v;
+	w->writes[slot].discard = discard;
+	w->writes[slot].start = rec_now(w->rec);
+	return slot;
+}
+
+/*
+ * Writes, two-sector writes committed as one (as vdisk_write commits a
+ * request) and discards, on the writer's own sectors.
+ */
 static void *writer(void *p)
 {
 	struct writer_arg *a = p;
 	uint32_t versions[NSECT] = { 0 };
-	uint8_t buf[OVERLAY_SECTOR];
+	uint8_t buf[2][OVERLAY_SECTOR];
 	uint64_t x = a->seed;
 
 	for (int i = 0; i < WRITES; i++) {
-		uint32_t s;
-		size_t slot;
+		uint32_t s, kind;
+		size_t n0, n1;
 
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 		s = a->first + 2 * (uint32_t)((x >> 33) % (NSECT / 2));
-		pattern(s, ++versions[s], buf);
-		slot = atomic_fetch_add(&a->w->n_writes, 1);
-		a->w->writes[slot].sector = s;
-		a->w->writes[slot].version = versions[s];
-		a->w->writes[slot].start = rec_now(a->w->rec);
-		ck_assert_int_eq(overlay_write_sector(a->w->o, s, buf), 0);
-		a->w->writes[slot].end = rec_now(a->w->rec);
+		kind = (uint32_t)(x >> 20) % 8;
+		if (kind == 0) {
+			n0 = note_begin(a->w, s, ++versions[s], true);
+			ck_assert_int_eq(overlay_zero_sector(a->w->o, s), 0);
+			a->w->writes[n0].end = rec_now(a->w->rec);
+		} else if (kind == 1 && s + 2 < NSECT) {
+			uint64_t sectors[2] = { s, s + 2 };
+			uint32_t slots[2];
+
+			pattern(s, ++versions[s], buf[0]);
+			pattern(s + 2, ++versions[s + 2], buf[1]);
+			n0 = note_begin(a->w, s, versions[s], false);
+			n1 = note_begin(a->w, s + 2, versions[s + 2], false);
+			ck_assert_int_eq(overlay_stage(a->w->o, buf[0], &slots[0]), 0);
+			ck_assert_int_eq(overlay_stage(a->w->o, buf[1], &slots[1]), 0);
+			ck_assert_int_eq(overlay_commit(a->w->o, sectors, slots, 2), 0);
+			a->w->writes[n0].end = a->w->writes[n1].end = rec_now(a->w->rec);
+		} else {
+			pattern(s, ++versions[s], buf[0]);
+			n0 = note_begin(a->w, s, versions[s], false);
+			ck_assert_int_eq(overlay_write_sector(a->w->o, s, buf[0]), 0);
+			a->w->writes[n0].end = rec_now(a->w->rec);
+		}
+		/* Writers flush too, now and then: flushes, and so checkpoints, keep pace. */
+		if (kind == 2)
+			flush_once(a->w);
 	}
 	return NULL;
 }
@@ -334,14 +389,8 @@ static void *flusher(void *p)
 {
 	struct workload *w = p;
 
-	while (!atomic_load(&w->done) && w->n_flushes < 4096) {
-		struct flush_rec *f = &w->flushes[w->n_flushes];
-
-		f->start = rec_now(w->rec);
-		f->rc = overlay_flush(w->o);
-		f->end = rec_now(w->rec);
-		w->n_flushes++;
-	}
+	while (!atomic_load(&w->done) && flush_once(w))
+		;
 	return NULL;
 }
 
@@ -349,9 +398,19 @@ static void *flusher(void *p)
 
 struct file_img {
 	struct buf durable;
-	size_t pending[8192]; /* op indices since its last sync */
-	size_t n_pending;
+	size_t *pending; /* op indices since its last sync */
+	size_t n_pending, cap;
 };
+
+static void pending_push(struct file_img *f, size_t i)
+{
+	if (f->n_pending == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 256;
+		f->pending = realloc(f->pending, f->cap * sizeof(*f->pending));
+		ck_assert_ptr_nonnull(f->pending);
+	}
+	f->pending[f->n_pending++] = i;
+}
 
 struct dir_img {
 	char names[MAX_FILES][32];
@@ -412,9 +471,19 @@ static void content_apply(struct buf *b, const struct op *op, uint64_t *x, bool 
  * Writes into dir the files a power cut after the first k operations could
  * leave, drawn with x.
  */
+static struct file_img files[MAX_FILES];
+
+static void release_images(void)
+{
+	for (int i = 0; i < MAX_FILES; i++) {
+		buf_free(&files[i].durable);
+		free(files[i].pending);
+		files[i] = (struct file_img){ 0 };
+	}
+}
+
 static void make_image(const struct recorder *r, size_t k, uint64_t x, const char *dir)
 {
-	static struct file_img files[MAX_FILES];
 	struct dir_img durable = { .n = 0 }, now;
 	size_t dir_pending[64], n_dir = 0;
 
@@ -428,8 +497,7 @@ static void make_image(const struct recorder *r, size_t k, uint64_t x, const cha
 		switch (op->kind) {
 		case OP_WRITE:
 		case OP_TRUNC:
-			ck_assert_uint_lt(files[op->ino].n_pending, 8192);
-			files[op->ino].pending[files[op->ino].n_pending++] = i;
+			pending_push(&files[op->ino], i);
 			break;
 		case OP_SYNC:
 			if (op->ino < 0) {
@@ -481,7 +549,7 @@ static void check_sector(const struct workload *w, size_t k, uint32_t s, enum ov
 {
 	static uint8_t want[OVERLAY_SECTOR];
 	size_t acked_flush = 0;
-	uint32_t acked = 0, v;
+	uint32_t acked = 0, v = 0;
 	bool found = false;
 
 	for (size_t i = 0; i < w->n_flushes; i++)
@@ -499,15 +567,23 @@ static void check_sector(const struct workload *w, size_t k, uint32_t s, enum ov
 		              image, k, s, acked);
 		return;
 	}
-	ck_assert_msg(st == OVERLAY_DATA, "image %zu: sector %u reads as discarded", image, s);
-	memcpy(&v, got + 8, 4);
-	for (size_t i = 0; i < w->n_writes && !found; i++)
-		found = w->writes[i].sector == s && w->writes[i].version == v &&
-		        (v == acked || (v > acked && w->writes[i].start < k));
+	if (st == OVERLAY_DATA)
+		memcpy(&v, got + 8, 4);
+	/* A discard is a version too: ZERO must be one at least as new as the flush's. */
+	for (size_t i = 0; i < w->n_writes && !found; i++) {
+		const struct write_rec *r = &w->writes[i];
+
+		found = r->sector == s && r->discard == (st == OVERLAY_ZERO) &&
+		        (st == OVERLAY_ZERO || r->version == v) &&
+		        (r->version == acked || (r->version > acked && r->start < k));
+	}
 	ck_assert_msg(found,
-	              "image %zu (crash after op %zu): sector %u reads version %u (sector %u's "
-	              "bytes?); the flush covered version %u",
-	              image, k, s, v, *(const uint32_t *)(got + 4), acked);
+	              "image %zu (crash after op %zu): sector %u reads %s version %u (sector "
+	              "%u's bytes?); the flush covered version %u",
+	              image, k, s, st == OVERLAY_ZERO ? "a discard, not" : "", v,
+	              st == OVERLAY_DATA ? *(const uint32_t *)(got + 4) : s, acked);
+	if (st == OVERLAY_ZERO)
+		return;
 	pattern(s, v, want);
 	ck_assert_msg(memcmp(got, want, OVERLAY_SECTOR) == 0,
 	              "image %zu (crash after op %zu): sector %u version %u is torn or foreign",
@@ -556,7 +632,12 @@ START_TEST(test_power_cuts)
 		pthread_join(tw[i], NULL);
 	atomic_store(&w.done, true);
 	pthread_join(tf, NULL);
+	/* A last flush after every write, so that the workload's end is promised too. */
+	ck_assert(flush_once(&w));
+	ck_assert_int_eq(w.flushes[w.n_flushes - 1].rc, 0);
 	overlay_close(w.o);
+	/* The images must cover checkpoints (a map file each) as well as the log. */
+	ck_assert_int_gt(rec.n_inos, 3);
 
 	test_path(scratch, "crash");
 	for (size_t image = 0; image < images; image++) {
@@ -583,6 +664,7 @@ START_TEST(test_power_cuts)
 	for (size_t i = 0; i < rec.n; i++)
 		free(rec.ops[i].data);
 	free(rec.ops);
+	release_images();
 }
 END_TEST
 
