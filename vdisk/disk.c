@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "vdisk/disk.h"
+#include "vdisk/disk_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,70 +22,6 @@
 #include "vdisk/userlayer.h"
 
 #define STATS_SAVE_EVERY_S 5
-#define SECTOR_LOCKS       64 /* stripes: writers of one sector take the same lock */
-#define MAX_LAYERS         3  /* overlay, user layer, base */
-
-/*
- * What a layer holds at a byte offset, for the run of bytes that share it:
- * its own data, zeros, or nothing (read the layers beneath).
- */
-enum layer_state {
-	LAYER_DATA,
-	LAYER_ZERO,
-	LAYER_BELOW,
-};
-
-struct vdisk;
-
-/*
- * A layer of the stack. map() says what [off, off + len) holds, for a first
- * run of *run bytes (0 < *run <= len) that a single read() may then serve:
- * a read asks each layer once per run, never once per sector.
- */
-struct layer_ops {
-	const char *name;
-	int (*map)(struct vdisk *vd, uint64_t off, uint64_t len, enum layer_state *st,
-	           uint64_t *run);
-	int (*read)(struct vdisk *vd, void *buf, size_t len, uint64_t off);
-};
-
-struct vdisk {
-	char *dir;
-	int lockfd;
-	bool read_only;
-	FILE *log;
-	struct disk_conf conf;
-	uint64_t size;
-	uint32_t block_size;
-	uint64_t n_blocks;
-	const struct layer_ops *layers[MAX_LAYERS]; /* top first */
-	unsigned n_layers;
-	struct manifest m; /* an image base's */
-	struct repo *repo;
-	struct cache *cache;
-	struct store *store;     /* an image base's blocks */
-	struct user_layer *user; /* the pulled user layer, or NULL */
-	struct overlay *ov;
-	unsigned readahead;
-	/* A partial-sector write is read-modify-write: no other write to that sector between. */
-	pthread_mutex_t sector_locks[SECTOR_LOCKS];
-
-	/* Background prefetch of the manifest's list. */
-	pthread_t prefetchers[VDISK_PREFETCH_THREADS];
-	unsigned n_prefetchers;
-	atomic_uint prefetch_next;
-	atomic_bool prefetch_stop;
-
-	pthread_mutex_t lock; /* guards the fields below */
-	int64_t last_block;   /* for read-ahead: the last base block read */
-	unsigned ra_window;   /* blocks read ahead of the current sequential run */
-	char *record_path;    /* recording the blocks read, when set */
-	uint8_t *recorded;    /* a bit per block: read already */
-	uint32_t *trace;      /* block indices in the order of their first read */
-	size_t n_trace;
-	struct disk_stats saved; /* statistics of earlier sessions */
-	time_t stats_saved_at;
-};
 
 static const struct layer_ops overlay_layer, user_layer, image_layer, blank_layer;
 static int stack_read(struct vdisk *vd, unsigned i, uint8_t *p, uint64_t len, uint64_t off);
@@ -540,122 +477,6 @@ int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off)
 	return stack_read(vd, 0, buf, len, off);
 }
 
-/* Writers of one sector take the same lock. */
-static unsigned sector_stripe(uint64_t s)
-{
-	return (unsigned)(s % SECTOR_LOCKS);
-}
-
-/* Takes (or drops) the stripes of sectors first..last, in stripe order. */
-static void stripes_lock(struct vdisk *vd, uint64_t first, uint64_t last, bool lock)
-{
-	bool want[SECTOR_LOCKS] = { false };
-
-	for (uint64_t s = first; s <= last && s - first < SECTOR_LOCKS; s++)
-		want[sector_stripe(s)] = true;
-	for (unsigned i = 0; i < SECTOR_LOCKS; i++) {
-		if (!want[i])
-			continue;
-		if (lock)
-			pthread_mutex_lock(&vd->sector_locks[i]);
-		else
-			pthread_mutex_unlock(&vd->sector_locks[i]);
-	}
-}
-
-/* Sector s's bytes within the disk: the image's last sector may be short. */
-static size_t sector_have(const struct vdisk *vd, uint64_t s)
-{
-	uint64_t start = s * OVERLAY_SECTOR;
-
-	return vd->size - start < OVERLAY_SECTOR ? (size_t)(vd->size - start) : OVERLAY_SECTOR;
-}
-
-/*
- * Sector s's new bytes: buf's where the write covers it all, else its
- * current bytes with the written part laid over (read-modify-write; the
- * image's last sector may be short).
- */
-static int sector_bytes(struct vdisk *vd, uint64_t s, const uint8_t *buf, uint64_t off,
-                        uint64_t end, uint8_t out[OVERLAY_SECTOR], const uint8_t **bytes)
-{
-	uint64_t start = s * OVERLAY_SECTOR, from = off > start ? off : start;
-	uint64_t to = end < start + OVERLAY_SECTOR ? end : start + OVERLAY_SECTOR;
-	int rc;
-
-	if (from == start && to == start + OVERLAY_SECTOR) {
-		*bytes = buf + (start - off);
-		return 0;
-	}
-	memset(out, 0, OVERLAY_SECTOR);
-	rc = vdisk_read(vd, out, sector_have(vd, s), start);
-	if (rc)
-		return rc;
-	memcpy(out + (from - start), buf + (from - off), to - from);
-	*bytes = out;
-	return 0;
-}
-
-/*
- * All or nothing: every sector goes into a free slot first, and the map
- * names them only when all are written. A write that fails (a full file
- * system, the overlay's size) leaves nothing behind that the next flush
- * would make durable. The stripes are held throughout, so that a
- * read-modify-write never lays old bytes over a concurrent write.
- */
-int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
-{
-	uint64_t first, last, n, *sectors = NULL;
-	uint8_t sector[OVERLAY_SECTOR];
-	uint32_t *slots = NULL;
-	size_t staged = 0;
-	int rc = 0;
-
-	if (vd->read_only)
-		return -EROFS;
-	if (off > vd->size || len > vd->size - off)
-		return -ENOSPC;
-	if (len == 0)
-		return 0;
-	first = off / OVERLAY_SECTOR;
-	last = (off + len - 1) / OVERLAY_SECTOR;
-	n = last - first + 1;
-	sectors = malloc(n * sizeof(*sectors));
-	slots = malloc(n * sizeof(*slots));
-	if (!sectors || !slots) {
-		free(sectors);
-		free(slots);
-		return -ENOMEM;
-	}
-	/*
-	 * The ends a write covers in part are read under the locks; read them
-	 * once before, so that a block of the image they need is fetched
-	 * without holding every other writer up for a network round trip.
-	 */
-	if (off % OVERLAY_SECTOR)
-		vdisk_read(vd, sector, sector_have(vd, first), first * OVERLAY_SECTOR);
-	if ((off + len) % OVERLAY_SECTOR && last != first)
-		vdisk_read(vd, sector, sector_have(vd, last), last * OVERLAY_SECTOR);
-	stripes_lock(vd, first, last, true);
-	for (uint64_t s = first; s <= last && !rc; s++) {
-		const uint8_t *bytes;
-
-		rc = sector_bytes(vd, s, buf, off, off + len, sector, &bytes);
-		if (!rc)
-			rc = overlay_stage(vd->ov, bytes, &slots[staged]);
-		if (!rc)
-			sectors[staged++] = s;
-	}
-	if (!rc)
-		rc = overlay_commit(vd->ov, sectors, slots, staged);
-	if (rc)
-		overlay_unstage(vd->ov, slots, staged);
-	stripes_lock(vd, first, last, false);
-	free(sectors);
-	free(slots);
-	return rc;
-}
-
 int vdisk_flush(struct vdisk *vd)
 {
 	int rc;
@@ -665,38 +486,6 @@ int vdisk_flush(struct vdisk *vd)
 	rc = overlay_flush(vd->ov);
 	save_stats(vd, false);
 	return rc;
-}
-
-int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len)
-{
-	static const uint8_t zeros[OVERLAY_SECTOR];
-	uint64_t end;
-
-	if (vd->read_only)
-		return -EROFS;
-	if (off > vd->size || len > vd->size - off)
-		return -EINVAL;
-	end = off + len;
-	while (off < end) {
-		uint64_t s = off / OVERLAY_SECTOR, start = s * OVERLAY_SECTOR;
-		uint64_t n = end - off < OVERLAY_SECTOR - (off - start)
-		                 ? end - off
-		                 : OVERLAY_SECTOR - (off - start);
-		int rc;
-
-		if (n == OVERLAY_SECTOR) {
-			pthread_mutex_lock(&vd->sector_locks[sector_stripe(s)]);
-			rc = overlay_zero_sector(vd->ov, s);
-			pthread_mutex_unlock(&vd->sector_locks[sector_stripe(s)]);
-		} else {
-			rc = vdisk_write(vd, zeros, (size_t)n, off);
-		}
-
-		if (rc)
-			return rc;
-		off += n;
-	}
-	return 0;
 }
 
 static void *prefetch_worker(void *arg)
