@@ -271,9 +271,18 @@ char *cli_absolute_path(const char *path)
 	return abs;
 }
 
+void cli_json_start(struct json *j, struct buf *b)
+{
+	json_init(j, b);
+	json_object_begin(j, NULL);
+}
+
 int cli_json_print(const struct cli *cli, struct json *j)
 {
-	int rc = json_finish(j);
+	int rc;
+
+	json_object_end(j);
+	rc = json_finish(j);
 
 	if (!rc && fwrite(j->out->data, 1, j->out->len, stdout) != j->out->len)
 		rc = -EIO;

@@ -29,7 +29,13 @@ struct cli {
 #define CLI_JSON_HELP "  --json             one JSON object on stdout instead of text\n"
 
 struct json;
-/* Ends j's text and writes it to stdout; 0, or 1 after saying why (freeing j's buf). */
+struct buf;
+/* A --json report: j writes into b, an empty buf, its top-level object open. */
+void cli_json_start(struct json *j, struct buf *b);
+/*
+ * Closes the top-level object, ends the text and writes it to stdout (b is
+ * freed); 0, or 1 after saying why.
+ */
 int cli_json_print(const struct cli *cli, struct json *j);
 
 /* Option codes for long options without a short form start here. */

@@ -100,13 +100,11 @@ int cmd_checkout(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind + 1]);
 		json_u64(&j, "version", res.version);
 		json_bool(&j, "created", res.created);
 		json_str(&j, "stolen_from", res.stolen_from[0] ? res.stolen_from : NULL);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	printf("checked out %s version %" PRIu64 "%s\n", argv[optind + 1], res.version,

@@ -54,10 +54,8 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_u64(&j, STATE_CONFIG_CACHE_SIZE, v);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	printf("cache-size %" PRIu64 "\n", v);

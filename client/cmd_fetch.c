@@ -82,14 +82,12 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_bool(&j, "boot_set", boot);
 		json_u64(&j, "blocks", res.blocks);
 		json_u64(&j, "cached_before", res.already);
 		json_u64(&j, "fetched_bytes", res.fetched_bytes);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	printf("%s: %" PRIu64 " blocks, %" PRIu64 " of them cached before; fetched %" PRIu64

@@ -40,11 +40,9 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
 			free(priv);
 			return cli_fail(cli, "out of memory");
 		}
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "private_key", priv);
 		json_str(&j, "public_key", pub);
-		json_object_end(&j);
 		free(priv);
 		free(pub);
 		return cli_json_print(cli, &j);

@@ -166,13 +166,11 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_array_begin(&j, "checkins");
 		rc = migrate_log(state, argv[optind], NULL, add_entry, &j, &err);
 		json_array_end(&j);
-		json_object_end(&j);
 		free(state);
 		if (rc) {
 			buf_free(&b);
@@ -206,8 +204,7 @@ int cmd_lease(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_bool(&j, "held", h.held);
 		json_str(&j, "host", h.held ? h.host : NULL);
@@ -217,7 +214,6 @@ int cmd_lease(struct cli *cli, int argc, char **argv)
 		else
 			json_null(&j, "since");
 		json_u64(&j, "version", h.version);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	if (!h.held) {

@@ -86,8 +86,7 @@ static int print_catalog_json(const struct cli *cli, const struct catalog *c, bo
 	struct json j;
 	char kid[17];
 
-	json_init(&j, &b);
-	json_object_begin(&j, NULL);
+	cli_json_start(&j, &b);
 	json_object_begin(&j, "catalog");
 	key_id_short(c->key_id, kid);
 	json_u64(&j, "created", c->created);
@@ -111,7 +110,6 @@ static int print_catalog_json(const struct cli *cli, const struct catalog *c, bo
 		json_object_end(&j);
 	}
 	json_array_end(&j);
-	json_object_end(&j);
 	return cli_json_print(cli, &j);
 }
 
@@ -198,8 +196,7 @@ static int print_disks_json(const struct cli *cli, const struct disk_info *rows,
 	struct buf b = { 0 };
 	struct json j;
 
-	json_init(&j, &b);
-	json_object_begin(&j, NULL);
+	cli_json_start(&j, &b);
 	json_array_begin(&j, "disks");
 	for (size_t i = 0; i < n; i++) {
 		const struct disk_info *r = &rows[i];
@@ -221,7 +218,6 @@ static int print_disks_json(const struct cli *cli, const struct disk_info *rows,
 		json_object_end(&j);
 	}
 	json_array_end(&j);
-	json_object_end(&j);
 	return cli_json_print(cli, &j);
 }
 

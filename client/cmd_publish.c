@@ -63,8 +63,7 @@ static int print_json(const struct cli *cli, const char *name, const struct publ
 	struct buf b = { 0 };
 	struct json j;
 
-	json_init(&j, &b);
-	json_object_begin(&j, NULL);
+	cli_json_start(&j, &b);
 	json_str(&j, "name", name);
 	json_u64(&j, "version", r->version);
 	json_u64(&j, "image_size", r->image_size);
@@ -77,7 +76,6 @@ static int print_json(const struct cli *cli, const char *name, const struct publ
 	json_bool(&j, "kit_inherited", r->kit_inherited);
 	json_u64(&j, "catalog_images", r->catalog_images);
 	json_fixed(&j, "seconds", r->seconds, 3);
-	json_object_end(&j);
 	return cli_json_print(cli, &j);
 }
 

@@ -83,12 +83,10 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", disk ? disk : argv[optind + 1]);
 		json_str(&j, "image", argv[optind + 1]);
 		json_u64(&j, "version", version);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	printf("%llu\n", (unsigned long long)version);

@@ -106,8 +106,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_u64(&j, "version", res.version);
 		json_bool(&j, "unchanged", res.unchanged);
@@ -115,7 +114,6 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		json_u64(&j, "uploaded_blocks", res.uploaded_blocks);
 		json_u64(&j, "uploaded_bytes", res.uploaded_bytes);
 		json_bool(&j, "lease_kept", o.keep_lease);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	if (res.unchanged)

@@ -147,15 +147,13 @@ int cmd_remote(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_str(&j, "origin", conf.n_urls ? conf.urls[0] : NULL);
 		json_array_begin(&j, "mirrors");
 		for (size_t i = 1; i < conf.n_urls; i++)
 			json_str(&j, NULL, conf.urls[i]);
 		json_array_end(&j);
-		json_object_end(&j);
 		rc = cli_json_print(cli, &j);
 		goto out;
 	}

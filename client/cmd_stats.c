@@ -23,8 +23,7 @@ static int print_json(const struct cli *cli, const struct disk_info *rows, size_
 	struct buf b = { 0 };
 	struct json j;
 
-	json_init(&j, &b);
-	json_object_begin(&j, NULL);
+	cli_json_start(&j, &b);
 	json_array_begin(&j, "disks");
 	for (size_t i = 0; i < n; i++) {
 		const struct disk_info *r = &rows[i];
@@ -51,7 +50,6 @@ static int print_json(const struct cli *cli, const struct disk_info *rows, size_
 	json_object_begin(&j, "cache");
 	json_u64(&j, "bytes", cs->bytes);
 	json_u64(&j, "blocks", cs->entries);
-	json_object_end(&j);
 	json_object_end(&j);
 	return cli_json_print(cli, &j);
 }

@@ -78,15 +78,13 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "disk", argv[optind]);
 		json_u64(&j, "from", res.from);
 		json_u64(&j, "to", res.to);
 		json_u64(&j, "fetched_bytes", res.fetched_bytes);
 		json_u64(&j, "fetched_blocks", res.fetched_blocks);
 		json_u64(&j, "changed_blocks", res.changed_blocks);
-		json_object_end(&j);
 		return cli_json_print(cli, &j);
 	}
 	if (res.from == res.to)

@@ -311,8 +311,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		struct buf b = { 0 };
 		struct json j;
 
-		json_init(&j, &b);
-		json_object_begin(&j, NULL);
+		cli_json_start(&j, &b);
 		json_str(&j, "name", name);
 		json_u64(&j, "version", m.version);
 		json_u64(&j, "image_size", m.image_size);
@@ -320,7 +319,6 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		json_u64(&j, "distinct_blocks", ck.n_entries);
 		json_u64(&j, "zero_blocks", zeros);
 		json_bool(&j, "good", true);
-		json_object_end(&j);
 		ret = cli_json_print(cli, &j);
 		goto out;
 	}
