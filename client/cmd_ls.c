@@ -200,20 +200,9 @@ static int print_disks_json(const struct cli *cli, const struct disk_info *rows,
 	json_array_begin(&j, "disks");
 	for (size_t i = 0; i < n; i++) {
 		const struct disk_info *r = &rows[i];
-		bool image = r->conf_ok && !r->conf.blank;
 
 		json_object_begin(&j, NULL);
-		json_str(&j, "disk", r->name);
-		json_str(&j, "image", image ? r->conf.image : NULL);
-		json_u64(&j, "version", r->conf_ok ? r->conf.version : 0);
-		json_bool(&j, "blank", r->conf_ok && r->conf.blank);
-		json_u64(&j, "base_blocks", r->base_blocks);
-		json_u64(&j, "cached_blocks", r->cached_blocks);
-		if (r->cached_known)
-			json_fixed(&j, "cached_percent", disk_info_cached_percent(r), 1);
-		else
-			json_null(&j, "cached_percent");
-		json_u64(&j, "overlay_bytes", r->st.overlay_bytes);
+		disk_info_json(&j, r);
 		json_str(&j, "mountpoint", r->mountpoint);
 		json_object_end(&j);
 	}
@@ -232,12 +221,7 @@ static void print_disks(const struct disk_info *rows, size_t n)
 		const struct disk_conf *c = &r->conf;
 		const char *image = !r->conf_ok ? "?" : c->blank ? "blank" : c->image;
 
-		if (r->conf_ok && c->blank)
-			snprintf(pct, sizeof(pct), "-");
-		else if (!r->cached_known)
-			snprintf(pct, sizeof(pct), "?");
-		else
-			snprintf(pct, sizeof(pct), "%.1f%%", disk_info_cached_percent(r));
+		disk_info_cached_text(r, pct);
 		human(r->st.overlay_bytes, writes);
 		if (r->conf_ok && !c->blank)
 			snprintf(ver, sizeof(ver), "%llu", (unsigned long long)c->version);

@@ -29,21 +29,12 @@ static int print_json(const struct cli *cli, const struct disk_info *rows, size_
 		const struct disk_info *r = &rows[i];
 
 		json_object_begin(&j, NULL);
-		json_str(&j, "disk", r->name);
-		json_str(&j, "image", r->conf_ok && !r->conf.blank ? r->conf.image : NULL);
-		json_u64(&j, "version", r->conf_ok ? r->conf.version : 0);
+		disk_info_json(&j, r);
 		json_u64(&j, "fetched_bytes", r->st.fetched_bytes);
 		json_u64(&j, "fetched_blocks", r->st.fetched_blocks);
 		json_u64(&j, "requests", r->st.requests);
 		json_u64(&j, "cache_hits", r->st.hits);
 		json_u64(&j, "cache_misses", r->st.misses);
-		json_u64(&j, "base_blocks", r->base_blocks);
-		json_u64(&j, "cached_blocks", r->cached_blocks);
-		if (r->cached_known)
-			json_fixed(&j, "cached_percent", disk_info_cached_percent(r), 1);
-		else
-			json_null(&j, "cached_percent");
-		json_u64(&j, "overlay_bytes", r->st.overlay_bytes);
 		json_object_end(&j);
 	}
 	json_array_end(&j);
@@ -64,12 +55,7 @@ static void print_table(const struct disk_info *rows, size_t n, const struct cac
 		const struct disk_info *r = &rows[i];
 		const char *image = !r->conf_ok ? "?" : r->conf.blank ? "blank" : r->conf.image;
 
-		if (r->conf_ok && r->conf.blank)
-			snprintf(pct, sizeof(pct), "-");
-		else if (!r->cached_known)
-			snprintf(pct, sizeof(pct), "?");
-		else
-			snprintf(pct, sizeof(pct), "%.1f%%", disk_info_cached_percent(r));
+		disk_info_cached_text(r, pct);
 		printf("%-16s %-16s %8llu %14llu %9llu %9llu %9llu %7s %14llu\n", r->name, image,
 		       (unsigned long long)(r->conf_ok ? r->conf.version : 0),
 		       (unsigned long long)r->st.fetched_bytes, (unsigned long long)r->st.requests,

@@ -10,12 +10,38 @@
 
 #include "blockfs/cache.h"
 #include "blockfs/file.h"
+#include "blockfs/json.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
 
 double disk_info_cached_percent(const struct disk_info *d)
 {
 	return d->base_blocks ? 100.0 * (double)d->cached_blocks / (double)d->base_blocks : 100.0;
+}
+
+void disk_info_cached_text(const struct disk_info *d, char out[16])
+{
+	if (d->conf_ok && d->conf.blank)
+		snprintf(out, 16, "-");
+	else if (!d->cached_known)
+		snprintf(out, 16, "?");
+	else
+		snprintf(out, 16, "%.1f%%", disk_info_cached_percent(d));
+}
+
+void disk_info_json(struct json *j, const struct disk_info *d)
+{
+	json_str(j, "disk", d->name);
+	json_str(j, "image", d->conf_ok && !d->conf.blank ? d->conf.image : NULL);
+	json_u64(j, "version", d->conf_ok ? d->conf.version : 0);
+	json_bool(j, "blank", d->conf_ok && d->conf.blank);
+	json_u64(j, "base_blocks", d->base_blocks);
+	json_u64(j, "cached_blocks", d->cached_blocks);
+	if (d->cached_known)
+		json_fixed(j, "cached_percent", disk_info_cached_percent(d), 1);
+	else
+		json_null(j, "cached_percent");
+	json_u64(j, "overlay_bytes", d->st.overlay_bytes);
 }
 
 /* How much of an image base the cache holds, from its verified local manifest. */

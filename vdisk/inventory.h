@@ -27,6 +27,16 @@ struct disk_info {
 
 /* base_blocks' share in the cache, 0..100; 100 for an image of zeros. */
 double disk_info_cached_percent(const struct disk_info *d);
+/* The same for a table: "12.3%", "-" for a blank disk, "?" when not known. */
+void disk_info_cached_text(const struct disk_info *d, char out[16]);
+
+struct json;
+/*
+ * The members every report of a disk has: disk, image, version, blank,
+ * base_blocks, cached_blocks, cached_percent, overlay_bytes (into an open
+ * object).
+ */
+void disk_info_json(struct json *j, const struct disk_info *d);
 
 /*
  * The disks under state, sorted by name; only `only` when not NULL (an error
