@@ -77,7 +77,8 @@ void write_file(const char *path, const void *data, size_t len)
 	FILE *f = fopen(path, "we");
 
 	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	if (len) /* an empty file may come with no buffer at all */
+		ck_assert_uint_eq(fwrite(data, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
 }
 
