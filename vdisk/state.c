@@ -272,7 +272,8 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 		ok = c->size && c->block_size && !c->image[0] && !c->n_urls;
 	else if (ok)
 		ok = c->image[0] && c->version && c->n_urls;
-	if (ok && (c->remote || c->layer))
+	/* A server's disk is all four or none: a stray one would be lost on the next save. */
+	if (ok && (c->remote || c->layer || c->user[0] || c->remote_disk[0]))
 		ok = c->remote && c->user[0] && c->remote_disk[0];
 	if (!ok) {
 		err_set(err, EBADMSG, "%s is damaged", path);
