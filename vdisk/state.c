@@ -270,8 +270,8 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 	buf_free(&b);
 	if (ok && c->blank)
 		ok = c->size && c->block_size && !c->image[0] && !c->n_urls;
-	else if (ok)
-		ok = c->image[0] && c->version && c->n_urls;
+	else if (ok) /* an image's size is its manifest's: a stray one would be lost on save */
+		ok = c->image[0] && c->version && c->n_urls && !c->size && !c->block_size;
 	/* A server's disk is all four or none: a stray one would be lost on the next save. */
 	if (ok && (c->remote || c->layer || c->user[0] || c->remote_disk[0]))
 		ok = c->remote && c->user[0] && c->remote_disk[0];
