@@ -10,6 +10,8 @@
 
 #include "vdisk/overlay.h"
 
+#define WRITE_SMALL 16 /* sectors a write stages without allocating: 64 KiB */
+
 /* Writers of one sector take the same lock. */
 static unsigned sector_stripe(uint64_t s)
 {
@@ -75,9 +77,10 @@ static int sector_bytes(struct vdisk *vd, uint64_t s, const uint8_t *buf, uint64
  */
 int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 {
-	uint64_t first, last, n, *sectors = NULL;
+	/* Most writes are a few pages: no allocation for them on this path. */
+	uint64_t first, last, n, small_sectors[WRITE_SMALL], *sectors = small_sectors;
+	uint32_t small_slots[WRITE_SMALL], *slots = small_slots;
 	uint8_t sector[OVERLAY_SECTOR];
-	uint32_t *slots = NULL;
 	size_t staged = 0;
 	int rc = 0;
 
@@ -90,12 +93,14 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 	first = off / OVERLAY_SECTOR;
 	last = (off + len - 1) / OVERLAY_SECTOR;
 	n = last - first + 1;
-	sectors = malloc(n * sizeof(*sectors));
-	slots = malloc(n * sizeof(*slots));
-	if (!sectors || !slots) {
-		free(sectors);
-		free(slots);
-		return -ENOMEM;
+	if (n > WRITE_SMALL) {
+		sectors = malloc(n * sizeof(*sectors));
+		slots = malloc(n * sizeof(*slots));
+		if (!sectors || !slots) {
+			free(sectors);
+			free(slots);
+			return -ENOMEM;
+		}
 	}
 	/*
 	 * The ends a write covers in part are read under the locks; read them
@@ -121,8 +126,10 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 	if (rc)
 		overlay_unstage(vd->ov, slots, staged);
 	stripes_lock(vd, first, last, false);
-	free(sectors);
-	free(slots);
+	if (sectors != small_sectors) {
+		free(sectors);
+		free(slots);
+	}
 	return rc;
 }
 

@@ -259,6 +259,7 @@ START_TEST(test_writes_read_back)
 	write_at(vd, IMG_SIZE - 3, 3, 8); /* the short last sector */
 	write_at(vd, IMG_SIZE - 904, 904, 9);
 	write_at(vd, 4091, 1, 10); /* rewrite inside an overlay sector */
+	write_at(vd, 3, 20 * SECTOR, 13); /* more sectors than a write stages on the stack */
 	write_at(vd, 0, 0, 11);
 	expect_model(vd);
 	vdisk_get_stats(vd, &st);
