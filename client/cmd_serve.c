@@ -136,16 +136,13 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 			cfg.quota = v;
 			break;
 		case OPT_MAX_CONN:
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000)
-				return cli_usage_error(
-				    cli, "bad connection limit '%s' (1 to 1000000)", optarg);
-			cfg.max_connections = (unsigned)v;
-			break;
 		case OPT_MAX_PER_CLIENT:
 			if (cli_parse_u64(optarg, &v) || v == 0 || v > 1000000)
 				return cli_usage_error(
-				    cli, "bad per-client limit '%s' (1 to 1000000)", optarg);
-			cfg.max_per_client = (unsigned)v;
+				    cli, "bad %s limit '%s' (1 to 1000000)",
+				    c == OPT_MAX_CONN ? "connection" : "per-client", optarg);
+			*(c == OPT_MAX_CONN ? &cfg.max_connections : &cfg.max_per_client) =
+			    (unsigned)v;
 			break;
 		case OPT_IDLE_TIMEOUT:
 			if (cli_parse_duration(optarg, &v) || v == 0 || v > 86400)

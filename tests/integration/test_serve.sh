@@ -167,6 +167,7 @@ test_idle_timeout() {
 	exec 5<&-
 	expect_fail 2 "bad idle timeout" "$CIRC" serve --repo repo --idle-timeout 0s
 	expect_fail 2 "bad per-client limit" "$CIRC" serve --repo repo --max-per-client x
+	expect_fail 2 "bad connection limit" "$CIRC" serve --repo repo --max-connections 0
 }
 
 t_case "GET and HEAD with exact length, ETag and cache headers" test_get_head_headers
