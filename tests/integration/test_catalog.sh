@@ -71,7 +71,7 @@ test_tampered_catalog_refused() {
 	publish_lab
 	start_serve repo
 	cp repo/catalog c.orig
-	printf '\x01' | dd of=repo/catalog bs=1 seek=100 conv=notrunc status=none
+	flip_byte repo/catalog 100
 	expect_fail 1 "catalog signature does not verify" "$CIRC" ls "$URL" --key k.pub
 	cp c.orig repo/catalog
 	"$CIRC" keygen other >/dev/null

@@ -79,7 +79,7 @@ test_tampered_block_is_named() {
 	setup_repo
 	f=$(find repo/blocks -type f | sort | sed -n 5p)
 	id=$(basename "$f")
-	printf '\x42' | dd of="$f" bs=1 seek=20 conv=notrunc status=none
+	flip_byte "$f" 20
 	expect_fail 1 "block [0-9]+ \($id\) is damaged" "$CIRC" verify --repo repo --key k.pub --name test
 	expect_fail 1 "test version 1" "$CIRC" verify --repo repo --key k.pub --name test
 	rm "$f"
@@ -89,10 +89,10 @@ test_tampered_block_is_named() {
 test_tampered_metadata() {
 	setup_repo
 	cp repo/images/test/1.manifest m.orig
-	printf '\x01' | dd of=repo/images/test/1.manifest bs=1 seek=200 conv=notrunc status=none
+	flip_byte repo/images/test/1.manifest 200
 	expect_fail 1 "manifest" "$CIRC" verify --repo repo --key k.pub --name test
 	cp m.orig repo/images/test/1.manifest
-	printf '\x07' | dd of=repo/images/test/latest bs=1 seek=17 conv=notrunc status=none
+	flip_byte repo/images/test/latest 17
 	expect_fail 1 "pointer signature does not verify" "$CIRC" verify --repo repo --key k.pub --name test
 	"$CIRC" keygen other >/dev/null
 	expect_fail 1 "signed by key" "$CIRC" verify --repo repo --key other.pub --name test
