@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blockfs/file.h"
@@ -57,6 +58,24 @@ static int sys_rename(void *ctx, int dirfd, const char *from, const char *to)
 	return renameat(dirfd, from, dirfd, to) ? -errno : 0;
 }
 
+static int sys_syncfs(void *ctx, int fd)
+{
+	(void)ctx;
+	return syncfs(fd) ? -errno : 0;
+}
+
+static int sys_unlink(void *ctx, int dirfd, const char *name)
+{
+	(void)ctx;
+	return unlinkat(dirfd, name, 0) ? -errno : 0;
+}
+
+static int sys_mkdir(void *ctx, int dirfd, const char *name, mode_t mode)
+{
+	(void)ctx;
+	return mkdirat(dirfd, name, mode) ? -errno : 0;
+}
+
 static int sys_punch(void *ctx, int fd, uint64_t off, uint64_t len)
 {
 	(void)ctx;
@@ -72,6 +91,9 @@ const struct fileio fileio_system = {
 	.append = sys_append,
 	.sync = sys_sync,
 	.truncate = sys_truncate,
+	.syncfs = sys_syncfs,
 	.rename = sys_rename,
+	.unlink = sys_unlink,
+	.mkdir = sys_mkdir,
 	.punch = sys_punch,
 };

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Power cuts, simulated (as SQLite's crash tests do with their test VFS).
+ * A crashfs is a struct fileio that performs each operation for real under
+ * a root directory and records it. From the record it writes crash images:
+ * the files a power cut after any operation could have left.
+ *
+ * The model, a file system that promises what POSIX promises and no more:
+ * - A file's data and size are durable once the file is synced. Of what came
+ *   after its last sync, any subset survives (later writes may survive where
+ *   earlier ones did not), each write possibly torn at 512-byte sectors.
+ * - A name (a create, rename, removal, mkdir) is durable once its directory
+ *   is synced. Of the names not yet synced, a prefix in the order they were
+ *   made survives (a journaling file system's order); a name whose directory
+ *   did not survive is gone.
+ * - syncfs makes everything durable.
+ * A descriptor the crashfs did not open is taken for the root directory.
+ */
+#ifndef CIRC_TEST_CRASHFS_H
+#define CIRC_TEST_CRASHFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockfs/fileio.h"
+
+struct crashfs;
+
+/* Records under root, an existing directory whose files are the durable start. */
+struct crashfs *crashfs_new(const char *root);
+void crashfs_free(struct crashfs *c);
+const struct fileio *crashfs_io(struct crashfs *c);
+
+/* Operations recorded so far: a crash point. */
+size_t crashfs_now(struct crashfs *c);
+/* Files created since the start. */
+size_t crashfs_files_created(struct crashfs *c);
+
+/* Writes into dir, an empty directory, what a power cut after op k could leave. */
+void crashfs_image(struct crashfs *c, size_t k, uint64_t seed, const char *dir);
+
+/* A point from first to now, and a seed, drawn from *x (the next draw). */
+uint64_t crashfs_draw(uint64_t *x);
+
+#endif
