@@ -45,6 +45,10 @@ struct cache_stats {
 
 /* Opens (creating) the cache in dir with a bound of max_bytes (0: no bound). */
 int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err);
+/* The same, its writes through fio (NULL: the system's), as a crash test records them. */
+struct fileio;
+int cache_open_io(const char *dir, uint64_t max_bytes, const struct fileio *fio, struct cache **out,
+                  struct circ_err *err);
 void cache_close(struct cache *c);
 
 /*
@@ -54,8 +58,14 @@ void cache_close(struct cache *c);
  */
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
                size_t len, void *out);
-/* Stores a verified block; evicts the least recently used beyond the bound. */
+/*
+ * Stores a verified block; evicts the least recently used beyond the bound.
+ * Not synced: a power cut may lose or cut short what was put, which reads
+ * then fail their hash and miss.
+ */
 int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size);
+/* Makes every block put so far last a power cut (a base switch relies on them). */
+int cache_sync(struct cache *c);
 bool cache_contains(struct cache *c, const struct block_id *id);
 /* False while the file system is at its floor: fetching ahead would only fetch twice. */
 bool cache_has_room(struct cache *c);

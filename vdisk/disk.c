@@ -610,6 +610,11 @@ bool vdisk_base_cached(struct vdisk *vd, const struct block_id *id)
 	return cache_contains(vd->cache, id);
 }
 
+int vdisk_sync_cache(struct vdisk *vd)
+{
+	return vd->cache ? cache_sync(vd->cache) : 0;
+}
+
 uint64_t vdisk_local_writes(struct vdisk *vd)
 {
 	return overlay_changed_sectors(vd->ov) * OVERLAY_SECTOR;

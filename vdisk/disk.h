@@ -100,6 +100,8 @@ uint64_t vdisk_local_writes(struct vdisk *vd);
 const struct manifest *vdisk_manifest(const struct vdisk *vd);
 /* Whether block id is in the cache (the shared one: any image's, any layer's). */
 bool vdisk_base_cached(struct vdisk *vd, const struct block_id *id);
+/* Makes the cached blocks last a power cut: 0 or -errno. */
+int vdisk_sync_cache(struct vdisk *vd);
 /* The verified store of the base's blocks (NULL for a blank base). */
 struct store *vdisk_base_store(struct vdisk *vd);
 

@@ -88,6 +88,7 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
 	struct disk_stats before, after;
 	struct timespec tick = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
 	unsigned started = 0;
+	int rc;
 
 	memset(res, 0, sizeof(*res));
 	if (boot_only) {
@@ -141,6 +142,10 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
 			               "cache-size or free space",
 			               now.missing, now.blocks);
 	}
+	/* A hoard is for going offline: what it kept must last a power cut too. */
+	rc = vdisk_sync_cache(vd);
+	if (rc)
+		return err_sys(err, -rc, "syncing the block cache");
 	return 0;
 }
 
