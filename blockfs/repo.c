@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/repo.h"
+#include "blockfs/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,13 +17,20 @@
 
 struct repo {
 	char *location;
-	int dirfd;           /* directory repos */
-	int lockfd;          /* held while publishing */
-	struct fetch *fetch; /* URL repos */
+	int dirfd;                /* directory repos */
+	const struct fileio *fio; /* their writes, as a crash test may record them */
+	int lockfd;               /* held while publishing */
+	struct fetch *fetch;      /* URL repos */
 	atomic_uint tmp_seq;
 };
 
 int repo_open_dir(const char *dir, bool create, struct repo **out, struct circ_err *err)
+{
+	return repo_open_dir_io(dir, create, NULL, out, err);
+}
+
+int repo_open_dir_io(const char *dir, bool create, const struct fileio *fio, struct repo **out,
+                     struct circ_err *err)
 {
 	struct repo *r;
 
@@ -32,6 +40,7 @@ int repo_open_dir(const char *dir, bool create, struct repo **out, struct circ_e
 	if (!r)
 		return err_set(err, ENOMEM, "out of memory");
 	r->lockfd = -1;
+	r->fio = fio ? fio : &fileio_system;
 	r->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dirfd < 0) {
 		err_sys(err, errno, "opening repo %s", dir);
@@ -239,7 +248,7 @@ bool repo_file_exists(struct repo *r, const char *path)
 
 int repo_remove_file(struct repo *r, const char *path)
 {
-	return unlinkat(r->dirfd, path, 0) ? -errno : 0;
+	return r->fio->unlink(r->fio->ctx, r->dirfd, path);
 }
 
 bool repo_has_block(struct repo *r, const struct block_id *id)
@@ -250,33 +259,40 @@ bool repo_has_block(struct repo *r, const struct block_id *id)
 	return repo_file_exists(r, path);
 }
 
-static int mkdirs_for(struct repo *r, const char *path, struct circ_err *err)
+/* Syncs the directory holding path (the repo's own for a top-level name). */
+static int sync_parent(struct repo *r, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[REPO_PATH_MAX];
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	fd = r->fio->open(r->fio->ctx, r->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	rc = fd < 0 ? fd : r->fio->sync(r->fio->ctx, fd);
+	if (fd >= 0)
+		r->fio->close(r->fio->ctx, fd);
+	return rc;
+}
+
+/*
+ * Makes the directories above path. For a durable file each new one's own
+ * name is synced too: a synced file in a directory whose name a power cut
+ * took is as lost as an unsynced one.
+ */
+static int mkdirs_for(struct repo *r, const char *path, bool durable, struct circ_err *err)
 {
 	char dir[REPO_PATH_MAX];
+	int rc;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	for (char *p = strchr(dir, '/'); p; p = strchr(p + 1, '/')) {
 		*p = '\0';
-		if (mkdirat(r->dirfd, dir, 0755) && errno != EEXIST)
-			return err_sys(err, errno, "creating %s/%s", r->location, dir);
+		rc = r->fio->mkdir(r->fio->ctx, r->dirfd, dir, 0755);
+		if (!rc && durable)
+			rc = sync_parent(r, dir);
+		if (rc && rc != -EEXIST)
+			return err_sys(err, -rc, "creating %s/%s", r->location, dir);
 		*p = '/';
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
 	}
 	return 0;
 }
@@ -291,22 +307,25 @@ static int write_temporary(struct repo *r, const char *path, const void *data, s
 
 	snprintf(tmp, REPO_PATH_MAX, "%.*s" TMP_PREFIX "%ld-%u", dirlen, path, (long)getpid(),
 	         atomic_fetch_add(&r->tmp_seq, 1));
-	fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd =
+	    r->fio->open(r->fio->ctx, r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	/* Directories are made on demand: most writes land in one that exists. */
-	if (fd < 0 && errno == ENOENT) {
-		if (mkdirs_for(r, path, err))
+	if (fd == -ENOENT) {
+		if (mkdirs_for(r, path, durable, err))
 			return -1;
-		fd = openat(r->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fd = r->fio->open(r->fio->ctx, r->dirfd, tmp,
+		                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	}
 	if (fd < 0)
-		return err_sys(err, errno, "creating %s/%s", r->location, tmp);
-	rc = write_all(fd, data, len);
-	if (!rc && durable && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
+		return err_sys(err, -fd, "creating %s/%s", r->location, tmp);
+	rc = r->fio->pwrite(r->fio->ctx, fd, data, len, 0);
+	if (!rc && durable)
+		rc = r->fio->sync(r->fio->ctx, fd);
+	fd = r->fio->close(r->fio->ctx, fd);
+	if (fd && !rc)
+		rc = fd;
 	if (rc) {
-		unlinkat(r->dirfd, tmp, 0);
+		r->fio->unlink(r->fio->ctx, r->dirfd, tmp);
 		return err_sys(err, -rc, "writing %s/%s", r->location, path);
 	}
 	return 0;
@@ -318,13 +337,14 @@ int repo_store_block(struct repo *r, const struct block_id *id, const void *data
 	char path[REPO_PATH_MAX], tmp[REPO_PATH_MAX];
 
 	repo_block_path(id, path);
+	int rc;
+
 	if (write_temporary(r, path, data, len, false, tmp, err))
 		return -1;
-	if (renameat(r->dirfd, tmp, r->dirfd, path)) {
-		int e = errno;
-
-		unlinkat(r->dirfd, tmp, 0);
-		return err_sys(err, e, "renaming into %s/%s", r->location, path);
+	rc = r->fio->rename(r->fio->ctx, r->dirfd, tmp, path);
+	if (rc) {
+		r->fio->unlink(r->fio->ctx, r->dirfd, tmp);
+		return err_sys(err, -rc, "renaming into %s/%s", r->location, path);
 	}
 	return 0;
 }
@@ -339,38 +359,30 @@ int repo_remove_block(struct repo *r, const struct block_id *id)
 
 int repo_sync(struct repo *r, struct circ_err *err)
 {
-	if (syncfs(r->dirfd))
-		return err_sys(err, errno, "syncing %s", r->location);
-	return 0;
+	int rc = r->fio->syncfs(r->fio->ctx, r->dirfd);
+
+	return rc ? err_sys(err, -rc, "syncing %s", r->location) : 0;
 }
 
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
                     struct circ_err *err)
 {
-	char tmp[REPO_PATH_MAX], dir[REPO_PATH_MAX];
+	char tmp[REPO_PATH_MAX];
 	const char *slash = strrchr(path, '/');
-	int dfd;
+	int rc;
 
 	if (write_temporary(r, path, data, len, true, tmp, err))
 		return -1;
-	if (renameat(r->dirfd, tmp, r->dirfd, path)) {
-		int e = errno;
-
-		unlinkat(r->dirfd, tmp, 0);
-		return err_sys(err, e, "renaming into %s/%s", r->location, path);
+	rc = r->fio->rename(r->fio->ctx, r->dirfd, tmp, path);
+	if (rc) {
+		r->fio->unlink(r->fio->ctx, r->dirfd, tmp);
+		return err_sys(err, -rc, "renaming into %s/%s", r->location, path);
 	}
 	/* The rename itself must reach the disk before anyone relies on it. */
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-	dfd = openat(r->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd)) {
-		int e = errno;
-
-		if (dfd >= 0)
-			close(dfd);
-		return err_sys(err, e, "syncing %s/%s", r->location, dir);
-	}
-	close(dfd);
-	return 0;
+	rc = sync_parent(r, path);
+	return rc ? err_sys(err, -rc, "syncing %s/%.*s", r->location,
+	                    slash ? (int)(slash - path) : 1, slash ? path : ".")
+	          : 0;
 }
 
 static bool is_dir(int dirfd, const struct dirent *de)

@@ -30,6 +30,10 @@
 struct repo;
 
 int repo_open_dir(const char *dir, bool create, struct repo **out, struct circ_err *err);
+/* The same, its writes through fio (NULL: the system's), as a crash test records them. */
+struct fileio;
+int repo_open_dir_io(const char *dir, bool create, const struct fileio *fio, struct repo **out,
+                     struct circ_err *err);
 int repo_open_url(const struct fetch_config *cfg, struct repo **out, struct circ_err *err);
 void repo_close(struct repo *r);
 /* The directory or first URL, for messages. */

@@ -599,7 +599,7 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	}
 	if (manifest_init(&m, opts->name, size, opts->block_size, err))
 		goto out;
-	if (repo_open_dir(opts->repo_dir, true, &repo, err) || repo_lock(repo, err))
+	if (repo_open_dir_io(opts->repo_dir, true, opts->fio, &repo, err) || repo_lock(repo, err))
 		goto out;
 	repo_clean_temporaries(repo);
 	publish_clean_root_temporaries(opts->repo_dir);

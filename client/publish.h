@@ -18,6 +18,8 @@
 
 #include "blockfs/err.h"
 
+struct fileio;
+
 struct publish_opts {
 	const char *repo_dir;
 	const char *key_path;
@@ -35,11 +37,12 @@ struct publish_opts {
 	 * one, the parent's kit is kept, an initrd or cmdline given replacing its
 	 * own; with no parent kit to keep, either is a usage error.
 	 */
-	const char *kernel;      /* or NULL */
-	const char *initrd;      /* or NULL */
-	const char *cmdline;     /* or NULL */
-	const char *description; /* or NULL: the parent's */
-	uint32_t format;         /* manifest and pointer format: 0 the newest, 1 for old clients */
+	const char *kernel;       /* or NULL */
+	const char *initrd;       /* or NULL */
+	const char *cmdline;      /* or NULL */
+	const char *description;  /* or NULL: the parent's */
+	uint32_t format;          /* manifest and pointer format: 0 the newest, 1 for old clients */
+	const struct fileio *fio; /* the repo's writes go through it; NULL: the system's */
 };
 
 struct publish_result {
