@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/file.h"
+#include "blockfs/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,68 +48,64 @@ int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                       struct circ_err *err)
 {
-	char *tmp = NULL, *dir = NULL;
-	const uint8_t *p = data;
-	size_t done = 0;
-	int fd, dfd, rc = -1;
+	return file_write_atomic_io(NULL, path, data, len, mode, err);
+}
 
+int file_write_atomic_io(const struct fileio *fio, const char *path, const void *data, size_t len,
+                         mode_t mode, struct circ_err *err)
+{
+	char *tmp = NULL, *dir = NULL;
+	int fd, rc;
+
+	if (!fio)
+		fio = &fileio_system;
 	if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0)
 		return err_set(err, ENOMEM, "out of memory");
 	/*
 	 * A temporary left by a crashed process of the same PID would keep its
 	 * mode through O_TRUNC: a file meant to be 0600 could end up wider.
 	 */
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fio->unlink(fio->ctx, AT_FDCWD, tmp);
+	fd = fio->open(fio->ctx, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
-		err_sys(err, errno, "creating %s", tmp);
+		rc = err_sys(err, -fd, "creating %s", tmp);
 		goto out;
 	}
-	while (done < len) {
-		ssize_t n = write(fd, p + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_sys(err, errno, "writing %s", path);
-			close(fd);
-			unlink(tmp);
-			goto out;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd) || close(fd)) {
-		err_sys(err, errno, "writing %s", path);
-		unlink(tmp);
+	rc = fio->pwrite(fio->ctx, fd, data, len, 0);
+	if (!rc)
+		rc = fio->sync(fio->ctx, fd);
+	fd = fio->close(fio->ctx, fd);
+	if (rc || (rc = fd)) {
+		err_sys(err, -rc, "writing %s", path);
+		fio->unlink(fio->ctx, AT_FDCWD, tmp);
 		goto out;
 	}
-	if (rename(tmp, path)) {
-		err_sys(err, errno, "renaming to %s", path);
-		unlink(tmp);
+	rc = fio->rename(fio->ctx, AT_FDCWD, tmp, path);
+	if (rc) {
+		err_sys(err, -rc, "renaming to %s", path);
+		fio->unlink(fio->ctx, AT_FDCWD, tmp);
 		goto out;
 	}
+	/* The rename itself must reach the disk before anyone relies on it. */
 	dir = strdup(path);
 	if (!dir) {
-		err_set(err, ENOMEM, "out of memory");
+		rc = err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
 	if (strrchr(dir, '/'))
 		*strrchr(dir, '/') = '\0';
 	else
 		strcpy(dir, ".");
-	dfd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd)) {
-		err_sys(err, errno, "syncing %s", dir);
-		if (dfd >= 0)
-			close(dfd);
-		goto out;
-	}
-	close(dfd);
-	rc = 0;
+	fd = fio->open(fio->ctx, AT_FDCWD, *dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	rc = fd < 0 ? fd : fio->sync(fio->ctx, fd);
+	if (fd >= 0)
+		fio->close(fio->ctx, fd);
+	if (rc)
+		err_sys(err, -rc, "syncing %s", dir);
 out:
 	free(tmp);
 	free(dir);
-	return rc;
+	return rc ? -1 : 0;
 }
 
 int file_mkdirs(const char *path, mode_t mode, struct circ_err *err)

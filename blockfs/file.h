@@ -15,6 +15,10 @@ int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ
 /* Replaces path with data: temporary file, fsync, rename, fsync of the directory. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                       struct circ_err *err);
+/* The same through fio (NULL: the system's), as a crash test records it. */
+struct fileio;
+int file_write_atomic_io(const struct fileio *fio, const char *path, const void *data, size_t len,
+                         mode_t mode, struct circ_err *err);
 /*
  * pread and pwrite of exactly len bytes, going on after short transfers and
  * EINTR: 0, or -errno (-ENODATA when the file ends first).

@@ -287,6 +287,12 @@ int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *e
 
 int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err)
 {
+	return disk_conf_save_io(NULL, disk_dir, c, err);
+}
+
+int disk_conf_save_io(const struct fileio *fio, const char *disk_dir, const struct disk_conf *c,
+                      struct circ_err *err)
+{
 	struct buf b = { 0 };
 	char line[URL_MAX_LEN + 160], *path;
 	int rc = -1;
@@ -314,7 +320,7 @@ int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_
 		if (buf_append(&b, line, strlen(line)))
 			goto nomem;
 	}
-	rc = file_write_atomic(path, b.data, b.len, 0644, err);
+	rc = file_write_atomic_io(fio, path, b.data, b.len, 0644, err);
 	goto out;
 nomem:
 	err_set(err, ENOMEM, "out of memory");
@@ -518,12 +524,18 @@ void state_report_downloads(struct repo *repo, const struct state_net *net)
 int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
                          struct circ_err *err)
 {
+	return state_write_manifest_io(NULL, disk_dir, version, raw, err);
+}
+
+int state_write_manifest_io(const struct fileio *fio, const char *disk_dir, uint64_t version,
+                            const struct buf *raw, struct circ_err *err)
+{
 	char *path = state_manifest_path(disk_dir, version);
 	int rc;
 
 	if (!path)
 		return err_set(err, ENOMEM, "out of memory");
-	rc = file_write_atomic(path, raw->data, raw->len, 0644, err);
+	rc = file_write_atomic_io(fio, path, raw->data, raw->len, 0644, err);
 	free(path);
 	return rc;
 }

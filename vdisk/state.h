@@ -96,6 +96,10 @@ bool state_url_valid(const char *url);
 
 int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
 int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
+/* The _io forms write through fio (NULL: the system's), as a crash test records it. */
+struct fileio;
+int disk_conf_save_io(const struct fileio *fio, const char *disk_dir, const struct disk_conf *c,
+                      struct circ_err *err);
 void disk_conf_release(struct disk_conf *c);
 
 /*
@@ -125,6 +129,8 @@ char *state_manifest_path(const char *disk_dir, uint64_t version);
 /* The highest version of image name ever accepted here (rollback protection), and raising it. */
 int state_seen_load(const char *state, const char *name, uint64_t *seen);
 int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err);
+int state_seen_raise_io(const struct fileio *fio, const char *state, const char *name,
+                        uint64_t version, struct circ_err *err);
 /*
  * The same for one disk (DISK/seen), raised each time it is opened: a
  * disk.conf naming an older version than the disk was at (an edited or
@@ -135,6 +141,8 @@ int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, st
 /* Stores a verified manifest's exact bytes as DISK's manifest.N. */
 int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
                          struct circ_err *err);
+int state_write_manifest_io(const struct fileio *fio, const char *disk_dir, uint64_t version,
+                            const struct buf *raw, struct circ_err *err);
 
 /* The key pinned for image name, and its verified local manifest for DISK. */
 int state_load_pinned_key(const char *state, const char *name, struct key **out,
@@ -187,5 +195,17 @@ struct update_result {
 int state_update(const char *state, const char *disk, enum update_overlay mode,
                  const struct state_net *net, uint64_t cache_size, struct update_result *res,
                  struct circ_err *err);
+/*
+ * The base switch of circ update, once every changed block is cached and
+ * synced: DISK (at disk_dir, on conf's image at version `from`) moves to
+ * version `to`, whose verified manifest is raw. drop_overlay removes the
+ * local writes first. Each step is atomic and durable before the next, so a
+ * power cut anywhere leaves the disk on the old version (its writes kept, or
+ * gone when asked) or whole on the new one, and the image's highest seen
+ * version never passes a version the disk can open.
+ */
+int state_switch_base(const struct fileio *fio, const char *state, const char *disk_dir,
+                      const struct disk_conf *conf, uint64_t from, uint64_t to,
+                      const struct buf *raw, bool drop_overlay, struct circ_err *err);
 
 #endif

@@ -44,14 +44,15 @@ static uint64_t seen_read(const char *path)
 }
 
 /* Remembers version in path, never lowering what was there. */
-static int seen_raise(const char *path, uint64_t version, struct circ_err *err)
+static int seen_raise(const struct fileio *fio, const char *path, uint64_t version,
+                      struct circ_err *err)
 {
 	char text[32];
 
 	if (version <= seen_read(path))
 		return 0;
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
-	return file_write_atomic(path, text, strlen(text), 0644, err);
+	return file_write_atomic_io(fio, path, text, strlen(text), 0644, err);
 }
 
 int state_seen_load(const char *state, const char *name, uint64_t *seen)
@@ -71,6 +72,12 @@ int state_seen_load(const char *state, const char *name, uint64_t *seen)
 
 int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err)
 {
+	return state_seen_raise_io(NULL, state, name, version, err);
+}
+
+int state_seen_raise_io(const struct fileio *fio, const char *state, const char *name,
+                        uint64_t version, struct circ_err *err)
+{
 	char *dir = state_image_dir(state, name), *path = NULL;
 	int rc;
 
@@ -78,7 +85,7 @@ int state_seen_raise(const char *state, const char *name, uint64_t version, stru
 		free(dir);
 		return err_set(err, ENOMEM, "out of memory");
 	}
-	rc = seen_raise(path, version, err);
+	rc = seen_raise(fio, path, version, err);
 	free(dir);
 	free(path);
 	return rc;
@@ -103,7 +110,7 @@ int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, st
 		             "circ update moves it forward)",
 		             disk_dir, c->image, c->version, seen);
 	else
-		rc = seen_raise(path, c->version, err);
+		rc = seen_raise(NULL, path, c->version, err);
 	free(path);
 	return rc;
 }

@@ -3,6 +3,7 @@
 #include "vdisk/state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 
 #include "blockfs/cache.h"
 #include "blockfs/file.h"
+#include "blockfs/fileio.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/image.h"
@@ -99,22 +101,54 @@ static int fetch_changed(struct store *store, const struct manifest *old,
 	return 0;
 }
 
-static int remove_overlay(const char *dir, struct circ_err *err)
+static int remove_overlay(const struct fileio *fio, const char *dir, struct circ_err *err)
 {
 	static const char *const files[] = { "overlay.map", "overlay.log", "overlay.data" };
 
 	for (size_t i = 0; i < 3; i++) {
 		char *p;
+		int rc;
 
 		if (asprintf(&p, "%s/%s", dir, files[i]) < 0)
 			return err_set(err, ENOMEM, "out of memory");
-		if (unlink(p) && errno != ENOENT) {
-			err_sys(err, errno, "removing %s", p);
+		rc = fio->unlink(fio->ctx, AT_FDCWD, p);
+		if (rc && rc != -ENOENT) {
+			err_sys(err, -rc, "removing %s", p);
 			free(p);
 			return -1;
 		}
 		free(p);
 	}
+	return 0;
+}
+
+int state_switch_base(const struct fileio *fio, const char *state, const char *disk_dir,
+                      const struct disk_conf *conf, uint64_t from, uint64_t to,
+                      const struct buf *raw, bool drop_overlay, struct circ_err *err)
+{
+	struct disk_conf next = *conf;
+	char *old_manifest;
+
+	if (!fio)
+		fio = &fileio_system;
+	/*
+	 * The order is the promise: the writes go first (the manifest's write
+	 * syncs the directory, so their removal too), then the new manifest,
+	 * then disk.conf naming it (the switch itself), and only then the seen
+	 * version: a seen version above disk.conf's would refuse the disk.
+	 */
+	if (drop_overlay && remove_overlay(fio, disk_dir, err))
+		return -1;
+	next.version = to;
+	if (state_write_manifest_io(fio, disk_dir, to, raw, err) ||
+	    disk_conf_save_io(fio, disk_dir, &next, err) ||
+	    state_seen_raise_io(fio, state, conf->image, to, err))
+		return -1;
+	/* Left behind by a power cut, the old manifest is only a stale file. */
+	old_manifest = state_manifest_path(disk_dir, from);
+	if (old_manifest)
+		fio->unlink(fio->ctx, AT_FDCWD, old_manifest);
+	free(old_manifest);
 	return 0;
 }
 
@@ -135,8 +169,8 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 	struct pointer pt;
 	char *dir = state_disk_dir(state, disk), *cdir = state_cache_dir(state);
 	uint64_t seen, changed_sectors = 0;
-	char *old_manifest;
-	int lockfd = -1, rc = -1;
+	int lockfd = -1, synced, rc = -1;
+	bool drop;
 
 	memset(res, 0, sizeof(*res));
 	if (!dir || !cdir) {
@@ -223,21 +257,19 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 	res->fetched_blocks = ss.fetched_blocks;
 	res->to = new.version;
 
-	/* Every new block is cached: switch the base, overlay first. */
-	if (mode == UPDATE_DISCARD_OVERLAY || new.image_size != old.image_size) {
+	/* Every new block is cached, and must stay so through a power cut: switch the base. */
+	synced = cache_sync(cache);
+	if (synced) {
+		err_sys(err, -synced, "syncing the block cache %s", cdir);
+		goto out;
+	}
+	drop = mode == UPDATE_DISCARD_OVERLAY || new.image_size != old.image_size;
+	if (drop) {
 		overlay_close(ov);
 		ov = NULL;
-		if (remove_overlay(dir, err))
-			goto out;
 	}
-	conf.version = new.version;
-	if (state_write_manifest(dir, new.version, &raw, err) || disk_conf_save(dir, &conf, err) ||
-	    state_seen_raise(state, conf.image, new.version, err))
+	if (state_switch_base(NULL, state, dir, &conf, old.version, new.version, &raw, drop, err))
 		goto out;
-	old_manifest = state_manifest_path(dir, old.version);
-	if (old_manifest)
-		unlink(old_manifest);
-	free(old_manifest);
 	disk_stats_load(dir, &ds);
 	ds.fetched_bytes += ss.fetched_bytes;
 	ds.fetched_blocks += ss.fetched_blocks;

@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Power cuts of everything but the overlay (overlay_crash_test.c): the block
- * cache and the publisher each run through a crashfs (crashfs.h says what an image may hold), and
- * each crash image must keep their promises:
+ * cache, the publisher and circ update's base switch each run through a
+ * crashfs (crashfs.h says what an image may hold), and each crash image
+ * must keep their promises:
  * - the cache opens, and every block reads back whole or misses; what a
  *   cache_sync covered hits;
  * - a repo's pointer, if there is one, is a version whose manifest and
  *   every block are there and verify, and read as that version's image; a
- *   publish that returned is never undone.
+ *   publish that returned is never undone;
+ * - a disk is on the old version with its writes (or, asked to drop them,
+ *   without), or on the new one whole; its seen version never passes it.
  * CIRC_CRASH_IMAGES sets how many images each (default 1000; `make stress` more).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +29,7 @@
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 #include "vdisk/image.h"
+#include "vdisk/state.h"
 
 static size_t crash_images(void)
 {
@@ -250,6 +255,143 @@ START_TEST(test_publish_power_cuts)
 }
 END_TEST
 
+/* --- circ update's base switch ----------------------------------------------------- */
+
+static const char overlay_bytes[] = "the local writes";
+
+/* STATE with disk D on image img version 1, local writes and a seen version of 1. */
+static void switch_setup(char state[PATH_MAX], char dir[PATH_MAX], const struct buf *raw1)
+{
+	struct disk_conf conf = { .image = "img", .version = 1 };
+	static char url[] = "http://circ.invalid/repo";
+	const char *names[] = { "overlay.map", "overlay.log", "overlay.data" };
+	char path[PATH_MAX + 32];
+	struct circ_err err;
+
+	fresh_dir(state, "state");
+	ck_assert(snprintf(dir, PATH_MAX, "%s/disks/D", state) < PATH_MAX);
+	make_dirs(dir);
+	conf.urls[0] = url;
+	conf.n_urls = 1;
+	ck_assert_msg(disk_conf_save(dir, &conf, &err) == 0, "%s", err.msg);
+	ck_assert_msg(state_write_manifest(dir, 1, raw1, &err) == 0, "%s", err.msg);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		write_file(path, overlay_bytes, sizeof(overlay_bytes));
+	}
+	snprintf(path, sizeof(path), "%s/images/img", state);
+	make_dirs(path);
+	ck_assert_msg(state_seen_raise(state, "img", 1, &err) == 0, "%s", err.msg);
+}
+
+/* Whether a file holds exactly len bytes of data; false when it is missing. */
+static bool file_is(const char *path, const void *data, size_t len)
+{
+	struct buf b = { 0 };
+	struct stat st;
+	bool same;
+
+	if (stat(path, &st))
+		return false;
+	read_file(path, &b);
+	same = b.len == len && memcmp(b.data, data, len) == 0;
+	buf_free(&b);
+	return same;
+}
+
+/* Checks the state directory a cut at op k left; returns the disk's version. */
+static uint64_t check_switch(const char *state, bool drop, const struct buf *raw[3], size_t image,
+                             size_t k, bool done)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	struct disk_conf conf = { 0 };
+	struct circ_err err;
+	uint64_t seen, version;
+	bool writes;
+
+	ck_assert(snprintf(dir, sizeof(dir), "%s/disks/D", state) < (int)sizeof(dir));
+	ck_assert_msg(disk_conf_load(dir, &conf, &err) == 0,
+	              "image %zu (crash after op %zu): disk.conf: %s", image, k, err.msg);
+	ck_assert_msg(conf.version == 1 || conf.version == 2,
+	              "image %zu (crash after op %zu): version %llu", image, k,
+	              (unsigned long long)conf.version);
+	ck_assert_msg(!done || conf.version == 2,
+	              "image %zu (crash after op %zu): the switch returned, the disk is back on "
+	              "version 1",
+	              image, k);
+	snprintf(path, sizeof(path), "%s/manifest.%llu", dir, (unsigned long long)conf.version);
+	ck_assert_msg(file_is(path, raw[conf.version]->data, raw[conf.version]->len),
+	              "image %zu (crash after op %zu): version %llu's manifest is missing or "
+	              "wrong",
+	              image, k, (unsigned long long)conf.version);
+	ck_assert_int_eq(state_seen_load(state, "img", &seen), 0);
+	ck_assert_msg(seen <= conf.version,
+	              "image %zu (crash after op %zu): seen version %llu is past the disk's "
+	              "%llu: it would be refused",
+	              image, k, (unsigned long long)seen, (unsigned long long)conf.version);
+	ck_assert_msg(state_disk_check_version(dir, &conf, &err) == 0,
+	              "image %zu (crash after op %zu): %s", image, k, err.msg);
+	snprintf(path, sizeof(path), "%s/overlay.log", dir);
+	writes = file_is(path, overlay_bytes, sizeof(overlay_bytes));
+	/* Kept whole when kept; dropped at the latest by the time the new version shows. */
+	ck_assert_msg(drop || writes, "image %zu (crash after op %zu): the local writes are lost",
+	              image, k);
+	ck_assert_msg(!drop || conf.version == 1 || !writes,
+	              "image %zu (crash after op %zu): version 2 came with the dropped writes",
+	              image, k);
+	version = conf.version;
+	disk_conf_release(&conf);
+	return version;
+}
+
+static void switch_power_cuts(bool drop)
+{
+	static const char m1[] = "manifest of version 1", m2[] = "manifest of version 2";
+	struct buf b1 = { .data = (uint8_t *)m1, .len = sizeof(m1) };
+	struct buf b2 = { .data = (uint8_t *)m2, .len = sizeof(m2) };
+	const struct buf *raw[3] = { NULL, &b1, &b2 };
+	struct disk_conf conf = { 0 };
+	char state[PATH_MAX], dir[PATH_MAX], scratch[PATH_MAX];
+	size_t images = crash_images(), first, last;
+	uint64_t x = drop ? 0x9fb21c651e98df25ull : 0x7c9e3779b97f4a7cull;
+	struct crashfs *rec;
+	struct circ_err err;
+	uint32_t versions[3] = { 0 };
+
+	switch_setup(state, dir, &b1);
+	ck_assert_int_eq(disk_conf_load(dir, &conf, &err), 0);
+	rec = crashfs_new(state);
+	first = crashfs_now(rec);
+	ck_assert_msg(
+	    state_switch_base(crashfs_io(rec), state, dir, &conf, 1, 2, &b2, drop, &err) == 0, "%s",
+	    err.msg);
+	last = crashfs_now(rec);
+	disk_conf_release(&conf);
+	ck_assert_uint_gt(last, first + 6);
+
+	for (size_t image = 0; image < images; image++) {
+		size_t k = first + crashfs_draw(&x) % (last - first + 1);
+
+		fresh_dir(scratch, "crash");
+		crashfs_image(rec, k, crashfs_draw(&x) ^ image, scratch);
+		versions[check_switch(scratch, drop, raw, image, k, k == last)]++;
+	}
+	ck_assert(images < 20 || (versions[1] && versions[2]));
+	crashfs_free(rec);
+}
+
+START_TEST(test_switch_keep_power_cuts)
+{
+	switch_power_cuts(false);
+}
+END_TEST
+
+START_TEST(test_switch_drop_power_cuts)
+{
+	switch_power_cuts(true);
+}
+END_TEST
+
 Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -259,6 +401,8 @@ Suite *crash_suite(void)
 	tcase_set_timeout(tc, 900);
 	tcase_add_test(tc, test_cache_power_cuts);
 	tcase_add_test(tc, test_publish_power_cuts);
+	tcase_add_test(tc, test_switch_keep_power_cuts);
+	tcase_add_test(tc, test_switch_drop_power_cuts);
 	suite_add_tcase(s, tc);
 	return s;
 }
