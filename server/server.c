@@ -22,6 +22,7 @@
 
 #include "blockfs/block.h"
 #include "blockfs/file.h"
+#include "blockfs/fileio.h"
 #include "server/auth.h"
 #include "server/path.h"
 #include "server/server_int.h"
@@ -613,6 +614,7 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 		free(s);
 		return -1;
 	}
+	s->fio = cfg->fio ? cfg->fio : &fileio_system;
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		err_sys(err, errno, "%s %s", what, dir);

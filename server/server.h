@@ -15,6 +15,8 @@
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:8080"
 
+struct fileio;
+
 struct server_config {
 	const char *repo_dir;
 	/*
@@ -37,6 +39,8 @@ struct server_config {
 	unsigned max_connections; /* SERVER_DEFAULT_MAX_CONNECTIONS */
 	unsigned max_per_client;  /* SERVER_DEFAULT_MAX_PER_CLIENT */
 	unsigned idle_timeout;    /* seconds; SERVER_DEFAULT_IDLE_TIMEOUT */
+	const struct fileio
+	    *fio; /* uploads' writes, as a crash test records them; NULL: the system's */
 };
 
 #define SERVER_DEFAULT_MAX_CONNECTIONS 4096

@@ -24,7 +24,8 @@ struct block_encoder;
 struct server {
 	struct MHD_Daemon *daemon;
 	int dirfd;
-	char *root; /* realpath of the repo, for the fallback containment check */
+	const struct fileio *fio; /* what an upload writes goes through it */
+	char *root;               /* realpath of the repo, for the fallback containment check */
 	FILE *log;
 	uint16_t port;
 	struct auth *auth; /* NULL: read-only, and users/ does not exist */

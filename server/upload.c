@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "blockfs/fileio.h"
 #include "vdisk/head.h"
 #include "vdisk/ukey.h"
 #include "vdisk/ulayer.h"
@@ -158,82 +159,75 @@ static int sha256_at(int dirfd, const char *rel, uint8_t out[32])
 	return rc;
 }
 
-static int fsync_dir_at(int dirfd, const char *rel)
+static int fsync_dir_at(const struct server *s, const char *rel)
 {
-	int fd = openat(dirfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
+	const struct fileio *io = s->fio;
+	int fd =
+	    io->open(io->ctx, s->dirfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int rc;
 
 	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
+		return fd;
+	rc = io->sync(io->ctx, fd);
+	io->close(io->ctx, fd);
 	return rc;
 }
 
-/* mkdir -p of rel under dirfd (0755); a directory made is made durable in its parent. */
-static int mkdirs_at(int dirfd, const char *rel)
+/* mkdir -p of rel in the repo (0755); a directory made is made durable in its parent. */
+static int mkdirs_at(const struct server *s, const char *rel)
 {
 	char path[REPO_PATH_MAX];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s", rel);
-	for (char *s = strchr(path, '/');; s = strchr(s + 1, '/')) {
-		if (s)
-			*s = '\0';
-		if (mkdirat(dirfd, path, 0755) == 0) {
+	for (char *p = strchr(path, '/');; p = strchr(p + 1, '/')) {
+		if (p)
+			*p = '\0';
+		rc = s->fio->mkdir(s->fio->ctx, s->dirfd, path, 0755);
+		if (rc == 0) {
 			char *slash = strrchr(path, '/');
 
 			if (slash)
 				*slash = '\0';
-			rc = fsync_dir_at(dirfd, slash ? path : "");
+			rc = fsync_dir_at(s, slash ? path : "");
 			if (slash)
 				*slash = '/';
 			if (rc)
 				return rc;
-		} else if (errno != EEXIST) {
-			return -errno;
+		} else if (rc != -EEXIST) {
+			return rc;
 		}
-		if (!s)
+		if (!p)
 			return 0;
-		*s = '/';
+		*p = '/';
 	}
 }
 
 /*
  * Writes data to a new ".tmp-" file in dir (never served: not a name of the
- * format); fsynced if sync.
+ * format); synced if sync.
  */
-static int write_temp(int dirfd, struct put *p, const void *data, size_t len, bool sync)
+static int write_temp(const struct server *s, struct put *p, const void *data, size_t len,
+                      bool sync)
 {
-	const uint8_t *b = data;
+	const struct fileio *io = s->fio;
 	uint8_t rnd[8];
-	size_t done = 0;
-	int fd, rc = 0;
+	int fd, rc;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return -EIO;
 	snprintf(p->tmp, sizeof(p->tmp), "%s/.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", p->dir, rnd[0],
 	         rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	fd = openat(dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = io->open(io->ctx, s->dirfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		rc = -errno;
 		p->tmp[0] = '\0';
-		return rc;
+		return fd;
 	}
-	while (!rc && done < len) {
-		ssize_t n = write(fd, b + done, len - done);
-
-		if (n < 0 && errno != EINTR)
-			rc = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
-	if (!rc && sync && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
-	return rc;
+	rc = io->pwrite(io->ctx, fd, data, len, 0);
+	if (!rc && sync)
+		rc = io->sync(io->ctx, fd);
+	fd = io->close(io->ctx, fd);
+	return rc ? rc : fd;
 }
 
 /* Sums the sizes of the files under rel; names starting with '.' (temporaries) do not count. */
@@ -545,12 +539,13 @@ static unsigned store_locked(struct server *s, struct MHD_Connection *con, struc
 	if (s->quota && len > p->old_size && t->usage - p->old_size + len > s->quota)
 		return request_note(rq, MHD_HTTP_INSUFFICIENT_STORAGE,
 		                    "refused: quota of %s exceeded", rq->obj.user);
-	if (renameat(s->dirfd, p->tmp, s->dirfd, rq->rel))
+	rc = s->fio->rename(s->fio->ctx, s->dirfd, p->tmp, rq->rel);
+	if (rc)
 		return request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "error: storing %s: %s",
-		                    rq->rel, strerror(errno));
+		                    rq->rel, strerror(-rc));
 	p->tmp[0] = '\0';
 	t->usage = t->usage - p->old_size + len;
-	rc = rq->obj.kind->is_mutable ? fsync_dir_at(s->dirfd, p->dir) : 0;
+	rc = rq->obj.kind->is_mutable ? fsync_dir_at(s, p->dir) : 0;
 	if (rc)
 		return request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "error: syncing %s: %s",
 		                    p->dir, strerror(-rc));
@@ -582,12 +577,11 @@ unsigned upload_finish(struct server *s, struct MHD_Connection *con, struct requ
 	 * object. One sync per check-in, not two per block. Data is written
 	 * before the lock: only the checks and the rename wait.
 	 */
-	rc = mkdirs_at(s->dirfd, p.dir);
-	if (!rc && rq->obj.kind->is_mutable && syncfs(s->dirfd))
-		rc = -errno;
+	rc = mkdirs_at(s, p.dir);
+	if (!rc && rq->obj.kind->is_mutable)
+		rc = s->fio->syncfs(s->fio->ctx, s->dirfd);
 	if (!rc)
-		rc =
-		    write_temp(s->dirfd, &p, rq->body.data, rq->body.len, rq->obj.kind->is_mutable);
+		rc = write_temp(s, &p, rq->body.data, rq->body.len, rq->obj.kind->is_mutable);
 	if (rc)
 		status = request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "error: writing %s: %s",
 		                      rq->rel, strerror(-rc));
@@ -597,7 +591,7 @@ unsigned upload_finish(struct server *s, struct MHD_Connection *con, struct requ
 		pthread_mutex_unlock(&rq->user->tree.lock);
 	}
 	if (p.tmp[0])
-		unlinkat(s->dirfd, p.tmp, 0);
+		s->fio->unlink(s->fio->ctx, s->dirfd, p.tmp);
 	if (p.keep)
 		return request_note(rq, MHD_HTTP_OK, "exists");
 	/* The new ETag, so that the client's next compare-and-swap needs no GET. */

@@ -23,6 +23,7 @@ int main(void)
 	srunner_add_suite(sr, overlay_checkpoint_suite());
 	srunner_add_suite(sr, overlay_crash_suite());
 	srunner_add_suite(sr, crash_suite());
+	srunner_add_suite(sr, push_crash_suite());
 	srunner_add_suite(sr, state_suite());
 	srunner_add_suite(sr, disk_suite());
 	srunner_add_suite(sr, virtio_suite());
