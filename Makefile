@@ -119,15 +119,17 @@ fuzz-run: fuzz
 	done
 
 # Long runs of what make check runs short, each bounded in time and stopping
-# by itself: simulated power cuts of the overlay, kill -9 cycles of a mount
-# under traffic, and every fuzz target.
+# by itself: simulated power cuts (overlay, cache, publisher, update switch,
+# uploads), kill -9 cycles of a mount under traffic, and every fuzz target.
 STRESS_CRASH_IMAGES ?= 100000
 STRESS_KILL_CYCLES  ?= 1000
 STRESS_FUZZ_RUNS    ?= 10000000
 STRESS_FUZZ_SECONDS ?= 600
 stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
-	@echo "== overlay power cuts: $(STRESS_CRASH_IMAGES) images"
-	@CIRC_CRASH_IMAGES=$(STRESS_CRASH_IMAGES) CK_RUN_SUITE=overlay_crash $(BUILD)/unit-tests
+	@for suite in overlay_crash crash push_crash; do \
+		echo "== $$suite power cuts: $(STRESS_CRASH_IMAGES) images each"; \
+		CIRC_CRASH_IMAGES=$(STRESS_CRASH_IMAGES) CK_RUN_SUITE=$$suite $(BUILD)/unit-tests || exit 1; \
+	done
 	@echo "== kill -9 cycles of a mount under traffic: $(STRESS_KILL_CYCLES)"
 	@CIRC=$(abspath $(BUILD))/circ CIRC_BUILD=$(abspath $(BUILD)) CIRC_ROOT=$(CURDIR) \
 		CIRC_KILL_CYCLES=$(STRESS_KILL_CYCLES) CIRC_TEST_ONLY=test_kill9_cycles \
