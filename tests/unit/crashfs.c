@@ -58,8 +58,9 @@ struct crashfs {
 	uint64_t *size; /* each file's length now, for appends */
 	size_t n_inos, cap_inos, created;
 	struct fd_info {
-		int ino;   /* a file; -1: not one */
-		char *dir; /* a directory opened to be synced */
+		int ino;   /* a file opened through the crashfs; -1: none */
+		dev_t dev; /* and the inode it was, to tell a reused number */
+		ino_t inode;
 	} * fds;
 	size_t n_fds;
 	struct fileio fio;
@@ -187,38 +188,66 @@ static struct fd_info *fd_info(struct crashfs *c, int fd)
 	return &c->fds[fd];
 }
 
-/* name (at dirfd) as a path below the root. */
+/* A path below the root, from an absolute one (the root itself: ""). */
+static char *below_root(struct crashfs *c, const char *abs)
+{
+	ck_assert_msg(strncmp(abs, c->root, c->root_len) == 0 &&
+	                  (abs[c->root_len] == '/' || abs[c->root_len] == '\0'),
+	              "%s is outside the recorded %s", abs, c->root);
+	abs += c->root_len;
+	while (*abs == '/')
+		abs++;
+	return xstrdup(abs);
+}
+
+/* The directory a descriptor is open on, as the kernel names it. */
+static void dir_of_fd(int fd, char out[PATH_MAX])
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, PATH_MAX - 1);
+	ck_assert_msg(n > 0, "descriptor %d: %s", fd, strerror(errno));
+	out[n] = '\0';
+}
+
+/*
+ * name (at dirfd, or absolute) as a path below the root, its directory
+ * resolved by the kernel: names that reach the same file are the same path.
+ */
 static char *resolve(struct crashfs *c, int dirfd, const char *name)
 {
-	struct fd_info *d = dirfd >= 0 && (size_t)dirfd < c->n_fds ? &c->fds[dirfd] : NULL;
-	char *out;
+	char dir[PATH_MAX], real[PATH_MAX], *full, *slash, *out;
 
-	while (name[0] == '.' && name[1] == '/')
-		name += 2;
-	if (strcmp(name, ".") == 0)
-		name = "";
 	if (name[0] == '/') {
-		ck_assert_msg(strncmp(name, c->root, c->root_len) == 0 &&
-		                  (name[c->root_len] == '/' || name[c->root_len] == '\0'),
-		              "%s is outside the recorded %s", name, c->root);
-		name += c->root_len;
-		while (*name == '/')
-			name++;
-		return xstrdup(name);
+		full = xstrdup(name);
+	} else {
+		ck_assert_msg(dirfd != AT_FDCWD, "%s: relative to the working directory", name);
+		dir_of_fd(dirfd, dir);
+		ck_assert_int_ge(asprintf(&full, "%s/%s", dir, name), 0);
 	}
-	ck_assert_msg(dirfd != AT_FDCWD, "%s: relative to the working directory", name);
-	if (!d || !d->dir || !*d->dir)
-		return xstrdup(name);
-	if (!*name)
-		return xstrdup(d->dir);
-	ck_assert_int_ge(asprintf(&out, "%s/%s", d->dir, name), 0);
-	return out;
+	while (strlen(full) > 1 && full[strlen(full) - 1] == '/')
+		full[strlen(full) - 1] = '\0';
+	slash = strrchr(full, '/');
+	*slash = '\0';
+	ck_assert_msg(realpath(*full ? full : "/", real), "%s: %s", full, strerror(errno));
+	if (strcmp(slash + 1, ".") == 0)
+		ck_assert_int_ge(asprintf(&out, "%s", real), 0);
+	else
+		ck_assert_int_ge(asprintf(&out, "%s/%s", strcmp(real, "/") ? real : "", slash + 1),
+		                 0);
+	free(full);
+	full = below_root(c, out);
+	free(out);
+	return full;
 }
 
 static int rec_open(void *ctx, int dirfd, const char *name, int flags, mode_t mode)
 {
 	struct crashfs *c = ctx;
 	struct fd_info *f;
+	struct stat st;
 	char *path;
 	ssize_t k;
 	int fd;
@@ -229,13 +258,16 @@ static int rec_open(void *ctx, int dirfd, const char *name, int flags, mode_t mo
 		pthread_mutex_unlock(&c->lock);
 		return fd;
 	}
-	path = resolve(c, dirfd, name);
 	f = fd_info(c, fd);
-	if (flags & O_DIRECTORY) {
-		*f = (struct fd_info){ .ino = -1, .dir = path };
+	*f = (struct fd_info){ .ino = -1 };
+	if (flags & O_DIRECTORY) { /* known by what the kernel says it is, when synced */
 		pthread_mutex_unlock(&c->lock);
 		return fd;
 	}
+	path = resolve(c, dirfd, name);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	f->dev = st.st_dev;
+	f->inode = st.st_ino;
 	k = names_find(&c->live, path);
 	if (k < 0) {
 		int ino = new_ino(c);
@@ -263,19 +295,21 @@ static int rec_close(void *ctx, int fd)
 
 	pthread_mutex_lock(&c->lock);
 	f = fd_info(c, fd);
-	if (f) {
-		free(f->dir);
+	if (f)
 		*f = (struct fd_info){ .ino = -1 };
-	}
 	pthread_mutex_unlock(&c->lock);
 	return fileio_system.close(NULL, fd);
 }
 
+/* The file fd writes: one the crashfs opened, and still the same one. */
 static int file_ino(struct crashfs *c, int fd)
 {
 	struct fd_info *f = fd_info(c, fd);
+	struct stat st;
 
-	ck_assert_msg(f && f->ino >= 0, "descriptor %d: not a file opened through the crashfs", fd);
+	ck_assert_msg(f && f->ino >= 0 && fstat(fd, &st) == 0 && st.st_dev == f->dev &&
+	                  st.st_ino == f->inode,
+	              "descriptor %d: not a file opened through the crashfs", fd);
 	return f->ino;
 }
 
@@ -322,16 +356,19 @@ static ssize_t rec_append(void *ctx, int fd, const struct iovec *iov, int n)
 static int rec_sync(void *ctx, int fd)
 {
 	struct crashfs *c = ctx;
-	struct fd_info *f;
+	char dir[PATH_MAX];
+	struct stat st;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
 	rc = fileio_system.sync(NULL, fd);
-	f = fd_info(c, fd);
-	if (!rc && f->ino >= 0)
-		push(c, (struct op){ .kind = OP_SYNC, .ino = f->ino });
-	else if (!rc)
-		push(c, (struct op){ .kind = OP_SYNC_DIR, .name = xstrdup(f->dir ? f->dir : "") });
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	if (!rc && !S_ISDIR(st.st_mode)) {
+		push(c, (struct op){ .kind = OP_SYNC, .ino = file_ino(c, fd) });
+	} else if (!rc) {
+		dir_of_fd(fd, dir);
+		push(c, (struct op){ .kind = OP_SYNC_DIR, .name = below_root(c, dir) });
+	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -392,7 +429,7 @@ static int rec_rename(void *ctx, int dirfd, const char *from, const char *to)
 
 	pthread_mutex_lock(&c->lock);
 	rc = fileio_system.rename(NULL, dirfd, from, to);
-	if (!rc) {
+	if (!rc && strcmp(from, to) != 0) {
 		struct op op = { .kind = OP_RENAME,
 			         .name = resolve(c, dirfd, from),
 			         .name2 = resolve(c, dirfd, to) };
@@ -490,10 +527,9 @@ struct crashfs *crashfs_new(const char *root)
 
 	ck_assert_ptr_nonnull(c);
 	pthread_mutex_init(&c->lock, NULL);
-	c->root = xstrdup(root);
-	c->root_len = strlen(root);
-	while (c->root_len > 1 && c->root[c->root_len - 1] == '/')
-		c->root[--c->root_len] = '\0';
+	c->root = realpath(root, NULL);
+	ck_assert_msg(c->root != NULL, "%s: %s", root, strerror(errno));
+	c->root_len = strlen(c->root);
 	record_tree(c, "");
 	push(c, (struct op){ .kind = OP_SYNC_ALL });
 	c->fio = (struct fileio){ .open = rec_open,
@@ -520,8 +556,6 @@ void crashfs_free(struct crashfs *c)
 		free(c->ops[i].name2);
 		free(c->ops[i].data);
 	}
-	for (size_t i = 0; i < c->n_fds; i++)
-		free(c->fds[i].dir);
 	free(c->ops);
 	free(c->fds);
 	free(c->size);
@@ -589,9 +623,11 @@ static void content_apply(struct buf *b, const struct op *op, uint64_t *x, bool 
 	}
 	if (op->off + op->len > b->len)
 		ck_assert_int_eq(buf_append_zeros(b, op->off + op->len - b->len), 0);
-	for (uint64_t i = 0; i < op->len; i += DEV_SECTOR) {
-		uint64_t n = op->len - i < DEV_SECTOR ? op->len - i : DEV_SECTOR;
-
+	/* In pieces that end at the device's sector boundaries, counted from the file's start. */
+	for (uint64_t i = 0, n; i < op->len; i += n) {
+		n = DEV_SECTOR - (op->off + i) % DEV_SECTOR;
+		if (n > op->len - i)
+			n = op->len - i;
 		if (tear && (crashfs_draw(x) & 3) == 0)
 			continue; /* this device sector did not make it */
 		memcpy(b->data + op->off + i, op->data + i, n);
@@ -615,7 +651,7 @@ static void name_apply(struct names *ns, const struct op *op)
 		break;
 	case OP_RENAME:
 		k = names_find(ns, op->name);
-		if (k >= 0) { /* else its create was lost */
+		if (k >= 0 && strcmp(op->name, op->name2) != 0) { /* else its create was lost */
 			int ino = ns->v[k].ino;
 
 			names_remove(ns, op->name);

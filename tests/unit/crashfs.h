@@ -5,7 +5,8 @@
  * a root directory and records it. From the record it writes crash images:
  * the files a power cut after any operation could have left.
  *
- * The model, a file system that promises what POSIX promises and no more:
+ * The model: what POSIX promises, and the order of metadata a journaling
+ * file system (ext4, XFS) keeps besides:
  * - A file's data and size are durable once the file is synced. Of what came
  *   after its last sync, any subset survives (later writes may survive where
  *   earlier ones did not), each write possibly torn at 512-byte sectors.
@@ -14,7 +15,8 @@
  *   made survives (a journaling file system's order); a name whose directory
  *   did not survive is gone.
  * - syncfs makes everything durable.
- * A descriptor the crashfs did not open is taken for the root directory.
+ * Files are written through descriptors the crashfs opened; directories
+ * are known by what the kernel says a descriptor is open on.
  */
 #ifndef CIRC_TEST_CRASHFS_H
 #define CIRC_TEST_CRASHFS_H
