@@ -469,7 +469,8 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 			drop(c, id);
 			return -ENOENT;
 		}
-		memcpy(out, whole + off, len);
+		if (len)
+			memcpy(out, whole + off, len);
 		free(whole);
 		pthread_mutex_lock(&c->lock);
 		e = lookup(c, id);
@@ -525,17 +526,22 @@ int cache_put(struct cache *c, const struct block_id *id, const void *data, size
 		rc = c->fio->mkdir(c->fio->ctx, c->dirfd, sub, 0755);
 	if (rc && rc != -EEXIST)
 		return rc;
-	pthread_mutex_lock(&c->lock);
-	seq = c->tmp_seq++;
-	c->full = false;
-	pthread_mutex_unlock(&c->lock);
-	snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%ld-%u", sub, (long)getpid(), seq);
 	/*
 	 * Not synced: an entry a power cut cuts short or tears fails its hash on
-	 * first read and is fetched again (cache_sync where it must last).
+	 * first read and is fetched again (cache_sync where it must last). A
+	 * temporary a crash left may hold the name a process of the same PID
+	 * (after a reboot, likely) picks: then the next number is tried.
 	 */
-	fd =
-	    c->fio->open(c->fio->ctx, c->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = -EEXIST;
+	for (int tries = 0; fd == -EEXIST && tries < 64; tries++) {
+		pthread_mutex_lock(&c->lock);
+		seq = c->tmp_seq++;
+		c->full = false;
+		pthread_mutex_unlock(&c->lock);
+		snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%ld-%u", sub, (long)getpid(), seq);
+		fd = c->fio->open(c->fio->ctx, c->dirfd, tmp,
+		                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	}
 	if (fd < 0)
 		return fd;
 	rc = c->fio->pwrite(c->fio->ctx, fd, data, block_size, 0);
@@ -557,6 +563,11 @@ int cache_put(struct cache *c, const struct block_id *id, const void *data, size
 		return -ENOMEM;
 	unlink_victims(c, victims, nv);
 	return 0;
+}
+
+int cache_verify(struct cache *c, const struct block_id *id, size_t block_size)
+{
+	return cache_read(c, id, block_size, 0, 0, NULL);
 }
 
 int cache_sync(struct cache *c)

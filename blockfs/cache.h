@@ -64,6 +64,11 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
  * then fail their hash and miss.
  */
 int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size);
+/*
+ * 0 if block id is cached whole: hashed to its name once per process (a
+ * short or torn entry, as a power cut may leave, is dropped: -ENOENT).
+ */
+int cache_verify(struct cache *c, const struct block_id *id, size_t block_size);
 /* Makes every block put so far last a power cut (a base switch relies on them). */
 int cache_sync(struct cache *c);
 bool cache_contains(struct cache *c, const struct block_id *id);

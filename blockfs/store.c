@@ -179,7 +179,8 @@ int store_read(struct store *s, const struct block_id *id, size_t block_size, ui
 int store_ensure(struct store *s, const struct block_id *id, size_t block_size,
                  struct circ_err *err)
 {
-	if (cache_contains(s->cache, id))
+	/* Verified, not only there: a power cut may have left it short or torn. */
+	if (cache_verify(s->cache, id, block_size) == 0)
 		return 0;
 	return fetch_into(s, id, block_size, 0, 0, NULL, err);
 }

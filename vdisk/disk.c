@@ -583,16 +583,33 @@ int vdisk_drop_overlay(struct vdisk *vd)
 	return overlay_reset(vd->ov);
 }
 
-bool vdisk_block_local(struct vdisk *vd, uint64_t idx)
+/* Whether id is cached; if whole, whether it also hashes to its name. */
+static bool cached(struct vdisk *vd, const struct block_id *id, bool whole)
+{
+	return whole ? cache_verify(vd->cache, id, vd->block_size) == 0
+	             : cache_contains(vd->cache, id);
+}
+
+static bool block_local(struct vdisk *vd, uint64_t idx, bool whole)
 {
 	const struct ulayer_entry *e =
 	    vd->user ? ulayer_find(user_layer_map(vd->user), (uint32_t)idx) : NULL;
 
 	if (e)
-		return block_id_is_zero(&e->name) || cache_contains(vd->cache, &e->id);
+		return block_id_is_zero(&e->name) || cached(vd, &e->id, whole);
 	if (vd->conf.blank || block_id_is_zero(&vd->m.blocks[idx]))
 		return true;
-	return cache_contains(vd->cache, &vd->m.blocks[idx]);
+	return cached(vd, &vd->m.blocks[idx], whole);
+}
+
+bool vdisk_block_local(struct vdisk *vd, uint64_t idx)
+{
+	return block_local(vd, idx, false);
+}
+
+bool vdisk_block_local_verified(struct vdisk *vd, uint64_t idx)
+{
+	return block_local(vd, idx, true);
 }
 
 const struct manifest *vdisk_manifest(const struct vdisk *vd)

@@ -94,6 +94,11 @@ int vdisk_drop_overlay(struct vdisk *vd);
  * asked: what it holds may cover part of a block only.)
  */
 bool vdisk_block_local(struct vdisk *vd, uint64_t idx);
+/*
+ * The same, a cached block hashed once per process (a torn one is dropped):
+ * for what must read offline later, not for counting.
+ */
+bool vdisk_block_local_verified(struct vdisk *vd, uint64_t idx);
 /* Bytes of the disk that local writes changed (sectors not reading the layers beneath). */
 uint64_t vdisk_local_writes(struct vdisk *vd);
 /* The base version's manifest (boot kit, prefetch list), or NULL for a blank base. */

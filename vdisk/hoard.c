@@ -39,7 +39,8 @@ static void *hoard_worker(void *arg)
 		uint64_t len = size - off < bs ? size - off : bs;
 		int rc = 0;
 
-		if (!vdisk_block_local(j->vd, idx))
+		/* Verified: after a power cut a cached block may be there but short or torn. */
+		if (!vdisk_block_local_verified(j->vd, idx))
 			rc = vdisk_read(j->vd, buf, (size_t)len, off);
 		if (rc && !atomic_exchange(&j->failed, true)) {
 			pthread_mutex_lock(&j->lock);
@@ -128,6 +129,10 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
 		return -1;
 	vdisk_get_stats(vd, &after);
 	res->fetched_bytes = after.fetched_bytes - before.fetched_bytes;
+	/* A hoard is for going offline: what it kept must last a power cut too. */
+	rc = vdisk_sync_cache(vd);
+	if (rc)
+		return err_sys(err, -rc, "syncing the block cache");
 	if (!boot_only) {
 		struct hoard_result now;
 
@@ -142,10 +147,6 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
 			               "cache-size or free space",
 			               now.missing, now.blocks);
 	}
-	/* A hoard is for going offline: what it kept must last a power cut too. */
-	rc = vdisk_sync_cache(vd);
-	if (rc)
-		return err_sys(err, -rc, "syncing the block cache");
 	return 0;
 }
 

@@ -493,6 +493,61 @@ START_TEST(test_stale_temporaries)
 END_TEST
 
 /* A valid entry file in the wrong fan-out directory is not an entry. */
+/*
+ * A temporary a crash left holds the name this process picks first (a PID
+ * used again after a reboot): the put still keeps the block.
+ */
+START_TEST(test_put_past_a_crashed_temporary)
+{
+	static uint8_t data[BS];
+	char path[PATH_MAX], rel[64], hex[BLOCK_ID_HEX_LEN + 1];
+	struct block_id id;
+	struct cache *c = open_cache(0);
+
+	block_of(7, data, BS, &id);
+	block_id_to_hex(&id, hex);
+	for (unsigned seq = 0; seq < 3; seq++) {
+		snprintf(rel, sizeof(rel), "cache/%.2s", hex);
+		test_path(path, rel);
+		make_dirs(path);
+		snprintf(rel, sizeof(rel), "cache/%.2s/.tmp-%ld-%u", hex, (long)getpid(), seq);
+		test_path(path, rel);
+		write_file(path, "torn", 4);
+	}
+	ck_assert_int_eq(cache_put(c, &id, data, BS), 0);
+	ck_assert(entry_exists(&id));
+	ck_assert(hits(c, 7));
+	cache_close(c);
+}
+END_TEST
+
+/* cache_verify counts an entry only when it hashes whole; a torn one is dropped. */
+START_TEST(test_verify_drops_torn)
+{
+	static uint8_t data[BS];
+	char path[PATH_MAX];
+	struct block_id id;
+	struct cache *c = open_cache(0);
+
+	put_block(c, 1);
+	put_block(c, 2);
+	cache_close(c);
+	block_of(2, data, BS, &id);
+	entry_path(&id, path);
+	data[100] ^= 0x40; /* torn at full length */
+	write_file(path, data, BS);
+	c = open_cache(0);
+	block_of(1, data, BS, &id);
+	ck_assert_int_eq(cache_verify(c, &id, BS), 0);
+	block_of(2, data, BS, &id);
+	ck_assert(cache_contains(c, &id));
+	ck_assert_int_eq(cache_verify(c, &id, BS), -ENOENT);
+	ck_assert(!cache_contains(c, &id));
+	ck_assert(!entry_exists(&id));
+	cache_close(c);
+}
+END_TEST
+
 START_TEST(test_misplaced_entry_ignored)
 {
 	struct cache_stats st;
@@ -665,6 +720,8 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, test_lru_order_survives_reopen);
 	tcase_add_test(tc, test_stale_temporaries);
 	tcase_add_test(tc, test_misplaced_entry_ignored);
+	tcase_add_test(tc, test_put_past_a_crashed_temporary);
+	tcase_add_test(tc, test_verify_drops_torn);
 	tcase_add_test(tc, test_open_errors);
 	suite_add_tcase(s, tc);
 
