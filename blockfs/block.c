@@ -159,3 +159,21 @@ int block_decode_verified(const struct block_id *id, const void *comp, size_t co
 	}
 	return 0;
 }
+
+int block_check_stored(const struct block_id *id, const void *comp, size_t comp_len,
+                       struct circ_err *err)
+{
+	unsigned long long content = ZSTD_getFrameContentSize(comp, comp_len);
+	void *out;
+	int rc;
+
+	if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    content == 0 || content > BLOCK_SIZE_MAX)
+		return err_set(err, EBADMSG, "block is not a zstd frame of a block's size");
+	out = malloc((size_t)content);
+	if (!out)
+		return err_set(err, ENOMEM, "out of memory");
+	rc = block_decode_verified(id, comp, comp_len, out, (size_t)content, err);
+	free(out);
+	return rc;
+}

@@ -51,6 +51,14 @@ int block_encode(struct block_encoder *enc, const void *data, size_t len, struct
 int block_decode_verified(const struct block_id *id, const void *comp, size_t comp_len, void *out,
                           size_t block_size, struct circ_err *err);
 
+/*
+ * Whether a stored block, whatever its size (a frame must declare it, up to
+ * BLOCK_SIZE_MAX), decodes to exactly the bytes its ID names: 0, or -1 with
+ * the reason (EBADMSG).
+ */
+int block_check_stored(const struct block_id *id, const void *comp, size_t comp_len,
+                       struct circ_err *err);
+
 /* The largest compressed object a block of block_size may legitimately be. */
 size_t block_encoded_bound(size_t block_size);
 

@@ -420,6 +420,71 @@ static void clean_dir(int dirfd, const char *sub)
 	closedir(d);
 }
 
+/* Checks the blocks of one fan-out directory stored at or after since. */
+static int check_blocks_in(struct repo *r, const char *sub, const struct timespec *since,
+                           uint64_t *removed, struct circ_err *err)
+{
+	int fd = openat(r->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct buf b = { 0 };
+	struct dirent *de;
+	int rc = 0;
+	DIR *d;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : err_sys(err, errno, "%s/%s", r->location, sub);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return err_sys(err, errno, "%s/%s", r->location, sub);
+	}
+	while (!rc && (de = readdir(d))) {
+		char path[REPO_PATH_MAX];
+		struct block_id id;
+		struct circ_err why;
+		struct stat st;
+
+		if (de->d_name[0] == '.' || block_id_from_hex(&id, de->d_name) ||
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mtim.tv_sec < since->tv_sec ||
+		    (st.st_mtim.tv_sec == since->tv_sec && st.st_mtim.tv_nsec < since->tv_nsec))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", sub, de->d_name) >= (int)sizeof(path))
+			continue;
+		if (repo_read_file(r, path, block_encoded_bound(BLOCK_SIZE_MAX), 0, &b, &why) ==
+		        0 &&
+		    block_check_stored(&id, b.data, b.len, &why) == 0)
+			continue;
+		if (why.errnum == ENOMEM) {
+			rc = err_set(err, ENOMEM, "out of memory");
+			break;
+		}
+		rc = r->fio->unlink(r->fio->ctx, r->dirfd, path);
+		if (rc)
+			rc = err_sys(err, -rc, "removing the damaged block %s/%s", r->location,
+			             path);
+		else
+			(*removed)++;
+	}
+	buf_free(&b);
+	closedir(d);
+	return rc;
+}
+
+int repo_check_blocks_since(struct repo *r, const struct timespec *since, uint64_t *removed,
+                            struct circ_err *err)
+{
+	*removed = 0;
+	for (int i = 0; i < 256; i++) {
+		char sub[16];
+
+		snprintf(sub, sizeof(sub), "blocks/%02x", i);
+		if (check_blocks_in(r, sub, since, removed, err))
+			return -1;
+	}
+	return 0;
+}
+
 void repo_clean_temporaries(struct repo *r)
 {
 	clean_dir(r->dirfd, "blocks");

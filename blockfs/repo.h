@@ -81,6 +81,15 @@ int repo_sync(struct repo *r, struct circ_err *err);
 /* Writes a small file durably: temporary name, fsync, rename, fsync of the directory. */
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
                     struct circ_err *err);
+/*
+ * Checks every block stored at or after since and removes those that do not
+ * decode to their ID: what a power cut during a publish may have left short
+ * or torn under a block's name, before the publish synced it. *removed
+ * counts them. 0, or -1 when the repo cannot be read or changed.
+ */
+struct timespec;
+int repo_check_blocks_since(struct repo *r, const struct timespec *since, uint64_t *removed,
+                            struct circ_err *err);
 /* Removes temporary files a crashed publisher left behind. */
 void repo_clean_temporaries(struct repo *r);
 

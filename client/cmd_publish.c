@@ -71,6 +71,7 @@ static int print_json(const struct cli *cli, const char *name, const struct publ
 	json_u64(&j, "zero_blocks", r->zero_blocks);
 	json_u64(&j, "new_blocks", r->new_blocks);
 	json_u64(&j, "new_bytes", r->new_bytes);
+	json_u64(&j, "damaged_removed", r->damaged_removed);
 	json_u64(&j, "kernel_size", r->kernel_size);
 	json_u64(&j, "initrd_size", r->initrd_size);
 	json_bool(&j, "kit_inherited", r->kit_inherited);
@@ -202,6 +203,12 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	         (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
 	         (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
 	         res.seconds);
+	if (res.damaged_removed)
+		cli_info(
+		    cli,
+		    "%llu damaged blocks a crashed publish left were removed (and stored again "
+		    "where needed)",
+		    (unsigned long long)res.damaged_removed);
 	if (res.kernel_size)
 		cli_info(cli, "boot kit%s: kernel %llu bytes, initrd %llu bytes",
 		         res.kit_inherited ? " (kept from the previous version)" : "",

@@ -533,6 +533,32 @@ static int make_kit(struct job *job, const struct manifest *parent, int kfd, uin
 	return 0;
 }
 
+/*
+ * A publish that a crash stopped before it synced its blocks may have left
+ * some short or torn under their names, and a block that is there is not
+ * stored again. So each publish marks the repo (.publishing, removed once its
+ * blocks are synced), and the next one, finding the mark, first checks every
+ * block stored since the mark was made and removes the damaged ones.
+ */
+#define PUBLISH_MARK ".publishing"
+
+static int recover_crashed_publish(struct repo *repo, const char *dir, uint64_t *removed,
+                                   struct circ_err *err)
+{
+	struct stat st;
+	char *path;
+	int rc;
+
+	*removed = 0;
+	if (asprintf(&path, "%s/" PUBLISH_MARK, dir) < 0)
+		return err_set(err, ENOMEM, "out of memory");
+	rc = stat(path, &st);
+	free(path);
+	if (rc)
+		return errno == ENOENT ? 0 : err_sys(err, errno, "%s/" PUBLISH_MARK, dir);
+	return repo_check_blocks_since(repo, &st.st_mtim, removed, err);
+}
+
 static void remove_new_blocks(struct job *job)
 {
 	for (size_t i = 0; i < job->n_new; i++)
@@ -603,6 +629,9 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 		goto out;
 	repo_clean_temporaries(repo);
 	publish_clean_root_temporaries(opts->repo_dir);
+	if (recover_crashed_publish(repo, opts->repo_dir, &res->damaged_removed, err) ||
+	    repo_write_file(repo, PUBLISH_MARK, "", 0, err))
+		goto out;
 	if (next_version(repo, key, opts->name, &m.version, &m.parent, &ppt, err))
 		goto out;
 	if (m.parent && image_load_manifest(repo, key, &ppt, 0, &parent, NULL, err)) {
@@ -629,6 +658,8 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	/* Every block durable before a manifest can name it. */
 	if (repo_sync(repo, err))
 		goto rollback;
+	/* Should its removal be lost, the next publish only checks blocks that are whole. */
+	repo_remove_file(repo, PUBLISH_MARK);
 	if (opts->prefetch && load_prefetch(&m, opts->prefetch, err))
 		goto rollback;
 	/* Format 1 for clients older than the boot kit (it cannot carry one). */

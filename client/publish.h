@@ -52,6 +52,7 @@ struct publish_result {
 	uint64_t zero_blocks;              /* never stored */
 	uint64_t new_blocks;               /* stored by this publish */
 	uint64_t new_bytes;                /* their compressed size */
+	uint64_t damaged_removed;          /* torn blocks a crashed publish left, removed */
 	uint64_t kernel_size, initrd_size; /* the version's boot kit; 0: none */
 	bool kit_inherited;                /* the kernel is the parent's */
 	uint32_t catalog_images;           /* listed in the catalog */
