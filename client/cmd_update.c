@@ -35,6 +35,7 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	enum update_overlay mode = UPDATE_REFUSE_OVERLAY;
 	struct progress_steps steps = { .verb = "update" };
 	struct cli_net net = { 0 };
+	struct update_options uo = { 0 };
 	struct update_result res;
 	struct state_net sn;
 	struct circ_err err;
@@ -69,7 +70,10 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
-	rc = state_update(state, argv[optind], mode, &sn, net.cache_size, &res, &err);
+	uo.mode = mode;
+	uo.net = &sn;
+	uo.cache_size = net.cache_size;
+	rc = state_update(state, argv[optind], &uo, &res, &err);
 	progress_steps_end(&steps);
 	free(state);
 	if (rc)

@@ -113,6 +113,7 @@ static int local_writes(const char *state, const char *disk, uint64_t *sectors,
 int kiosk_prepare(const char *state, const char *disk, const struct kiosk_options *o,
                   struct kiosk_result *res, struct circ_err *err)
 {
+	struct update_options uo = { 0 };
 	struct update_result up;
 	struct disk_conf conf;
 	struct circ_err uerr;
@@ -173,8 +174,10 @@ int kiosk_prepare(const char *state, const char *disk, const struct kiosk_option
 			return 0;
 		return check_all_here(state, disk, o, res, &uerr, err);
 	}
-	if (state_update(state, disk, o->reset ? UPDATE_DISCARD_OVERLAY : UPDATE_REFUSE_OVERLAY,
-	                 o->net, o->cache_size, &up, &uerr) == 0) {
+	uo.mode = o->reset ? UPDATE_DISCARD_OVERLAY : UPDATE_REFUSE_OVERLAY;
+	uo.net = o->net;
+	uo.cache_size = o->cache_size;
+	if (state_update(state, disk, &uo, &up, &uerr) == 0) {
 		res->to = up.to;
 		return 0;
 	}

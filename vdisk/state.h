@@ -188,13 +188,19 @@ struct update_result {
 	uint64_t fetched_bytes, fetched_blocks, changed_blocks;
 };
 
+struct update_options {
+	enum update_overlay mode;
+	const struct state_net *net;
+	uint64_t cache_size;      /* 0: the state directory's */
+	const struct fileio *fio; /* the cache's and the switch's writes; NULL: the system's */
+};
+
 /*
  * circ update: moves DISK to the newest signed version, fetching the blocks
- * that changed and are not cached yet.
+ * that changed and are not cached yet (or not whole: a cut may tear them).
  */
-int state_update(const char *state, const char *disk, enum update_overlay mode,
-                 const struct state_net *net, uint64_t cache_size, struct update_result *res,
-                 struct circ_err *err);
+int state_update(const char *state, const char *disk, const struct update_options *o,
+                 struct update_result *res, struct circ_err *err);
 /*
  * The base switch of circ update, once every changed block is cached and
  * synced: DISK (at disk_dir, on conf's image at version `from`) moves to

@@ -152,10 +152,11 @@ int state_switch_base(const struct fileio *fio, const char *state, const char *d
 	return 0;
 }
 
-int state_update(const char *state, const char *disk, enum update_overlay mode,
-                 const struct state_net *net, uint64_t cache_size, struct update_result *res,
-                 struct circ_err *err)
+int state_update(const char *state, const char *disk, const struct update_options *o,
+                 struct update_result *res, struct circ_err *err)
 {
+	enum update_overlay mode = o->mode;
+	const struct state_net *net = o->net;
 	struct manifest old = { 0 }, new = { 0 };
 	struct disk_conf conf = { 0 };
 	struct store_stats ss = { 0 };
@@ -248,7 +249,7 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 	}
 	/* From here on the store reads blocks in parallel: they are reported as a count. */
 	state_report_downloads(repo, NULL);
-	if (cache_open(cdir, state_cache_bound(state, cache_size), &cache, err) ||
+	if (cache_open_io(cdir, state_cache_bound(state, o->cache_size), o->fio, &cache, err) ||
 	    store_new(repo, cache, 0, &store, err) ||
 	    fetch_changed(store, &old, &new, net, &res->changed_blocks, err))
 		goto out;
@@ -268,7 +269,7 @@ int state_update(const char *state, const char *disk, enum update_overlay mode,
 		overlay_close(ov);
 		ov = NULL;
 	}
-	if (state_switch_base(NULL, state, dir, &conf, old.version, new.version, &raw, drop, err))
+	if (state_switch_base(o->fio, state, dir, &conf, old.version, new.version, &raw, drop, err))
 		goto out;
 	disk_stats_load(dir, &ds);
 	ds.fetched_bytes += ss.fetched_bytes;

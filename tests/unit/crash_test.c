@@ -11,7 +11,10 @@
  *   publish that returned is never undone, and one made after the cut names
  *   no block the cut tore;
  * - a disk is on the old version with its writes (or, asked to drop them,
- *   without), or on the new one whole; its seen version never passes it.
+ *   without), or on the new one whole; its seen version never passes it;
+ *   all of circ update (fetching into the cache, the switch) through one
+ *   recorder: on the new version, every changed block is whole in the
+ *   cache, and an update run again after the cut ends there whole.
  * CIRC_CRASH_IMAGES sets how many images each (default 1000; `make stress` more).
  */
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include "blockfs/cache.h"
 #include "blockfs/repo.h"
 #include "client/publish.h"
+#include "server/server.h"
 #include "tests/unit/crashfs.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
@@ -408,6 +412,174 @@ START_TEST(test_switch_drop_power_cuts)
 }
 END_TEST
 
+/* --- circ update, end to end ------------------------------------------------------- */
+
+struct update_fixture {
+	char repo[PATH_MAX], url[64];
+	struct buf raw[3];    /* versions 1 and 2's manifests, as published */
+	struct manifest m[3]; /* and decoded */
+	struct server *srv;
+};
+
+static void copy_file(const char *from, const char *to)
+{
+	struct buf b = { 0 };
+
+	read_file(from, &b);
+	write_file(to, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Versions 1 and 2 of img published and served; STATE with disk D on version 1. */
+static void update_setup(struct update_fixture *fx, const struct key *pub, const char *state)
+{
+	static char url[64];
+	struct disk_conf conf = { .image = "img", .version = 1 };
+	struct server_config cfg = { 0 };
+	char path[PATH_MAX + 64], dir[PATH_MAX + 64];
+	struct circ_err err;
+
+	fresh_dir(fx->repo, "urepo");
+	for (uint32_t v = 1; v <= 2; v++) {
+		ck_assert_uint_eq(publish_content(NULL, fx->repo, v), v);
+		snprintf(path, sizeof(path), "%s/images/img/%u.manifest", fx->repo, v);
+		read_file(path, &fx->raw[v]);
+		ck_assert_msg(
+		    manifest_decode(fx->raw[v].data, fx->raw[v].len, pub, &fx->m[v], &err) == 0,
+		    "%s", err.msg);
+	}
+	cfg.repo_dir = fx->repo;
+	cfg.listen = "127.0.0.1:0";
+	ck_assert_msg(server_start(&cfg, &fx->srv, &err) == 0, "%s", err.msg);
+	snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%u", server_port(fx->srv));
+	snprintf(url, sizeof(url), "%s", fx->url);
+
+	snprintf(dir, sizeof(dir), "%s/disks/D", state);
+	make_dirs(dir);
+	conf.urls[0] = url;
+	conf.n_urls = 1;
+	ck_assert_msg(disk_conf_save(dir, &conf, &err) == 0, "%s", err.msg);
+	ck_assert_msg(state_write_manifest(dir, 1, &fx->raw[1], &err) == 0, "%s", err.msg);
+	snprintf(path, sizeof(path), "%s/images/img", state);
+	make_dirs(path);
+	snprintf(path, sizeof(path), "%s/images/img/key.pub", state);
+	test_path(dir, "publisher.pub");
+	copy_file(dir, path);
+	/* Made now, so that the recorder knows it: the cache's files go below it. */
+	snprintf(path, sizeof(path), "%s/cache", state);
+	make_dirs(path);
+}
+
+static void update_teardown(struct update_fixture *fx)
+{
+	server_stop(fx->srv);
+	for (int v = 1; v <= 2; v++) {
+		buf_free(&fx->raw[v]);
+		manifest_release(&fx->m[v]);
+	}
+}
+
+static int update_run(const char *state, const struct fileio *fio, struct update_result *res,
+                      struct circ_err *err)
+{
+	struct state_net net = { .timeout_ms = 10000 };
+	struct update_options uo = { .mode = UPDATE_REFUSE_OVERLAY, .net = &net, .fio = fio };
+
+	return state_update(state, "D", &uo, res, err);
+}
+
+/* The disk's version in the state a cut left, its manifest and (on 2) its blocks checked. */
+static uint64_t check_update(const struct update_fixture *fx, const char *state, size_t image,
+                             size_t k)
+{
+	char dir[PATH_MAX + 64], path[PATH_MAX + 96];
+	struct disk_conf conf = { 0 };
+	struct circ_err err;
+	struct cache *c;
+	uint64_t v, seen;
+
+	snprintf(dir, sizeof(dir), "%s/disks/D", state);
+	ck_assert_msg(disk_conf_load(dir, &conf, &err) == 0,
+	              "image %zu (crash after op %zu): disk.conf: %s", image, k, err.msg);
+	v = conf.version;
+	disk_conf_release(&conf);
+	ck_assert_msg(v == 1 || v == 2, "image %zu: version %llu", image, (unsigned long long)v);
+	snprintf(path, sizeof(path), "%s/manifest.%llu", dir, (unsigned long long)v);
+	ck_assert_msg(file_is(path, fx->raw[v].data, fx->raw[v].len),
+	              "image %zu (crash after op %zu): version %llu's manifest is missing or wrong",
+	              image, k, (unsigned long long)v);
+	ck_assert_int_eq(state_seen_load(state, "img", &seen), 0);
+	ck_assert_msg(seen <= v, "image %zu (crash after op %zu): seen %llu, disk at %llu", image,
+	              k, (unsigned long long)seen, (unsigned long long)v);
+	if (v == 1)
+		return v;
+	/* On version 2, every block that changed was cached, synced: it must be whole. */
+	snprintf(path, sizeof(path), "%s/cache", state);
+	ck_assert_msg(cache_open(path, 0, &c, &err) == 0, "%s", err.msg);
+	for (uint32_t b = 0; b < fx->m[2].n_blocks; b++) {
+		const struct block_id *id = &fx->m[2].blocks[b];
+
+		if (block_id_is_zero(id) || block_id_equal(id, &fx->m[1].blocks[b]))
+			continue;
+		ck_assert_msg(cache_verify(c, id, PUB_BLOCK) == 0,
+		              "image %zu (crash after op %zu): on version 2, changed block %u is "
+		              "not whole in the cache",
+		              image, k, b);
+	}
+	cache_close(c);
+	return v;
+}
+
+START_TEST(test_update_power_cuts)
+{
+	static struct update_fixture fx;
+	char state[PATH_MAX], scratch[PATH_MAX];
+	size_t images = crash_images(), first, last;
+	uint64_t x = 0x6a09e667f3bcc908ull;
+	uint32_t versions[3] = { 0 };
+	struct update_result res;
+	struct key *priv, *pub;
+	struct crashfs *rec;
+	struct circ_err err;
+
+	memset(&fx, 0, sizeof(fx));
+	test_keypair("publisher", &priv, &pub);
+	fresh_dir(state, "ustate");
+	update_setup(&fx, pub, state);
+	rec = crashfs_new(state);
+	first = crashfs_now(rec);
+	ck_assert_msg(update_run(state, crashfs_io(rec), &res, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(res.to, 2);
+	ck_assert_uint_gt(res.changed_blocks, 0);
+	last = crashfs_now(rec);
+
+	for (size_t image = 0; image < images; image++) {
+		size_t k = first + crashfs_draw(&x) % (last - first + 1);
+		uint64_t v;
+
+		fresh_dir(scratch, "crash");
+		crashfs_image(rec, k, crashfs_draw(&x) ^ image, scratch);
+		v = check_update(&fx, scratch, image, k);
+		ck_assert_msg(k < last || v == 2,
+		              "image %zu: the update returned, the disk is back on version 1",
+		              image);
+		versions[v]++;
+		/* Now and then, update again after the cut: it must end whole on version 2. */
+		if (image % 8 == 0) {
+			ck_assert_msg(update_run(scratch, NULL, &res, &err) == 0,
+			              "image %zu (crash after op %zu): update again: %s", image, k,
+			              err.msg);
+			ck_assert_uint_eq(check_update(&fx, scratch, image, k), 2);
+		}
+	}
+	ck_assert(images < 20 || (versions[1] && versions[2]));
+	crashfs_free(rec);
+	update_teardown(&fx);
+	key_free(priv);
+	key_free(pub);
+}
+END_TEST
+
 Suite *crash_suite(void)
 {
 	Suite *s = suite_create("crash");
@@ -419,6 +591,7 @@ Suite *crash_suite(void)
 	tcase_add_test(tc, test_publish_power_cuts);
 	tcase_add_test(tc, test_switch_keep_power_cuts);
 	tcase_add_test(tc, test_switch_drop_power_cuts);
+	tcase_add_test(tc, test_update_power_cuts);
 	suite_add_tcase(s, tc);
 	return s;
 }
