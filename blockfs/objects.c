@@ -8,6 +8,8 @@
 
 #include <zstd.h>
 
+#include <openssl/evp.h>
+
 #define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
 /* The public files that change (pointers, the catalog): caches may hold them briefly. */
 #define CACHE_POINTER "public, max-age=30"
@@ -184,4 +186,15 @@ void repo_user_layer_path(const char *user, const char *disk, uint64_t n, char o
 void repo_user_head_path(const char *user, const char *disk, char out[REPO_PATH_MAX])
 {
 	snprintf(out, REPO_PATH_MAX, "users/%s/%s/head", user, disk);
+}
+
+void repo_content_etag(const void *data, size_t len, char out[REPO_ETAG_MAX])
+{
+	uint8_t md[32];
+
+	EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
+	out[0] = '"';
+	for (size_t i = 0; i < 16; i++)
+		snprintf(out + 1 + 2 * i, 3, "%02x", md[i]);
+	snprintf(out + 33, REPO_ETAG_MAX - 33, "\"");
 }

@@ -89,6 +89,15 @@ bool repo_object_classify(const char *path, struct repo_object *out);
  */
 bool repo_user_disk_name_valid(const char *disk);
 
+/*
+ * The ETag of a user's object as a server gives it for keys, heads and
+ * blocks: quoted hex of the first 16 bytes of SHA-256(content). Mutable
+ * objects are replaced by compare-and-swap on it; a block's tells a client
+ * whether the copy a server holds is whole (a power cut may tear one).
+ */
+#define REPO_ETAG_MAX 40
+void repo_content_etag(const void *data, size_t len, char out[REPO_ETAG_MAX]);
+
 /* Paths of the users/ objects; names must be valid (repo_name_valid). */
 void repo_user_keys_path(const char *user, char out[REPO_PATH_MAX]);
 void repo_user_block_path(const char *user, const struct block_id *name, char out[REPO_PATH_MAX]);

@@ -303,16 +303,18 @@ static enum MHD_Result serve_file(struct server *s, struct MHD_Connection *con, 
 	/*
 	 * A user's mutable objects are replaced by compare-and-swap on their
 	 * ETag, so it must change with every write, even two in one second
-	 * that keep the size: a hash of the content (upload_content_etag).
+	 * that keep the size: a hash of the content (repo_content_etag). A
+	 * block's tells a pushing client whether the copy here is whole.
 	 */
-	if (kind->writer == REPO_WRITER_USER && kind->is_mutable &&
+	if (kind->writer == REPO_WRITER_USER &&
+	    (kind->is_mutable || kind->type == REPO_OBJ_USER_BLOCK) &&
 	    (uint64_t)st.st_size <= kind->max_len) {
 		if (read_small(fd, (uint64_t)st.st_size, &content)) {
 			close(fd);
 			buf_free(&content);
 			return reply_status(con, rq, MHD_HTTP_INTERNAL_SERVER_ERROR);
 		}
-		upload_content_etag(content.data, content.len, etag);
+		repo_content_etag(content.data, content.len, etag);
 	} else {
 		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
 		         (uint64_t)st.st_ino, (uint64_t)st.st_size,

@@ -37,7 +37,7 @@ struct server {
 };
 
 /* Quoted hex of the first 16 bytes of a SHA-256: 2 + 32 characters. */
-#define SERVER_ETAG_MAX 40
+#define SERVER_ETAG_MAX REPO_ETAG_MAX
 
 /* Per-request record, created when the request line arrives. */
 struct request {

@@ -33,17 +33,6 @@ struct put {
 	bool keep; /* leave the existing file as it is (a block already stored) */
 };
 
-void upload_content_etag(const void *data, size_t len, char out[SERVER_ETAG_MAX])
-{
-	uint8_t md[32];
-
-	EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
-	out[0] = '"';
-	for (size_t i = 0; i < 16; i++)
-		snprintf(out + 1 + 2 * i, 3, "%02x", md[i]);
-	snprintf(out + 33, SERVER_ETAG_MAX - 33, "\"");
-}
-
 static const char *header(struct MHD_Connection *con, const char *name)
 {
 	return MHD_lookup_connection_value(con, MHD_HEADER_KIND, name);
@@ -123,6 +112,21 @@ static int read_at(int dirfd, const char *rel, size_t max, struct buf *out)
 	}
 	close(fd);
 	return rc;
+}
+
+/*
+ * Whether the block at rel holds exactly data. A block's name is a keyed hash
+ * of its content, but a file of the right length may still be a power cut's
+ * torn write: only its bytes say it is this block.
+ */
+static bool block_stored(int dirfd, const char *rel, const void *data, size_t len)
+{
+	struct buf b = { 0 };
+	bool same;
+
+	same = read_at(dirfd, rel, len, &b) == 0 && b.len == len && memcmp(b.data, data, len) == 0;
+	buf_free(&b);
+	return same;
 }
 
 /* SHA-256 of a whole file, streamed (layers reach 72 MiB): 0 or -errno. */
@@ -394,7 +398,7 @@ static unsigned check_keys(struct server *s, struct MHD_Connection *con, struct 
 		status = request_note(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "error: reading keys: %s",
 		                      strerror(-rc));
 	if (!rc)
-		upload_content_etag(cur.data, cur.len, etag);
+		repo_content_etag(cur.data, cur.len, etag);
 	if (!status)
 		status = check_preconditions(con, rq, rc == 0, etag);
 	buf_free(&cur);
@@ -438,7 +442,7 @@ static unsigned check_head(struct server *s, struct MHD_Connection *con, struct 
 	unsigned status = read_head(s, rq, p->dir, &exists, &cur, &raw);
 
 	if (!status && exists)
-		upload_content_etag(raw.data, raw.len, etag);
+		repo_content_etag(raw.data, raw.len, etag);
 	buf_free(&raw);
 	if (!status)
 		status = check_preconditions(con, rq, exists, etag);
@@ -516,12 +520,12 @@ static unsigned store_locked(struct server *s, struct MHD_Connection *con, struc
 	switch (rq->obj.kind->type) {
 	case REPO_OBJ_USER_BLOCK:
 		/*
-		 * Named by a keyed hash of its content: an existing block of the same
-		 * length is this block. Blocks are stored unsynced until the next head
-		 * (see upload_finish), and a power cut leaves a short file behind, never
-		 * one of full length: that one is replaced.
+		 * Blocks are stored unsynced until the next head (see upload_finish):
+		 * a power cut may leave one short or torn. One that holds these bytes
+		 * is kept; any other is replaced.
 		 */
-		p->keep = p->exists && p->old_size == len;
+		p->keep = p->exists && p->old_size == len &&
+		          block_stored(s->dirfd, rq->rel, rq->body.data, rq->body.len);
 		break;
 	case REPO_OBJ_USER_KEYS:
 		status = check_keys(s, con, rq);
@@ -567,7 +571,8 @@ unsigned upload_finish(struct server *s, struct MHD_Connection *con, struct requ
 	*slash = '\0'; /* a user object's path always has a directory */
 	if (rq->obj.kind->type == REPO_OBJ_USER_BLOCK &&
 	    fstatat(s->dirfd, rq->rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (uint64_t)st.st_size == rq->body.len)
+	    (uint64_t)st.st_size == rq->body.len &&
+	    block_stored(s->dirfd, rq->rel, rq->body.data, rq->body.len))
 		return request_note(rq, MHD_HTTP_OK, "exists");
 	/*
 	 * Blocks and layers are renamed into place unsynced, as the publisher
@@ -596,6 +601,6 @@ unsigned upload_finish(struct server *s, struct MHD_Connection *con, struct requ
 		return request_note(rq, MHD_HTTP_OK, "exists");
 	/* The new ETag, so that the client's next compare-and-swap needs no GET. */
 	if ((status == MHD_HTTP_OK || status == MHD_HTTP_CREATED) && rq->obj.kind->is_mutable)
-		upload_content_etag(rq->body.data, rq->body.len, rq->etag);
+		repo_content_etag(rq->body.data, rq->body.len, rq->etag);
 	return status;
 }

@@ -32,7 +32,4 @@ unsigned upload_feed(struct request *rq, const char *data, size_t len);
 /* The whole body is in: checks it against the tree and stores it; returns the status. */
 unsigned upload_finish(struct server *s, struct MHD_Connection *con, struct request *rq);
 
-/* The ETag of a mutable user object: quoted hex of SHA-256(content)[0..16). */
-void upload_content_etag(const void *data, size_t len, char out[SERVER_ETAG_MAX]);
-
 #endif

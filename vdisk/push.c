@@ -112,14 +112,15 @@ static int describe_base(struct push *p, struct circ_err *err)
 
 /*
  * Uploads one block unless the server holds it: sealed, under its keyed
- * name. A copy of another length is a torn write a power cut left on the
- * server (the same name is always the same bytes): it is uploaded again.
+ * name. A copy of another length or content (its ETag hashes the content)
+ * is a short or torn write a power cut left on the server (the same name is
+ * always the same bytes): it is uploaded again.
  */
 static int upload_block(struct push *p, const struct block_id *name, const void *data,
                         struct circ_err *err)
 {
 	struct buf comp = { 0 }, sealed = { 0 };
-	char path[REPO_PATH_MAX];
+	char path[REPO_PATH_MAX], etag[REPO_ETAG_MAX], want[REPO_ETAG_MAX];
 	int64_t length = -1;
 	bool exists = false;
 	long status;
@@ -128,8 +129,10 @@ static int upload_block(struct push *p, const struct block_id *name, const void 
 	repo_user_block_path(p->r.user, name, path);
 	rc = block_encode(p->enc, data, p->next.block_size, &comp, err) ||
 	     ukey_block_seal(p->key, name, comp.data, comp.len, &sealed, err) ||
-	     remote_exists(&p->r, path, &exists, &length, err);
-	if (!rc && !(exists && length == (int64_t)sealed.len)) {
+	     remote_exists(&p->r, path, &exists, &length, etag, err);
+	if (!rc)
+		repo_content_etag(sealed.data, sealed.len, want);
+	if (!rc && !(exists && length == (int64_t)sealed.len && strcmp(etag, want) == 0)) {
 		rc = remote_put(&p->r, path, sealed.data, sealed.len, NULL, false, NULL, &status,
 		                err);
 		if (!rc && status != 201 && status != 200)

@@ -140,7 +140,7 @@ int remote_get(struct remote *r, const char *path, size_t max_len, struct buf *o
 }
 
 int remote_exists(struct remote *r, const char *path, bool *exists, int64_t *length,
-                  struct circ_err *err)
+                  char etag[REPO_ETAG_MAX], struct circ_err *err)
 {
 	struct fetch_request rq = { .method = "HEAD" };
 	struct fetch_response resp;
@@ -149,6 +149,10 @@ int remote_exists(struct remote *r, const char *path, bool *exists, int64_t *len
 		return -1;
 	*exists = resp.status == 200;
 	*length = resp.length;
+	/* Longer than a content ETag: not one, so it matches none. */
+	etag[0] = '\0';
+	if (strlen(resp.etag) < REPO_ETAG_MAX)
+		memcpy(etag, resp.etag, strlen(resp.etag) + 1);
 	if (resp.status != 200 && resp.status != 404)
 		return remote_status_error(r, resp.status, "read", err);
 	return 0;

@@ -14,6 +14,7 @@
 #include "blockfs/buf.h"
 #include "blockfs/err.h"
 #include "blockfs/fetch.h"
+#include "blockfs/objects.h"
 #include "blockfs/repo.h"
 #include "vdisk/head.h"
 #include "vdisk/migrate.h"
@@ -42,9 +43,12 @@ int remote_get_head(struct remote *r, const char *disk, struct user_head *h, cha
 /* GETs a users/ object; ENOENT when missing. */
 int remote_get(struct remote *r, const char *path, size_t max_len, struct buf *out,
                struct circ_err *err);
-/* Whether a users/ object exists (HEAD), and its length (-1 if the server did not say). */
+/*
+ * Whether a users/ object exists (HEAD), its length (-1 if the server did not
+ * say) and its ETag ("" if none).
+ */
 int remote_exists(struct remote *r, const char *path, bool *exists, int64_t *length,
-                  struct circ_err *err);
+                  char etag[REPO_ETAG_MAX], struct circ_err *err);
 /* PUTs an object; *status is the server's answer, judged by the caller. */
 int remote_put(struct remote *r, const char *path, const void *data, size_t len,
                const char *if_match, bool if_none_match, const char *lease, long *status,
