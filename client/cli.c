@@ -154,6 +154,15 @@ int cli_fail_err(const struct cli *cli, const struct circ_err *err)
 	return cli_fail(cli, "%s", err->msg);
 }
 
+void cli_warn(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint(cli, fmt, ap);
+	va_end(ap);
+}
+
 void cli_info(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;

@@ -58,6 +58,8 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 /* Prints "circ CMD: message"; returns 1. */
 int cli_fail(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_fail_err(const struct cli *cli, const struct circ_err *err);
+/* Prints "circ CMD: message" whatever the verbosity: what a user must know. */
+void cli_warn(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints only when -v was given. */
 void cli_info(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

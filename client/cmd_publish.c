@@ -193,6 +193,12 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "%s", err.msg);
 	if (rc)
 		return cli_fail_err(cli, &err);
+	if (res.damaged_removed)
+		cli_warn(
+		    cli,
+		    "%llu damaged blocks a crashed publish left were removed (and stored again "
+		    "where needed)",
+		    (unsigned long long)res.damaged_removed);
 	if (cli->json)
 		return print_json(cli, opts.name, &res);
 	printf("%llu\n", (unsigned long long)res.version);
@@ -203,12 +209,6 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	         (unsigned long long)res.blocks, (unsigned long long)res.zero_blocks,
 	         (unsigned long long)res.new_blocks, (unsigned long long)res.new_bytes,
 	         res.seconds);
-	if (res.damaged_removed)
-		cli_info(
-		    cli,
-		    "%llu damaged blocks a crashed publish left were removed (and stored again "
-		    "where needed)",
-		    (unsigned long long)res.damaged_removed);
 	if (res.kernel_size)
 		cli_info(cli, "boot kit%s: kernel %llu bytes, initrd %llu bytes",
 		         res.kit_inherited ? " (kept from the previous version)" : "",

@@ -629,8 +629,7 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 		goto out;
 	repo_clean_temporaries(repo);
 	publish_clean_root_temporaries(opts->repo_dir);
-	if (recover_crashed_publish(repo, opts->repo_dir, &res->damaged_removed, err) ||
-	    repo_write_file(repo, PUBLISH_MARK, "", 0, err))
+	if (recover_crashed_publish(repo, opts->repo_dir, &res->damaged_removed, err))
 		goto out;
 	if (next_version(repo, key, opts->name, &m.version, &m.parent, &ppt, err))
 		goto out;
@@ -642,9 +641,13 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 
 	job.repo = repo;
 	job.m = &m;
+	/* From here blocks are stored: marked until they are synced. */
+	if (repo_write_file(repo, PUBLISH_MARK, "", 0, err))
+		goto out;
 	rc = make_kit(&job, m.parent ? &parent : NULL, kfd, ksize, ifd, isize, res, err);
 	if (rc) {
 		remove_new_blocks(&job);
+		repo_remove_file(repo, PUBLISH_MARK);
 		ret = rc;
 		goto out;
 	}
@@ -708,6 +711,7 @@ rollback:
 	if (manifest_written && !pointer_written)
 		repo_remove_file(repo, mpath);
 	remove_new_blocks(&job);
+	repo_remove_file(repo, PUBLISH_MARK);
 out:
 	if (job.fd >= 0)
 		close(job.fd);
