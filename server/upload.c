@@ -116,8 +116,9 @@ static int read_at(int dirfd, const char *rel, size_t max, struct buf *out)
 
 /*
  * Whether the block at rel holds exactly data. A block's name is a keyed hash
- * of its content, but a file of the right length may still be a power cut's
- * torn write: only its bytes say it is this block.
+ * of its content, but a file of the right length may still be damaged (a
+ * power cut's torn write on a file system that allows one): only its bytes
+ * say it is this block.
  */
 static bool block_stored(int dirfd, const char *rel, const void *data, size_t len)
 {
@@ -521,11 +522,20 @@ static unsigned store_locked(struct server *s, struct MHD_Connection *con, struc
 	case REPO_OBJ_USER_BLOCK:
 		/*
 		 * Blocks are stored unsynced until the next head (see upload_finish):
-		 * a power cut may leave one short or torn. One that holds these bytes
-		 * is kept; any other is replaced.
+		 * a power cut may leave one short, which is replaced. One of the same
+		 * length is kept if it holds these bytes, and otherwise never
+		 * rewritten (old check-ins stand on it, and no one holding only the
+		 * password may change them): the client is told, and its push stops
+		 * before a head could name the damaged copy.
 		 */
-		p->keep = p->exists && p->old_size == len &&
-		          block_stored(s->dirfd, rq->rel, rq->body.data, rq->body.len);
+		if (p->exists && p->old_size == len) {
+			p->keep = block_stored(s->dirfd, rq->rel, rq->body.data, rq->body.len);
+			if (!p->keep)
+				status = request_note(rq, MHD_HTTP_CONFLICT,
+				                      "refused: other bytes are stored under this "
+				                      "block's name (damaged?); a block is never "
+				                      "rewritten");
+		}
 		break;
 	case REPO_OBJ_USER_KEYS:
 		status = check_keys(s, con, rq);

@@ -112,9 +112,10 @@ static int describe_base(struct push *p, struct circ_err *err)
 
 /*
  * Uploads one block unless the server holds it: sealed, under its keyed
- * name. A copy of another length or content (its ETag hashes the content)
- * is a short or torn write a power cut left on the server (the same name is
- * always the same bytes): it is uploaded again.
+ * name. A copy of another length is a short write a power cut left on the
+ * server (the same name is always the same bytes): it is uploaded again and
+ * replaced. One of the same length whose content ETag differs is damaged:
+ * the server refuses to rewrite it (409), and the push stops saying so.
  */
 static int upload_block(struct push *p, const struct block_id *name, const void *data,
                         struct circ_err *err)
@@ -135,7 +136,14 @@ static int upload_block(struct push *p, const struct block_id *name, const void 
 	if (!rc && !(exists && length == (int64_t)sealed.len && strcmp(etag, want) == 0)) {
 		rc = remote_put(&p->r, path, sealed.data, sealed.len, NULL, false, NULL, &status,
 		                err);
-		if (!rc && status != 201 && status != 200)
+		if (!rc && status == 409)
+			rc = err_set(err, EIO,
+			             "%s holds a damaged copy of block %s (other bytes under its "
+			             "name) and never rewrites a block: nothing was committed; the "
+			             "server's operator can remove that file, then run the same "
+			             "command again",
+			             p->r.url, path);
+		else if (!rc && status != 201 && status != 200)
 			rc = remote_status_error(&p->r, status, "uploading blocks", err);
 		if (!rc) {
 			p->res->uploaded_blocks++;

@@ -459,12 +459,20 @@ test_server_killed_mid_push() {
 	wait "$SERVE_PID" 2>/dev/null
 	wait $pid && die "push succeeded with its server killed"
 	[ ! -e repo/users/alice/home/head ] || die "a head was committed"
-	# A power cut may also have left an uploaded block torn at its full length.
+	# A power cut may also leave an uploaded block torn at its full length (a file
+	# system without ordered data). The re-run must see it is not its block, and
+	# stop rather than commit over it: the server never rewrites a block.
 	blk=$(find repo/users/alice/blocks -type f ! -name '.*' | head -n 1)
 	[ -n "$blk" ] || die "no block was uploaded"
 	head -c "$(stat -c %s "$blk")" /dev/urandom >torn
 	cat torn >"$blk"
 	start_serve repo --users users --listen 127.0.0.1:$port
+	"$CIRC" --state A push home --to "$URL" --user alice >out 2>&1 &&
+		die "the push committed over a damaged block"
+	grep -q "damaged copy of block users/alice/blocks/.*never rewrites" out ||
+		die "the push did not name the damaged block: $(cat out)"
+	[ ! -e repo/users/alice/home/head ] || die "a head was committed over the damaged block"
+	rm "$blk"
 	"$CIRC" --state A push home --to "$URL" --user alice >out || die "re-run: $(cat out)"
 	"$CIRC" --state B checkout "$URL" home --user alice >/dev/null || die "checkout"
 	image_of B home got.img
@@ -538,7 +546,7 @@ t_case "tampered layer, damaged blocks, replayed head: refused, never served" te
 t_case "a pushed system disk pins its base version; update refuses to move it" \
 	test_system_disk_pins_its_base
 t_case "a check-out and its lazy reads through nginx as a reverse proxy" test_through_a_proxy
-t_case "the server killed mid-push, a block left torn: the re-run on the restarted server completes" \
+t_case "the server killed mid-push, a block left torn: named, never committed over; then the re-run completes" \
 	test_server_killed_mid_push
 t_case "quota exceeded mid-push keeps the old head; the push resumes on a new server" \
 	test_quota_and_server_death

@@ -179,12 +179,18 @@ test_block_stored_once() {
 	want 201 "first PUT" -u "$A" -X PUT --data-binary @blk "$URL/$p"
 	ino=$(stat -c %i "repo/$p")
 	mtime=$(stat -c %Y.%y "repo/$p")
+	want 200 "the same PUT again" -u "$A" -X PUT --data-binary @blk "$URL/$p"
+	logged "PUT /$p 200 .*exists"
 	make_block other 5000
-	want 200 "second PUT" -u "$A" -X PUT --data-binary @other "$URL/$p"
+	want 409 "other bytes under the same name" -u "$A" -X PUT --data-binary @other "$URL/$p"
 	[ "$(stat -c %i "repo/$p")" = "$ino" ] && [ "$(stat -c %Y.%y "repo/$p")" = "$mtime" ] ||
 		die "the block was rewritten"
 	cmp -s blk "repo/$p" || die "the block's content changed"
-	logged "PUT /$p 200 .*exists"
+	logged "PUT /$p 409 .*never rewritten"
+	# Its ETag hashes its content, so a client can tell a damaged copy from its own.
+	curl -sf -I -u "$A" "$URL/$p" -D hdr -o /dev/null || die "HEAD of the block"
+	[ "$(header hdr ETag)" = "\"$(sha256sum <blk | head -c 32)\"" ] ||
+		die "the block's ETag is $(header hdr ETag), not its content's hash"
 	[ "$(stat -c %a "repo/$p")" = 644 ] || die "mode $(stat -c %a "repo/$p")"
 	[ "$(stat -c %a repo/users/alice)" = 755 ] || die "directory mode $(stat -c %a repo/users/alice)"
 	printf '\002' >bad
@@ -381,7 +387,8 @@ test_users_file_errors() {
 t_case "credentials: 401 without or wrong, 403 for another user, never logged" test_auth
 t_case "without --users: read-only, users/ is 404" test_read_only_without_users
 t_case "only format paths; public read-only; '..' and bad names refused" test_paths_and_methods
-t_case "a block is stored once, never rewritten" test_block_stored_once
+t_case "a block is stored once, never rewritten: other bytes under its name are refused" \
+	test_block_stored_once
 t_case "the quota: 507, nothing written, per user" test_quota
 t_case "keys: create with If-None-Match, replace with If-Match" test_keys_cas
 t_case "head CAS, layers and the lease" test_head_and_lease
