@@ -128,7 +128,9 @@ STRESS_FUZZ_SECONDS ?= 600
 stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
 	@for suite in overlay_crash crash push_crash; do \
 		echo "== $$suite power cuts: $(STRESS_CRASH_IMAGES) images each"; \
-		CIRC_CRASH_IMAGES=$(STRESS_CRASH_IMAGES) CK_RUN_SUITE=$$suite $(BUILD)/unit-tests || exit 1; \
+		CIRC_CRASH_IMAGES=$(STRESS_CRASH_IMAGES) CK_RUN_SUITE=$$suite \
+		CK_TIMEOUT_MULTIPLIER=$$(( $(STRESS_CRASH_IMAGES) / 1000 + 1 )) \
+		$(BUILD)/unit-tests || exit 1; \
 	done
 	@echo "== kill -9 cycles of a mount under traffic: $(STRESS_KILL_CYCLES)"
 	@CIRC=$(abspath $(BUILD))/circ CIRC_BUILD=$(abspath $(BUILD)) CIRC_ROOT=$(CURDIR) \

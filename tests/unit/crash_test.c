@@ -36,13 +36,6 @@
 #include "vdisk/image.h"
 #include "vdisk/state.h"
 
-static size_t crash_images(void)
-{
-	const char *env = getenv("CIRC_CRASH_IMAGES");
-
-	return env ? strtoul(env, NULL, 10) : 1000;
-}
-
 /* An empty scratch directory for the next image. */
 static void fresh_dir(char out[PATH_MAX], const char *name)
 {
@@ -69,7 +62,7 @@ START_TEST(test_cache_power_cuts)
 	struct block_id ids[CACHE_BLOCKS];
 	bool synced[CACHE_BLOCKS] = { false };
 	char live[PATH_MAX], scratch[PATH_MAX];
-	size_t images = crash_images(), first, sync_end, last;
+	size_t images = crashfs_images(), first, sync_end, last;
 	uint64_t x = 0x51ed270b27a5c3f1ull;
 	struct crashfs *rec;
 	struct circ_err err;
@@ -224,7 +217,7 @@ static uint32_t check_repo(const char *dir, const struct key *pub, uint32_t cont
 START_TEST(test_publish_power_cuts)
 {
 	char live[PATH_MAX], scratch[PATH_MAX];
-	size_t images = crash_images(), first, done[3], last;
+	size_t images = crashfs_images(), first, done[3], last;
 	uint64_t x = 0x2545f4914f6cdd1dull;
 	struct key *priv, *pub;
 	struct crashfs *rec;
@@ -372,7 +365,7 @@ static void switch_power_cuts(bool drop)
 	const struct buf *raw[3] = { NULL, &b1, &b2 };
 	struct disk_conf conf = { 0 };
 	char state[PATH_MAX], dir[PATH_MAX], scratch[PATH_MAX];
-	size_t images = crash_images(), first, last;
+	size_t images = crashfs_images(), first, last;
 	uint64_t x = drop ? 0x9fb21c651e98df25ull : 0x7c9e3779b97f4a7cull;
 	struct crashfs *rec;
 	struct circ_err err;
@@ -534,7 +527,7 @@ START_TEST(test_update_power_cuts)
 {
 	static struct update_fixture fx;
 	char state[PATH_MAX], scratch[PATH_MAX];
-	size_t images = crash_images(), first, last;
+	size_t images = crashfs_images(), first, last;
 	uint64_t x = 0x6a09e667f3bcc908ull;
 	uint32_t versions[3] = { 0 };
 	struct update_result res;

@@ -590,6 +590,13 @@ size_t crashfs_files_created(struct crashfs *c)
 	return n;
 }
 
+size_t crashfs_images(void)
+{
+	const char *env = getenv("CIRC_CRASH_IMAGES");
+
+	return env ? strtoul(env, NULL, 10) : 1000;
+}
+
 uint64_t crashfs_draw(uint64_t *x)
 {
 	*x = *x * 6364136223846793005ull + 1442695040888963407ull;

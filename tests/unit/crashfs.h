@@ -41,7 +41,10 @@ size_t crashfs_files_created(struct crashfs *c);
 /* Writes into dir, an empty directory, what a power cut after op k could leave. */
 void crashfs_image(struct crashfs *c, size_t k, uint64_t seed, const char *dir);
 
-/* A point from first to now, and a seed, drawn from *x (the next draw). */
+/* The next draw from *x: crash points and seeds. */
 uint64_t crashfs_draw(uint64_t *x);
+
+/* How many crash images a test checks: CIRC_CRASH_IMAGES, default 1000 (`make stress`: more). */
+size_t crashfs_images(void);
 
 #endif

@@ -207,8 +207,7 @@ START_TEST(test_power_cuts)
 {
 	static struct workload w;
 	struct writer_arg args[2];
-	const char *env = getenv("CIRC_CRASH_IMAGES");
-	size_t images = env ? strtoul(env, NULL, 10) : 1000;
+	size_t images = crashfs_images();
 	char live[PATH_MAX], scratch[PATH_MAX];
 	pthread_t tw[2], tf;
 	struct circ_err err;

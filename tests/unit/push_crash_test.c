@@ -205,8 +205,7 @@ static uint64_t check_image(const char *dir, const struct tree snap[PUSHES + 1],
 
 START_TEST(test_upload_power_cuts)
 {
-	const char *env = getenv("CIRC_CRASH_IMAGES");
-	size_t images = env ? strtoul(env, NULL, 10) : 1000, first, done[PUSHES + 1] = { 0 }, last;
+	size_t images = crashfs_images(), first, done[PUSHES + 1] = { 0 }, last;
 	char live[PATH_MAX], users[PATH_MAX], state[PATH_MAX], scratch[PATH_MAX], url[64];
 	struct tree snap[PUSHES + 1] = { 0 };
 	struct server_config cfg = { 0 };
