@@ -25,6 +25,7 @@ struct cache_entry {
 	uint64_t size;
 	time_t touched;
 	bool verified; /* its SHA-256 was checked by this process */
+	uint64_t gen;  /* changes with every put: a read's drop leaves a newer put alone */
 	struct cache_entry *newer, *older;
 };
 
@@ -41,6 +42,7 @@ struct cache {
 	void *tree;           /* tsearch tree of struct cache_entry, by ID */
 	struct cache_entry *newest, *oldest;
 	struct cache_stats stats;
+	uint64_t gen;
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -112,11 +114,13 @@ static struct cache_entry *entry_add(struct cache *c, const struct block_id *id,
 			e->verified = false;
 		}
 		e->verified |= verified;
+		e->gen = ++c->gen;
 		return e;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
+	e->gen = ++c->gen;
 	e->id = *id;
 	e->size = size;
 	e->touched = touched;
@@ -385,20 +389,32 @@ static int recreate(struct cache *c)
 	return rc;
 }
 
-static void drop(struct cache *c, const struct block_id *id)
+/*
+ * Drops the entry of id a read found damaged (generation gen; its file open
+ * as fd, or -1 if it would not open), unless another thread put the block
+ * again meanwhile: a newer entry, or another file under the name, is whole.
+ */
+static void drop(struct cache *c, const struct block_id *id, uint64_t gen, int fd)
 {
 	char path[BLOCK_ID_HEX_LEN + 4];
+	struct stat read_st, now_st;
 	struct cache_entry *e;
+	bool same;
 
+	path_of(id, path);
 	pthread_mutex_lock(&c->lock);
 	e = lookup(c, id);
-	if (e)
+	same = e && e->gen == gen;
+	if (same)
 		entry_remove(c, e);
 	c->stats.dropped++;
 	c->stats.misses++;
+	/* Under the lock: a put renames its file before it takes the lock to add its entry. */
+	if (same && fd >= 0 && fstat(fd, &read_st) == 0 &&
+	    fstatat(c->dirfd, path, &now_st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    read_st.st_ino == now_st.st_ino && read_st.st_dev == now_st.st_dev)
+		c->fio->unlink(c->fio->ctx, c->dirfd, path);
 	pthread_mutex_unlock(&c->lock);
-	path_of(id, path);
-	c->fio->unlink(c->fio->ctx, c->dirfd, path);
 }
 
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
@@ -409,6 +425,7 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 	time_t now = time(NULL);
 	bool verified, touch = false;
 	struct block_id got;
+	uint64_t gen;
 	struct cache_entry *e;
 	uint8_t *whole;
 	int fd, rc;
@@ -422,13 +439,18 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
+	gen = e->gen;
 	if (e->size != block_size) {
 		/*
 		 * One ID has one size (it hashes the bytes): the entry was cut short or
 		 * grown by a crash or a hand. Never served; fetched again.
 		 */
 		pthread_mutex_unlock(&c->lock);
-		drop(c, id);
+		path_of(id, path);
+		fd = openat(c->dirfd, path, O_RDONLY | O_CLOEXEC);
+		drop(c, id, gen, fd);
+		if (fd >= 0)
+			close(fd);
 		return -ENOENT;
 	}
 	lru_unlink(c, e);
@@ -443,16 +465,16 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 	path_of(id, path);
 	fd = openat(c->dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		drop(c, id);
+		drop(c, id, gen, -1);
 		return -ENOENT;
 	}
 	if (verified) {
 		rc = file_pread_full(fd, out, len, off);
+		if (rc)
+			drop(c, id, gen, fd);
 		close(fd);
-		if (rc) {
-			drop(c, id);
+		if (rc)
 			return -ENOENT;
-		}
 	} else {
 		/* First use in this process: the whole entry must hash to its name. */
 		whole = malloc(block_size);
@@ -461,20 +483,21 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 			return -ENOMEM;
 		}
 		rc = file_pread_full(fd, whole, block_size, 0);
-		close(fd);
 		if (!rc)
 			block_id_compute(&got, whole, block_size);
 		if (rc || !block_id_equal(&got, id)) {
 			free(whole);
-			drop(c, id);
+			drop(c, id, gen, fd);
+			close(fd);
 			return -ENOENT;
 		}
+		close(fd);
 		if (len)
 			memcpy(out, whole + off, len);
 		free(whole);
 		pthread_mutex_lock(&c->lock);
 		e = lookup(c, id);
-		if (e)
+		if (e && e->gen == gen)
 			e->verified = true;
 		pthread_mutex_unlock(&c->lock);
 	}
