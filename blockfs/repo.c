@@ -455,8 +455,10 @@ static int check_blocks_in(struct repo *r, const char *sub, const struct timespe
 		        0 &&
 		    block_check_stored(&id, b.data, b.len, &why) == 0)
 			continue;
-		if (why.errnum == ENOMEM) {
-			rc = err_set(err, ENOMEM, "out of memory");
+		/* Only what was read and found damaged (or too large to be a block) goes. */
+		if (why.errnum != EBADMSG && why.errnum != EFBIG) {
+			rc = err_set(err, why.errnum, "checking %s/%s: %s", r->location, path,
+			             why.msg);
 			break;
 		}
 		rc = r->fio->unlink(r->fio->ctx, r->dirfd, path);

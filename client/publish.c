@@ -556,7 +556,13 @@ static int recover_crashed_publish(struct repo *repo, const char *dir, uint64_t 
 	free(path);
 	if (rc)
 		return errno == ENOENT ? 0 : err_sys(err, errno, "%s/" PUBLISH_MARK, dir);
-	return repo_check_blocks_since(repo, &st.st_mtim, removed, err);
+	/*
+	 * Synced before the mark is made again: a publisher killed (not cut)
+	 * left blocks that read whole from memory, and the removals must last.
+	 */
+	if (repo_check_blocks_since(repo, &st.st_mtim, removed, err) || repo_sync(repo, err))
+		return -1;
+	return 0;
 }
 
 static void remove_new_blocks(struct job *job)
