@@ -522,11 +522,12 @@ static unsigned store_locked(struct server *s, struct MHD_Connection *con, struc
 	case REPO_OBJ_USER_BLOCK:
 		/*
 		 * Blocks are stored unsynced until the next head (see upload_finish):
-		 * a power cut may leave one short, which is replaced. One of the same
-		 * length is kept if it holds these bytes, and otherwise never
-		 * rewritten (old check-ins stand on it, and no one holding only the
-		 * password may change them): the client is told, and its push stops
-		 * before a head could name the damaged copy.
+		 * a power cut may leave one short, which is replaced (so a password
+		 * alone can swap a block for one of another length: the seal makes
+		 * that a read that fails, never one that lies). One of the same
+		 * length is kept if it holds these bytes, and otherwise not
+		 * rewritten: the client is told, and stops before a head could name
+		 * the damaged copy.
 		 */
 		if (p->exists && p->old_size == len) {
 			p->keep = block_stored(s->dirfd, rq->rel, rq->body.data, rq->body.len);

@@ -111,11 +111,32 @@ static int describe_base(struct push *p, struct circ_err *err)
 }
 
 /*
+ * Whether the server's copy of a block, which differs from ours in length or
+ * content ETag, is still the block: sealed under its name by this key (a
+ * machine with another libzstd compresses it to other bytes). Only then is
+ * it left alone.
+ */
+static bool server_copy_opens(struct push *p, const char *path, const struct block_id *name)
+{
+	const struct repo_object_kind *kind = repo_object_kind(REPO_OBJ_USER_BLOCK);
+	struct buf body = { 0 }, comp = { 0 };
+	struct circ_err why;
+	bool ok;
+
+	ok = remote_get(&p->r, path, kind->max_len, &body, &why) == 0 &&
+	     ukey_block_open(p->key, name, body.data, body.len, &comp, &why) == 0;
+	buf_free(&body);
+	buf_free(&comp);
+	return ok;
+}
+
+/*
  * Uploads one block unless the server holds it: sealed, under its keyed
- * name. A copy of another length is a short write a power cut left on the
- * server (the same name is always the same bytes): it is uploaded again and
- * replaced. One of the same length whose content ETag differs is damaged:
- * the server refuses to rewrite it (409), and the push stops saying so.
+ * name. A copy of the same length and content ETag is ours. Any other copy
+ * is fetched and opened: one sealed under the name stays; one that does not
+ * open is damaged (a power cut's short or torn write): a short one is
+ * replaced, while one of the same length the server never rewrites (409),
+ * and the push stops saying so.
  */
 static int upload_block(struct push *p, const struct block_id *name, const void *data,
                         struct circ_err *err)
@@ -123,7 +144,7 @@ static int upload_block(struct push *p, const struct block_id *name, const void 
 	struct buf comp = { 0 }, sealed = { 0 };
 	char path[REPO_PATH_MAX], etag[REPO_ETAG_MAX], want[REPO_ETAG_MAX];
 	int64_t length = -1;
-	bool exists = false;
+	bool exists = false, present = false;
 	long status;
 	int rc;
 
@@ -131,9 +152,12 @@ static int upload_block(struct push *p, const struct block_id *name, const void 
 	rc = block_encode(p->enc, data, p->next.block_size, &comp, err) ||
 	     ukey_block_seal(p->key, name, comp.data, comp.len, &sealed, err) ||
 	     remote_exists(&p->r, path, &exists, &length, etag, err);
-	if (!rc)
+	if (!rc && exists) {
 		repo_content_etag(sealed.data, sealed.len, want);
-	if (!rc && !(exists && length == (int64_t)sealed.len && strcmp(etag, want) == 0)) {
+		present = (length == (int64_t)sealed.len && strcmp(etag, want) == 0) ||
+		          server_copy_opens(p, path, name);
+	}
+	if (!rc && !present) {
 		rc = remote_put(&p->r, path, sealed.data, sealed.len, NULL, false, NULL, &status,
 		                err);
 		if (!rc && status == 409)
