@@ -24,6 +24,7 @@ int main(void)
 	srunner_add_suite(sr, overlay_crash_suite());
 	srunner_add_suite(sr, crash_suite());
 	srunner_add_suite(sr, push_crash_suite());
+	srunner_add_suite(sr, push_suite());
 	srunner_add_suite(sr, state_suite());
 	srunner_add_suite(sr, disk_suite());
 	srunner_add_suite(sr, virtio_suite());

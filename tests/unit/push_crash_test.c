@@ -9,7 +9,6 @@
  * its push returned) is there, byte for byte; a push that returned is never
  * undone. CIRC_CRASH_IMAGES sets how many images (default 1000).
  */
-#include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -19,42 +18,15 @@
 
 #include <openssl/evp.h>
 
-#include "server/server.h"
 #include "tests/unit/crashfs.h"
+#include "tests/unit/push_fixture.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
-#include "vdisk/disk.h"
 #include "vdisk/head.h"
 #include "vdisk/migrate.h"
 
-#define PUSHES     3
-#define DISK_BLOCK 4096
-#define DISK_SIZE  (16 * DISK_BLOCK)
-#define HEAD_PATH  "users/alice/home/head"
-
-static const char password[] = "server password of alice";
-static const char passphrase[] = "alice's passphrase for her key";
-
-static int give_password(void *ctx, const char *user, char *out, size_t n, struct circ_err *err)
-{
-	(void)ctx;
-	(void)user;
-	(void)err;
-	snprintf(out, n, "%s", password);
-	return 0;
-}
-
-static int give_passphrase(void *ctx, const char *user, bool confirm, char *out, size_t n,
-                           size_t *len, struct circ_err *err)
-{
-	(void)ctx;
-	(void)user;
-	(void)confirm;
-	(void)err;
-	snprintf(out, n, "%s", passphrase);
-	*len = strlen(out);
-	return 0;
-}
+#define PUSHES    3
+#define HEAD_PATH "users/alice/home/head"
 
 /* Every file below root (temporaries aside), path and bytes. */
 struct tree {
@@ -121,38 +93,6 @@ static bool file_equals(const char *path, const struct buf *want)
 	return same;
 }
 
-/* Writes a few blocks of the disk (a different few each round), as a user would. */
-static void use_disk(const char *state, uint32_t round)
-{
-	struct vdisk_options vo = { 0 };
-	uint8_t data[DISK_BLOCK];
-	struct circ_err err;
-	struct vdisk *vd;
-
-	ck_assert_msg(vdisk_open(state, "home", &vo, &vd, &err) == 0, "%s", err.msg);
-	for (uint32_t i = 0; i < 4; i++) {
-		uint32_t b = (round * 5 + i * 3) % (DISK_SIZE / DISK_BLOCK);
-
-		fill_random(data, sizeof(data), 100 * round + i);
-		ck_assert_int_eq(vdisk_write(vd, data, sizeof(data), (uint64_t)b * DISK_BLOCK), 0);
-	}
-	ck_assert_int_eq(vdisk_close(vd), 0);
-}
-
-static void write_users(const char *path)
-{
-	char salt[CRYPT_GENSALT_OUTPUT_SIZE], line[256];
-	struct crypt_data cd;
-	const char *hash;
-
-	ck_assert_ptr_nonnull(crypt_gensalt_rn("$2b$", 4, NULL, 0, salt, sizeof(salt)));
-	memset(&cd, 0, sizeof(cd));
-	hash = crypt_r(password, salt, &cd);
-	ck_assert(hash && hash[0] == '$');
-	snprintf(line, sizeof(line), "alice:%s\n", hash);
-	write_file(path, line, strlen(line));
-}
-
 /* The check-in the image's head names (0: none), checked against what its push left. */
 static uint64_t check_image(const char *dir, const struct tree snap[PUSHES + 1], size_t image,
                             size_t k)
@@ -206,47 +146,31 @@ static uint64_t check_image(const char *dir, const struct tree snap[PUSHES + 1],
 START_TEST(test_upload_power_cuts)
 {
 	size_t images = crashfs_images(), first, done[PUSHES + 1] = { 0 }, last;
-	char live[PATH_MAX], users[PATH_MAX], state[PATH_MAX], scratch[PATH_MAX], url[64];
+	char scratch[PATH_MAX];
 	struct tree snap[PUSHES + 1] = { 0 };
-	struct server_config cfg = { 0 };
 	uint64_t x = 0x3c6ef372fe94f82bull;
 	uint32_t versions[PUSHES + 1] = { 0 };
-	struct push_options po = { 0 };
+	static struct push_fixture fx;
 	struct push_result res;
-	struct server *srv;
 	struct crashfs *rec;
 	struct circ_err err;
+	char live[PATH_MAX];
 
+	/* The recorder needs the tree before the server does. */
 	test_path(live, "srv");
 	make_dirs(live);
-	test_path(users, "users");
-	write_users(users);
 	rec = crashfs_new(live);
 	first = crashfs_now(rec);
-	cfg.repo_dir = live;
-	cfg.listen = "127.0.0.1:0";
-	cfg.users_file = users;
-	cfg.fio = crashfs_io(rec);
-	ck_assert_msg(server_start(&cfg, &srv, &err) == 0, "%s", err.msg);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", server_port(srv));
-
-	test_path(state, "client");
-	make_dirs(state);
-	ck_assert_msg(migrate_create_blank(state, "home", DISK_SIZE, DISK_BLOCK, &err) == 0, "%s",
-	              err.msg);
-	po.url = url;
-	po.user = "alice";
-	po.prompt =
-	    (struct migrate_prompt){ .password = give_password, .passphrase = give_passphrase };
+	push_fixture_start(&fx, crashfs_io(rec));
 	for (uint32_t v = 1; v <= PUSHES; v++) {
-		use_disk(state, v);
-		ck_assert_msg(migrate_push(state, "home", &po, &res, &err) == 0, "push %u: %s", v,
-		              err.msg);
+		push_fixture_use_disk(&fx, v);
+		ck_assert_msg(migrate_push(fx.state, "home", &fx.po, &res, &err) == 0,
+		              "push %u: %s", v, err.msg);
 		ck_assert_uint_eq(res.version, v);
 		done[v] = crashfs_now(rec);
 		tree_walk(&snap[v], live, "");
 	}
-	server_stop(srv);
+	push_fixture_stop(&fx);
 	last = crashfs_now(rec);
 
 	for (size_t image = 0; image < images; image++) {

@@ -22,6 +22,7 @@ Suite *overlay_checkpoint_suite(void);
 Suite *overlay_crash_suite(void);
 Suite *crash_suite(void);
 Suite *push_crash_suite(void);
+Suite *push_suite(void);
 Suite *state_suite(void);
 Suite *disk_suite(void);
 Suite *virtio_suite(void);
