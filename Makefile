@@ -124,7 +124,8 @@ fuzz-run: fuzz
 STRESS_CRASH_IMAGES ?= 100000
 STRESS_KILL_CYCLES  ?= 1000
 STRESS_FUZZ_RUNS    ?= 10000000
-STRESS_FUZZ_SECONDS ?= 600
+STRESS_FUZZ_SECONDS ?= 1800
+STRESS_JOBS         ?= $(shell nproc)
 stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
 	@for suite in overlay_crash crash push_crash; do \
 		echo "== $$suite power cuts: $(STRESS_CRASH_IMAGES) images each"; \
@@ -137,14 +138,13 @@ stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
 		CIRC_KILL_CYCLES=$(STRESS_KILL_CYCLES) CIRC_TEST_ONLY=test_kill9_cycles \
 		bash tests/integration/test_disk.sh | tee $(BUILD)/stress-kill9.log
 	@grep -q '^PASS' $(BUILD)/stress-kill9.log
-	@for n in $(FUZZ_NAMES); do \
-		echo "== fuzz-$$n: $(STRESS_FUZZ_RUNS) runs or $(STRESS_FUZZ_SECONDS) s"; \
-		mkdir -p build-fuzz/corpus-$$n; \
-		build-fuzz/fuzz-$$n -runs=$(STRESS_FUZZ_RUNS) -max_total_time=$(STRESS_FUZZ_SECONDS) \
-			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n >build-fuzz/stress-$$n.log 2>&1 || \
-			{ tail -n 20 build-fuzz/stress-$$n.log; exit 1; }; \
-		grep -E '^Done [0-9]+ runs' build-fuzz/stress-$$n.log; \
-	done
+	@echo "== fuzz targets, $(STRESS_JOBS) at a time: $(STRESS_FUZZ_RUNS) runs or $(STRESS_FUZZ_SECONDS) s each"
+	@printf '%s\n' $(FUZZ_NAMES) | xargs -P $(STRESS_JOBS) -I{} sh -c '\
+		mkdir -p build-fuzz/corpus-{}; \
+		build-fuzz/fuzz-{} -runs=$(STRESS_FUZZ_RUNS) -max_total_time=$(STRESS_FUZZ_SECONDS) \
+			build-fuzz/corpus-{} tests/fuzz/corpus/{} >build-fuzz/stress-{}.log 2>&1 || \
+			{ echo "fuzz-{} failed:"; tail -n 20 build-fuzz/stress-{}.log; exit 255; }; \
+		echo "fuzz-{}: $$(grep -E "^Done [0-9]+ runs" build-fuzz/stress-{}.log)"'
 
 bench: deps
 	@scripts/deps.sh bench
