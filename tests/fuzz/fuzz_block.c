@@ -2,7 +2,8 @@
 /*
  * block_decode_verified on an untrusted frame: input is a 32-byte block ID
  * followed by the frame. A success must hold content that really hashes to
- * the ID, and nothing may be written past block_size.
+ * the ID, and nothing may be written past block_size. block_check_stored
+ * (a publish's recovery, any size) must agree with every success.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct block_id id, got;
 	struct circ_err err;
 	uint8_t *exact, *guarded;
-	int r1, r2;
+	int r1, r2, r3;
 
 	if (size < BLOCK_ID_LEN)
 		return 0;
@@ -38,6 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r2 = block_decode_verified(&id, data + BLOCK_ID_LEN, size - BLOCK_ID_LEN, guarded,
 	                           FUZZ_BLOCK_SIZE, &err);
 	if (r1 != r2)
+		abort();
+	r3 = block_check_stored(&id, data + BLOCK_ID_LEN, size - BLOCK_ID_LEN, &err);
+	if (r1 == 0 && r3 != 0)
 		abort();
 	for (size_t i = 0; i < GUARD; i++)
 		if (guarded[FUZZ_BLOCK_SIZE + i] != 0x5a)
