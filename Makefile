@@ -3,7 +3,7 @@
 
 BUILD	?= build
 CC	?= cc
-PKGS	:= fuse3 libcurl libzstd libcrypto libmicrohttpd libcrypt
+PKGS	:= fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt
 PREFIX	?= /usr/local
 
 # Sanitizer builds live in their own tree so they never mix with normal objects.

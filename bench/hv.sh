@@ -60,7 +60,7 @@ else
 	# shellcheck disable=SC2046 # pkg-config's flags are words
 	cc -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I"$root" -pthread \
 		"$root/bench/virtio_bench.c" "$build/libcirc.a" \
-		$(pkg-config --cflags --libs fuse3 libcurl libzstd libcrypto libmicrohttpd) -lm \
+		$(pkg-config --cflags --libs fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt) -lm \
 		-o "$VB" 2>"$H/cc.err" || die "building virtio-bench failed: $(tail -n 3 "$H/cc.err")"
 fi
 
