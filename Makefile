@@ -76,11 +76,14 @@ $(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
 	@mkdir -p $(dir $@)
 	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
 
-# The tests' tools: a slowloris client, disk traffic for the kill -9 cycles.
+# The tests' tools: a slowloris client, disk traffic for the kill -9 cycles, where a
+# cache's blocks lie.
 $(BUILD)/slowloris: tests/tools/slowloris.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 $(BUILD)/disktraffic: tests/tools/disktraffic.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+$(BUILD)/cachetool: tests/tools/cachetool.c tests/unit/packfile.c $(BUILD)/libcirc.a
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # bench/hv.sh's helper: the virtio-blk device model driven without KVM, start-up timing.
 $(BUILD)/virtio-bench: bench/virtio_bench.c $(BUILD)/libcirc.a
@@ -93,7 +96,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf \
-	$(BUILD)/slowloris $(BUILD)/disktraffic
+	$(BUILD)/slowloris $(BUILD)/disktraffic $(BUILD)/cachetool
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps

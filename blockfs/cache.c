@@ -1,293 +1,224 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/cache.h"
+#include "blockfs/cache_int.h"
 #include "blockfs/file.h"
 #include "blockfs/fileio.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <search.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#define TMP_PREFIX    ".tmp-"
-#define TOUCH_EVERY_S 60  /* how stale an entry's mtime (its LRU age on disk) may get */
-#define STALE_TMP_S   600 /* a temporary this old belongs to no live writer */
+#define INDEX_MIN_CAP      1024
+#define HOUSEKEEPING_EVERY 1 /* s: how long a pack another process removed may stay open */
 
-struct cache_entry {
-	struct block_id id; /* first: the tree compares entries by it */
-	uint64_t size;
-	time_t touched;
-	bool verified; /* its SHA-256 was checked by this process */
-	uint64_t gen;  /* changes with every put: a read's drop leaves a newer put alone */
-	struct cache_entry *newer, *older;
-};
-
-struct cache {
-	int dirfd;
-	const struct fileio *fio; /* what a crash can expose goes through it */
-	char *path;               /* to make the directory again if it is deleted under us */
-	FILE *log;
-	uint64_t max_bytes;
-	unsigned tmp_seq;
-	bool full; /* the last put found no room: fetching ahead would be fetching twice */
-
-	pthread_mutex_t lock; /* guards everything below */
-	void *tree;           /* tsearch tree of struct cache_entry, by ID */
-	struct cache_entry *newest, *oldest;
-	struct cache_stats stats;
-	uint64_t gen;
-};
-
-static int entry_cmp(const void *a, const void *b)
+int64_t cache_now_ns(void)
 {
-	return memcmp(a, b, BLOCK_ID_LEN);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void path_of(const struct block_id *id, char out[BLOCK_ID_HEX_LEN + 4])
+/* IDs are SHA-256 digests: their first bytes are already uniform. */
+static size_t id_hash(const struct block_id *id)
 {
-	char hex[BLOCK_ID_HEX_LEN + 1];
+	uint64_t h;
 
-	block_id_to_hex(id, hex);
-	snprintf(out, BLOCK_ID_HEX_LEN + 4, "%.2s/%s", hex, hex);
+	memcpy(&h, id->b, sizeof(h));
+	return (size_t)h;
 }
 
-static struct cache_entry *lookup(struct cache *c, const struct block_id *id)
+struct cache_entry *cache_index_find(struct cache *c, const struct block_id *id)
 {
-	struct cache_entry **e = tfind(id, &c->tree, entry_cmp);
+	size_t mask = c->cap - 1;
 
-	return e ? *e : NULL;
-}
+	for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
+		struct cache_entry *e = &c->tab[i];
 
-static void lru_unlink(struct cache *c, struct cache_entry *e)
-{
-	if (e->newer)
-		e->newer->older = e->older;
-	else
-		c->newest = e->older;
-	if (e->older)
-		e->older->newer = e->newer;
-	else
-		c->oldest = e->newer;
-	e->newer = e->older = NULL;
-}
-
-static void lru_push_newest(struct cache *c, struct cache_entry *e)
-{
-	e->older = c->newest;
-	e->newer = NULL;
-	if (c->newest)
-		c->newest->newer = e;
-	c->newest = e;
-	if (!c->oldest)
-		c->oldest = e;
-}
-
-static void entry_remove(struct cache *c, struct cache_entry *e)
-{
-	lru_unlink(c, e);
-	tdelete(e, &c->tree, entry_cmp);
-	c->stats.bytes -= e->size;
-	c->stats.entries--;
-	free(e);
-}
-
-/* Inserts (or refreshes) an entry; returns it, or NULL without memory. */
-static struct cache_entry *entry_add(struct cache *c, const struct block_id *id, uint64_t size,
-                                     time_t touched, bool verified)
-{
-	struct cache_entry *e = lookup(c, id);
-
-	if (e) {
-		lru_unlink(c, e);
-		lru_push_newest(c, e);
-		if (e->size != size) {
-			/* A fresh put replaces a torn entry: its size is the new one. */
-			c->stats.bytes = c->stats.bytes - e->size + size;
-			e->size = size;
-			e->verified = false;
-		}
-		e->verified |= verified;
-		e->gen = ++c->gen;
-		return e;
+		if (e->state == ENTRY_EMPTY)
+			return NULL;
+		if (e->state == ENTRY_USED && block_id_equal(&e->id, id))
+			return e;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->gen = ++c->gen;
-	e->id = *id;
-	e->size = size;
-	e->touched = touched;
-	e->verified = verified;
-	if (!tsearch(e, &c->tree, entry_cmp)) {
-		free(e);
-		return NULL;
-	}
-	lru_push_newest(c, e);
-	c->stats.bytes += size;
-	c->stats.entries++;
-	return e;
 }
 
-/*
- * Evicts least recently used entries until the bound holds, sparing keep.
- * Returns the IDs to unlink (the caller does so outside the lock).
- */
-static size_t evict_to(struct cache *c, uint64_t target, const struct cache_entry *keep,
-                       struct block_id **victims)
+static struct cache_entry *slot_for(struct cache_entry *tab, size_t cap, const struct block_id *id)
 {
-	size_t n = 0, cap = 0;
+	size_t mask = cap - 1, i = id_hash(id) & mask;
 
-	*victims = NULL;
-	while (c->stats.bytes > target && c->oldest && c->oldest != keep) {
-		struct cache_entry *e = c->oldest;
-
-		if (n == cap) {
-			struct block_id *p = realloc(*victims, (cap ? cap * 2 : 16) * sizeof(*p));
-
-			if (!p)
-				break;
-			*victims = p;
-			cap = cap ? cap * 2 : 16;
-		}
-		(*victims)[n++] = e->id;
-		entry_remove(c, e);
-		c->stats.evictions++;
-	}
-	return n;
+	while (tab[i].state == ENTRY_USED)
+		i = (i + 1) & mask;
+	return &tab[i];
 }
 
-static size_t evict(struct cache *c, const struct cache_entry *keep, struct block_id **victims)
+/* Rebuilt at twice the live entries when live and removed fill half the table. */
+static int index_grow(struct cache *c)
 {
-	*victims = NULL;
-	return c->max_bytes ? evict_to(c, c->max_bytes, keep, victims) : 0;
-}
+	size_t cap = c->cap ? c->cap : INDEX_MIN_CAP;
+	struct cache_entry *tab;
 
-/*
- * How many bytes must go for len more to leave the file system its floor
- * free: the cache never starves the disk's other users (the overlay first).
- */
-static uint64_t floor_shortfall(struct cache *c, size_t len)
-{
-	struct statvfs vfs;
-	uint64_t avail, total, floor;
-
-	if (fstatvfs(c->dirfd, &vfs))
-		return 0;
-	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
-	floor = total / 100 * CACHE_FLOOR_PERCENT;
-	if (floor > CACHE_FLOOR_MAX)
-		floor = CACHE_FLOOR_MAX;
-	return avail >= floor + len ? 0 : floor + len - avail;
-}
-
-static void unlink_victims(struct cache *c, struct block_id *victims, size_t n)
-{
-	char path[BLOCK_ID_HEX_LEN + 4];
-
-	for (size_t i = 0; i < n; i++) {
-		path_of(&victims[i], path);
-		c->fio->unlink(c->fio->ctx, c->dirfd, path);
-	}
-	free(victims);
-}
-
-struct scanned {
-	struct block_id id;
-	uint64_t size;
-	time_t mtime;
-};
-
-static int scanned_cmp(const void *a, const void *b)
-{
-	const struct scanned *x = a, *y = b;
-
-	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
-}
-
-/* Lists the entries of one fan-out directory, removing stale temporaries. */
-static int scan_subdir(struct cache *c, const char *sub, struct scanned **list, size_t *n,
-                       size_t *cap)
-{
-	int fd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	time_t now = time(NULL);
-	struct dirent *de;
-	DIR *d;
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		struct block_id id;
-		struct stat st;
-
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
-			continue;
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
-			if (now - st.st_mtime > STALE_TMP_S)
-				unlinkat(fd, de->d_name, 0);
-			continue;
-		}
-		if (block_id_from_hex(&id, de->d_name) || strncmp(de->d_name, sub, 2) != 0)
-			continue;
-		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 1024;
-			struct scanned *p = realloc(*list, ncap * sizeof(*p));
-
-			if (!p) {
-				closedir(d);
-				return -ENOMEM;
-			}
-			*list = p;
-			*cap = ncap;
-		}
-		(*list)[(*n)++] = (struct scanned){ id, (uint64_t)st.st_size, st.st_mtime };
-	}
-	closedir(d);
+	while (cap < 4 * (c->used + 1))
+		cap *= 2;
+	tab = calloc(cap, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->tab[i].state == ENTRY_USED)
+			*slot_for(tab, cap, &c->tab[i].id) = c->tab[i];
+	free(c->tab);
+	c->tab = tab;
+	c->cap = cap;
+	c->tombs = 0;
 	return 0;
 }
 
-static int cache_scan(struct cache *c)
+int cache_index_add(struct cache *c, const struct pack_slot *s, struct cache_pack *p, uint32_t slot,
+                    bool verified)
 {
-	struct scanned *list = NULL;
-	size_t n = 0, cap = 0;
-	struct block_id *victims;
-	size_t nv;
-	int rc = 0;
+	struct cache_entry *e = cache_index_find(c, &s->id);
 
-	for (int i = 0; i < 256 && !rc; i++) {
-		char sub[3];
-
-		snprintf(sub, sizeof(sub), "%02x", i);
-		rc = scan_subdir(c, sub, &list, &n, &cap);
+	if (e) {
+		/*
+		 * Two copies (two processes fetched one block): the checked one
+		 * stays; between unchecked ones the newer, a damaged copy having
+		 * been fetched again into a newer pack.
+		 */
+		if (e->verified || (!verified && e->pack->seq > p->seq))
+			return 0;
+		c->stats.bytes -= e->len;
+	} else {
+		if ((c->used + c->tombs + 1) * 2 > c->cap && index_grow(c))
+			return -ENOMEM;
+		e = slot_for(c->tab, c->cap, &s->id);
+		if (e->state == ENTRY_TOMB)
+			c->tombs--;
+		c->used++;
+		c->stats.entries++;
 	}
-	if (rc) {
-		free(list);
+	*e = (struct cache_entry){ .id = s->id,
+		                   .pack = p,
+		                   .off = s->off,
+		                   .len = s->len,
+		                   .slot = slot,
+		                   .state = ENTRY_USED,
+		                   .verified = verified,
+		                   .sum = s->sum };
+	c->stats.bytes += s->len;
+	return 0;
+}
+
+void cache_index_remove(struct cache *c, struct cache_entry *e)
+{
+	e->state = ENTRY_TOMB;
+	e->pack = NULL;
+	c->used--;
+	c->tombs++;
+	c->stats.entries--;
+	c->stats.bytes -= e->len;
+}
+
+static void cache_free(struct cache *c)
+{
+	cache_pack_close_all(c);
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	if (c->packfd >= 0)
+		close(c->packfd);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	pthread_mutex_destroy(&c->wlock);
+	pthread_mutex_destroy(&c->scan_lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c->tab);
+	free(c->packs);
+	free(c->path);
+	free(c);
+}
+
+/* Opens (making) DIR, DIR/packs and DIR/lock, in place of those open; -errno. */
+int cache_open_dirs(struct cache *c)
+{
+	int dirfd, packfd = -1, lockfd = -1, rc;
+
+	if (mkdir(c->path, 0755) && errno != EEXIST)
+		return -errno;
+	dirfd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	/* Through fio: a crash test's images must hold the directory the packs are in. */
+	rc = c->fio->mkdir(c->fio->ctx, dirfd, "packs", 0755);
+	if ((rc && rc != -EEXIST) ||
+	    (packfd = openat(dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (lockfd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+		rc = rc && rc != -EEXIST ? rc : -errno;
+		if (packfd >= 0)
+			close(packfd);
+		close(dirfd);
 		return rc;
 	}
-	/* Oldest first, so the newest end up at the head of the LRU list. */
-	if (n)
-		qsort(list, n, sizeof(*list), scanned_cmp);
-	for (size_t i = 0; i < n; i++)
-		if (!entry_add(c, &list[i].id, list[i].size, list[i].mtime, false)) {
-			rc = -ENOMEM;
-			break;
-		}
-	free(list);
-	nv = evict(c, NULL, &victims);
-	unlink_victims(c, victims, nv);
-	return rc;
+	if (c->dirfd < 0) {
+		c->dirfd = dirfd;
+		c->packfd = packfd;
+		c->lockfd = lockfd;
+		return 0;
+	}
+	/* In place: a thread holding the old descriptors now uses the new directory. */
+	dup3(dirfd, c->dirfd, O_CLOEXEC);
+	dup3(packfd, c->packfd, O_CLOEXEC);
+	dup3(lockfd, c->lockfd, O_CLOEXEC);
+	close(dirfd);
+	close(packfd);
+	close(lockfd);
+	return 0;
+}
+
+int cache_open_opts(const char *dir, const struct cache_options *o, struct cache **out,
+                    struct circ_err *err)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return err_set(err, ENOMEM, "out of memory");
+	c->dirfd = c->packfd = c->lockfd = -1;
+	c->max_bytes = o->max_bytes;
+	c->fio = o->fio ? o->fio : &fileio_system;
+	c->log = o->log;
+	pthread_mutex_init(&c->wlock, NULL);
+	pthread_mutex_init(&c->scan_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	c->path = strdup(dir);
+	if (!c->path || index_grow(c)) {
+		cache_free(c);
+		return err_set(err, ENOMEM, "out of memory");
+	}
+	rc = cache_open_dirs(c);
+	if (rc) {
+		cache_free(c);
+		return err_sys(err, -rc, "cache %s", dir);
+	}
+	pthread_mutex_lock(&c->scan_lock);
+	rc = cache_packs_list(c, false);
+	pthread_mutex_unlock(&c->scan_lock);
+	if (rc) {
+		err_sys(err, -rc, "reading cache %s", dir);
+		cache_free(c);
+		return -1;
+	}
+	if (cache_migrate(c, err)) {
+		cache_free(c);
+		return -1;
+	}
+	/* A bound lowered since the last run holds from now. */
+	if (c->max_bytes)
+		cache_pack_enforce_bound(c);
+	c->next_housekeeping = cache_now_ns() / 1000000000 + HOUSEKEEPING_EVERY;
+	*out = c;
+	return 0;
 }
 
 int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err)
@@ -298,51 +229,19 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct c
 int cache_open_io(const char *dir, uint64_t max_bytes, const struct fileio *fio, struct cache **out,
                   struct circ_err *err)
 {
-	struct cache *c;
-	int rc;
+	struct cache_options o = { .max_bytes = max_bytes, .fio = fio, .log = stderr };
 
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return err_sys(err, errno, "creating cache %s", dir);
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return err_set(err, ENOMEM, "out of memory");
-	c->max_bytes = max_bytes;
-	c->fio = fio ? fio : &fileio_system;
-	pthread_mutex_init(&c->lock, NULL);
-	c->path = strdup(dir);
-	c->dirfd = c->path ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (!c->path)
-		errno = ENOMEM;
-	if (c->dirfd < 0) {
-		err_sys(err, errno, "cache %s", dir);
-		cache_close(c);
-		return -1;
-	}
-	rc = cache_scan(c);
-	if (rc) {
-		err_sys(err, -rc, "reading cache %s", dir);
-		cache_close(c);
-		return -1;
-	}
-	*out = c;
-	return 0;
-}
-
-static void free_entry(void *p)
-{
-	free(p);
+	return cache_open_opts(dir, &o, out, err);
 }
 
 void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
-	tdestroy(c->tree, free_entry);
-	if (c->dirfd >= 0)
-		close(c->dirfd);
-	pthread_mutex_destroy(&c->lock);
-	free(c->path);
-	free(c);
+	pthread_mutex_lock(&c->wlock);
+	cache_pack_seal(c);
+	pthread_mutex_unlock(&c->wlock);
+	cache_free(c);
 }
 
 void cache_set_log(struct cache *c, FILE *log)
@@ -350,242 +249,173 @@ void cache_set_log(struct cache *c, FILE *log)
 	c->log = log;
 }
 
-/*
- * The cache's directory was deleted under a running client (rm -rf of the
- * cache): without this every block fetched would fail to be kept and be
- * fetched again on every read. The directory is made again, the index of
- * entries that went with it forgotten, and the log says so once.
- */
-static int recreate(struct cache *c)
+/* Forgets a record a read found damaged, unless it was replaced meanwhile. */
+static void drop(struct cache *c, const struct cache_entry *seen)
 {
-	struct stat st;
-	int fd, rc = 0;
-
-	pthread_mutex_lock(&c->lock);
-	if (fstat(c->dirfd, &st) == 0 && st.st_nlink > 0) {
-		pthread_mutex_unlock(&c->lock); /* another thread made it again already */
-		return 0;
-	}
-	if (file_mkdirs(c->path, 0755, NULL) ||
-	    (fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		pthread_mutex_unlock(&c->lock);
-		return -EIO;
-	}
-	/* In place, so that a thread holding dirfd now uses the new directory. */
-	if (dup3(fd, c->dirfd, O_CLOEXEC) < 0)
-		rc = -errno;
-	close(fd);
-	tdestroy(c->tree, free_entry);
-	c->tree = NULL;
-	c->newest = c->oldest = NULL;
-	c->stats.bytes = c->stats.entries = 0;
-	c->stats.recreated++;
-	if (c->log) {
-		fprintf(c->log, "circ: the block cache %s was deleted; made again, empty\n",
-		        c->path);
-		fflush(c->log);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return rc;
-}
-
-/*
- * Drops the entry of id a read found damaged (generation gen; its file open
- * as fd, or -1 if it would not open), unless another thread put the block
- * again meanwhile: a newer entry, or another file under the name, is whole.
- */
-static void drop(struct cache *c, const struct block_id *id, uint64_t gen, int fd)
-{
-	char path[BLOCK_ID_HEX_LEN + 4];
-	struct stat read_st, now_st;
+	static const uint8_t zeros[PACK_SLOT_SIZE];
 	struct cache_entry *e;
 	bool same;
 
-	path_of(id, path);
 	pthread_mutex_lock(&c->lock);
-	e = lookup(c, id);
-	same = e && e->gen == gen;
+	e = cache_index_find(c, &seen->id);
+	same = e && e->pack == seen->pack && e->slot == seen->slot;
 	if (same)
-		entry_remove(c, e);
+		cache_index_remove(c, e);
 	c->stats.dropped++;
 	c->stats.misses++;
-	/* Under the lock: a put renames its file before it takes the lock to add its entry. */
-	if (same && fd >= 0 && fstat(fd, &read_st) == 0 &&
-	    fstatat(c->dirfd, path, &now_st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    read_st.st_ino == now_st.st_ino && read_st.st_dev == now_st.st_dev)
-		c->fio->unlink(c->fio->ctx, c->dirfd, path);
 	pthread_mutex_unlock(&c->lock);
+	/*
+	 * Its slot zeroed, so that no later process reads it again: a slot is
+	 * never rewritten otherwise, and a zero slot is one never written.
+	 */
+	if (same)
+		c->fio->pwrite(c->fio->ctx, seen->pack->fd, zeros, PACK_SLOT_SIZE,
+		               PACK_HDR_SIZE + (uint64_t)seen->slot * PACK_SLOT_SIZE);
+}
+
+/* A read's first use of a record in this process: the payload must match its slot's XXH3. */
+static int read_checked(struct cache *c, const struct cache_entry *e, uint64_t off, size_t len,
+                        void *out)
+{
+	uint8_t *whole = malloc(e->len);
+	struct cache_entry *now;
+	int rc;
+
+	if (!whole)
+		return -ENOMEM;
+	rc = file_pread_full(e->pack->fd, whole, e->len, e->pack->hdr.data_off + e->off);
+	if (rc || pack_sum(whole, e->len) != e->sum) {
+		free(whole);
+		drop(c, e);
+		return -ENOENT;
+	}
+	if (len)
+		memcpy(out, whole + off, len);
+	free(whole);
+	pthread_mutex_lock(&c->lock);
+	now = cache_index_find(c, &e->id);
+	if (now && now->pack == e->pack && now->slot == e->slot)
+		now->verified = true;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* Every second or so a read looks for packs other processes removed, to let go of them. */
+static void housekeeping(struct cache *c, int64_t now_ns)
+{
+	int64_t now = now_ns / 1000000000;
+
+	if (__atomic_load_n(&c->next_housekeeping, __ATOMIC_RELAXED) > now)
+		return;
+	__atomic_store_n(&c->next_housekeeping, now + HOUSEKEEPING_EVERY, __ATOMIC_RELAXED);
+	if (pthread_mutex_trylock(&c->scan_lock) == 0) {
+		cache_packs_refresh(c);
+		pthread_mutex_unlock(&c->scan_lock);
+	}
 }
 
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
                size_t len, void *out)
 {
-	char path[BLOCK_ID_HEX_LEN + 4];
-	struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, UTIME_NOW } };
-	time_t now = time(NULL);
-	bool verified, touch = false;
-	struct block_id got;
-	uint64_t gen;
-	struct cache_entry *e;
-	uint8_t *whole;
-	int fd, rc;
+	int64_t now = cache_now_ns();
+	struct cache_entry *e, seen;
+	struct cache_pack *p;
+	bool final;
+	int rc;
 
 	if (off > block_size || len > block_size - off)
 		return -EINVAL;
+	housekeeping(c, now);
 	pthread_mutex_lock(&c->lock);
-	e = lookup(c, id);
+	e = cache_index_find(c, id);
+	if (!e) {
+		/* Another process may have put it: look at what its packs gained. */
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_lock(&c->scan_lock);
+		cache_packs_refresh(c);
+		pthread_mutex_unlock(&c->scan_lock);
+		pthread_mutex_lock(&c->lock);
+		e = cache_index_find(c, id);
+	}
 	if (!e) {
 		c->stats.misses++;
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
-	gen = e->gen;
-	if (e->size != block_size) {
-		/*
-		 * One ID has one size (it hashes the bytes): the entry was cut short or
-		 * grown by a crash or a hand. Never served; fetched again.
-		 */
-		pthread_mutex_unlock(&c->lock);
-		path_of(id, path);
-		fd = openat(c->dirfd, path, O_RDONLY | O_CLOEXEC);
-		drop(c, id, gen, fd);
-		if (fd >= 0)
-			close(fd);
-		return -ENOENT;
-	}
-	lru_unlink(c, e);
-	lru_push_newest(c, e);
-	verified = e->verified;
-	if (now - e->touched > TOUCH_EVERY_S) {
-		e->touched = now;
-		touch = true;
-	}
+	seen = *e;
+	p = e->pack;
+	p->readers++;
+	p->last_use = now;
+	final = p->final;
 	pthread_mutex_unlock(&c->lock);
 
-	path_of(id, path);
-	fd = openat(c->dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		drop(c, id, gen, -1);
-		return -ENOENT;
+	if (seen.len != block_size) {
+		/* One ID has one size (it hashes the bytes): the record cannot be right. */
+		drop(c, &seen);
+		rc = -ENOENT;
+	} else if (!seen.verified)
+		rc = read_checked(c, &seen, off, len, out);
+	else if (file_pread_full(p->fd, out, len, p->hdr.data_off + seen.off + off) == 0)
+		rc = 0;
+	else {
+		drop(c, &seen);
+		rc = -ENOENT;
 	}
-	if (verified) {
-		rc = file_pread_full(fd, out, len, off);
-		if (rc)
-			drop(c, id, gen, fd);
-		close(fd);
-		if (rc)
-			return -ENOENT;
-	} else {
-		/* First use in this process: the whole entry must hash to its name. */
-		whole = malloc(block_size);
-		if (!whole) {
-			close(fd);
-			return -ENOMEM;
-		}
-		rc = file_pread_full(fd, whole, block_size, 0);
-		if (!rc)
-			block_id_compute(&got, whole, block_size);
-		if (rc || !block_id_equal(&got, id)) {
-			free(whole);
-			drop(c, id, gen, fd);
-			close(fd);
-			return -ENOENT;
-		}
-		close(fd);
-		if (len)
-			memcpy(out, whole + off, len);
-		free(whole);
-		pthread_mutex_lock(&c->lock);
-		e = lookup(c, id);
-		if (e && e->gen == gen)
-			e->verified = true;
-		pthread_mutex_unlock(&c->lock);
+	/* Other processes see the use in the pack's mtime, set at most every few seconds. */
+	if (rc == 0 && final &&
+	    now - __atomic_load_n(&p->touched, __ATOMIC_RELAXED) >
+	        (int64_t)CACHE_TOUCH_EVERY_S * 1000000000) {
+		__atomic_store_n(&p->touched, now, __ATOMIC_RELAXED);
+		futimens(p->fd, NULL);
 	}
-	if (touch)
-		utimensat(c->dirfd, path, times, 0);
 	pthread_mutex_lock(&c->lock);
-	c->stats.hits++;
+	if (rc == 0)
+		c->stats.hits++;
+	cache_pack_release(c, p);
 	pthread_mutex_unlock(&c->lock);
-	return 0;
+	return rc;
+}
+
+/* Whether id is held; a put of a held block counts as a use of its pack. */
+static bool refresh_if_held(struct cache *c, const struct block_id *id, size_t block_size)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = cache_index_find(c, id);
+	if (e && e->len == block_size)
+		e->pack->last_use = cache_now_ns();
+	pthread_mutex_unlock(&c->lock);
+	return e != NULL;
 }
 
 int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size)
 {
-	char path[BLOCK_ID_HEX_LEN + 4], tmp[64], sub[3];
-	struct block_id *victims;
-	struct cache_entry *e;
-	uint64_t short_by;
-	unsigned seq;
-	size_t nv;
-	int fd, rc = 0;
+	int rc;
 
-	path_of(id, path);
-	snprintf(sub, sizeof(sub), "%.2s", path);
-	short_by = floor_shortfall(c, block_size);
-	if (short_by) {
-		/*
-		 * Room is made from the oldest entries, unless all of them would not
-		 * make enough (the file system is full of other things): then this
-		 * block is not kept, and neither is the cache emptied for nothing.
-		 */
-		pthread_mutex_lock(&c->lock);
-		nv = c->stats.bytes > short_by
-		         ? evict_to(c, c->stats.bytes - short_by, NULL, &victims)
-		         : 0;
-		if (!nv)
-			victims = NULL;
-		pthread_mutex_unlock(&c->lock);
-		unlink_victims(c, victims, nv);
-		if (floor_shortfall(c, block_size)) {
-			pthread_mutex_lock(&c->lock);
-			c->full = true;
-			c->stats.refused++;
-			pthread_mutex_unlock(&c->lock);
-			return -ENOSPC;
-		}
+	if (block_size == 0 || block_size > BLOCK_SIZE_MAX)
+		return -EINVAL;
+	housekeeping(c, cache_now_ns());
+	if (refresh_if_held(c, id, block_size))
+		return 0;
+	pthread_mutex_lock(&c->wlock);
+	/* Again: another thread may have put it while this one waited. */
+	if (refresh_if_held(c, id, block_size)) {
+		pthread_mutex_unlock(&c->wlock);
+		return 0;
 	}
-	rc = c->fio->mkdir(c->fio->ctx, c->dirfd, sub, 0755);
-	if (rc == -ENOENT && recreate(c) == 0)
-		rc = c->fio->mkdir(c->fio->ctx, c->dirfd, sub, 0755);
-	if (rc && rc != -EEXIST)
-		return rc;
-	/*
-	 * Not synced: an entry a power cut cuts short or tears fails its hash on
-	 * first read and is fetched again (cache_sync where it must last). A
-	 * temporary a crash left may hold the name a process of the same PID
-	 * (after a reboot, likely) picks: then the next number is tried.
-	 */
-	fd = -EEXIST;
-	for (int tries = 0; fd == -EEXIST && tries < 64; tries++) {
-		pthread_mutex_lock(&c->lock);
-		seq = c->tmp_seq++;
-		c->full = false;
-		pthread_mutex_unlock(&c->lock);
-		snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%ld-%u", sub, (long)getpid(), seq);
-		fd = c->fio->open(c->fio->ctx, c->dirfd, tmp,
-		                  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	}
-	if (fd < 0)
-		return fd;
-	rc = c->fio->pwrite(c->fio->ctx, fd, data, block_size, 0);
-	fd = c->fio->close(c->fio->ctx, fd);
-	if (fd && !rc)
-		rc = fd;
+	rc = cache_pack_make_floor(c, block_size);
 	if (!rc)
-		rc = c->fio->rename(c->fio->ctx, c->dirfd, tmp, path);
-	if (rc) {
-		c->fio->unlink(c->fio->ctx, c->dirfd, tmp);
-		return rc;
-	}
+		rc = cache_pack_room(c, block_size);
+	if (!rc)
+		rc = cache_pack_append(c, id, data, block_size);
 	pthread_mutex_lock(&c->lock);
-	/* The caller verified these bytes: no need to hash them again on read. */
-	e = entry_add(c, id, block_size, time(NULL), true);
-	nv = e ? evict(c, e, &victims) : 0;
+	c->full = rc == -ENOSPC;
+	if (rc == -ENOSPC)
+		c->stats.refused++;
 	pthread_mutex_unlock(&c->lock);
-	if (!e)
-		return -ENOMEM;
-	unlink_victims(c, victims, nv);
-	return 0;
+	pthread_mutex_unlock(&c->wlock);
+	return rc;
 }
 
 int cache_verify(struct cache *c, const struct block_id *id, size_t block_size)
@@ -602,10 +432,31 @@ bool cache_contains(struct cache *c, const struct block_id *id)
 {
 	bool found;
 
+	housekeeping(c, cache_now_ns());
 	pthread_mutex_lock(&c->lock);
-	found = lookup(c, id) != NULL;
+	found = cache_index_find(c, id) != NULL;
 	pthread_mutex_unlock(&c->lock);
 	return found;
+}
+
+int cache_block_size(struct cache *c, const struct block_id *id, size_t *size)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	e = cache_index_find(c, id);
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_lock(&c->scan_lock);
+		cache_packs_refresh(c);
+		pthread_mutex_unlock(&c->scan_lock);
+		pthread_mutex_lock(&c->lock);
+		e = cache_index_find(c, id);
+	}
+	if (e)
+		*size = e->len;
+	pthread_mutex_unlock(&c->lock);
+	return e ? 0 : -ENOENT;
 }
 
 void cache_get_stats(struct cache *c, struct cache_stats *st)

@@ -4,13 +4,19 @@
  * block is stored once whatever refers to it, bounded in size with
  * least-recently-used eviction.
  *
- *   CACHE/XX/<64 hex>   the block's uncompressed bytes
+ *   CACHE/packs/<16 hex>.pack   blocks packed into files of 1/16 of the
+ *                               bound (64 MiB at most; blockfs/pack.h)
+ *   CACHE/lock                  flock: making and removing packs
  *
- * Entries are written under a temporary name and renamed into place, and
- * each entry's SHA-256 is checked the first time a process reads it, so an
- * entry torn by a crash or power loss is detected, dropped and fetched again;
- * it is never served. Several processes may share a cache; each keeps the
- * bound for what it sees, so the bound holds per process, not globally.
+ * Each process appends to a pack of its own; all of them see every pack.
+ * A block's SHA-256 is checked once, when it arrives; in the cache each
+ * block carries an XXH3 checked the first time a process reads it, so that
+ * a block torn by a crash or power loss is detected, dropped and fetched
+ * again; it is never served. The bound holds for all processes using the
+ * cache at once: removing the least recently used packs, each process
+ * counts every pack, those the others are still writing at their full size.
+ * A cache in the older layout (CACHE/XX/<64 hex>, one file per block) is
+ * moved into packs when opened, once, saying so on its log.
  */
 #ifndef CIRC_CACHE_H
 #define CIRC_CACHE_H
@@ -41,12 +47,26 @@ struct cache_stats {
 	uint64_t dropped;   /* entries that failed verification */
 	uint64_t refused;   /* blocks not kept: the file system was at its floor */
 	uint64_t recreated; /* times the directory was found deleted and made again */
+	uint64_t migrated;  /* blocks moved from the older layout when opened */
 };
 
-/* Opens (creating) the cache in dir with a bound of max_bytes (0: no bound). */
+/* How often a process records its reads of a pack in the pack's mtime, for the others. */
+#define CACHE_TOUCH_EVERY_S 10
+
+struct fileio;
+
+struct cache_options {
+	uint64_t max_bytes;       /* the bound on its packs' bytes (0: none) */
+	const struct fileio *fio; /* its writes through it (NULL: the system's) */
+	FILE *log; /* what it does on its own: a migration, a rebuild (NULL: nowhere) */
+};
+
+/* Opens (creating) the cache in dir. */
+int cache_open_opts(const char *dir, const struct cache_options *o, struct cache **out,
+                    struct circ_err *err);
+/* The same with a bound of max_bytes (0: no bound), its log stderr. */
 int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err);
 /* The same, its writes through fio (NULL: the system's), as a crash test records them. */
-struct fileio;
 int cache_open_io(const char *dir, uint64_t max_bytes, const struct fileio *fio, struct cache **out,
                   struct circ_err *err);
 void cache_close(struct cache *c);
@@ -54,24 +74,27 @@ void cache_close(struct cache *c);
 /*
  * Reads len bytes at off within block id (of block_size bytes) into out.
  * Returns 0 on a hit, -ENOENT on a miss (including an entry that failed
- * verification, which is removed), another -errno on error.
+ * verification, which is forgotten), another -errno on error.
  */
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
                size_t len, void *out);
 /*
- * Stores a verified block; evicts the least recently used beyond the bound.
- * Not synced: a power cut may lose or cut short what was put, which reads
- * then fail their hash and miss.
+ * Stores a verified block; removes the least recently used packs beyond the
+ * bound. Not synced: a power cut may lose or tear what was put, which reads
+ * then fail their XXH3 and miss. -ENOSPC: not kept, the bound or the file
+ * system's floor leaves no room (the block can be fetched again).
  */
 int cache_put(struct cache *c, const struct block_id *id, const void *data, size_t block_size);
 /*
- * 0 if block id is cached whole: hashed to its name once per process (a
- * short or torn entry, as a power cut may leave, is dropped: -ENOENT).
+ * 0 if block id is cached whole: its XXH3 checked once per process (a torn
+ * entry, as a power cut may leave, is dropped: -ENOENT).
  */
 int cache_verify(struct cache *c, const struct block_id *id, size_t block_size);
 /* Makes every block put so far last a power cut (a base switch relies on them). */
 int cache_sync(struct cache *c);
 bool cache_contains(struct cache *c, const struct block_id *id);
+/* The size of block id if cached (looking at what other processes put), else -ENOENT. */
+int cache_block_size(struct cache *c, const struct block_id *id, size_t *size);
 /* False while the file system is at its floor: fetching ahead would only fetch twice. */
 bool cache_has_room(struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);

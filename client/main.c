@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "client/cli.h"
 
@@ -98,8 +99,18 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct cli cli = { .usage = usage };
+	struct rlimit rl;
 	int c;
 
+	/*
+	 * The block cache holds a descriptor per pack it reads (a pack is 1/16
+	 * of its bound, or smaller when a short command made it): the soft
+	 * limit's 1024 is for select(), which circ does not use.
+	 */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* Options before the command; '+' stops at the command's name. */
 	while ((c = cli_getopt(&cli, argc, argv, "+", longopts)) != -1) {
 		if (c == OPT_LONG) {

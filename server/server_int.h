@@ -31,6 +31,7 @@ struct server {
 	struct auth *auth; /* NULL: read-only, and users/ does not exist */
 	uint64_t quota;    /* per user, bytes; 0: none */
 	bool cache; /* dirfd is a client's block cache: blocks only, compressed per request */
+	struct cache *blocks;     /* that cache, opened */
 	pthread_mutex_t enc_lock; /* guards enc and n_enc */
 	struct block_encoder *enc[SERVER_ENCODERS];
 	size_t n_enc;

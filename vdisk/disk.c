@@ -69,6 +69,7 @@ static int check_user_layer(struct vdisk *vd, struct circ_err *err)
 int vdisk_open(const char *state, const char *disk, const struct vdisk_options *opts,
                struct vdisk **out, struct circ_err *err)
 {
+	struct cache_options co = { 0 };
 	struct vdisk *vd;
 	char *cdir = NULL;
 
@@ -96,9 +97,10 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	vd->lockfd = state_lock_disk(vd->dir, err);
 	if (vd->lockfd < 0)
 		goto fail;
-	if (cache_open(cdir, state_cache_bound(state, opts->cache_size), &vd->cache, err))
+	co.max_bytes = state_cache_bound(state, opts->cache_size);
+	co.log = vd->log;
+	if (cache_open_opts(cdir, &co, &vd->cache, err))
 		goto fail;
-	cache_set_log(vd->cache, vd->log);
 	if (vd->conf.blank) {
 		vd->size = vd->conf.size;
 		vd->block_size = vd->conf.block_size;

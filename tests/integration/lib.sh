@@ -4,6 +4,8 @@
 set -u
 
 CIRC=${CIRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/circ}
+# Where a client's cached blocks lie (tests/tools/cachetool.c), for tests that damage one.
+CACHETOOL=${CIRC_BUILD:-$(dirname "$CIRC")}/cachetool
 T_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/circ-test.XXXXXX")
 T_PIDS=()
 T_MOUNTS=()

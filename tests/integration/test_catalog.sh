@@ -208,7 +208,7 @@ test_local_listing_and_rm() {
 	"$CIRC" --state st rm deb || die "rm"
 	[ ! -e st/disks/deb ] || die "disk directory left"
 	"$CIRC" --state st ls | grep -q '^deb ' && die "deb still listed"
-	[ "$(find st/cache -type f | wc -l)" -ge "$cached" ] || die "the shared cache was touched"
+	[ "$("$CACHETOOL" list st/cache | wc -l)" -ge "$cached" ] || die "the shared cache was touched"
 	expect_fail 1 "no disk 'deb'" "$CIRC" --state st rm deb
 	expect_fail 2 "invalid disk name" "$CIRC" --state st rm ../x
 	expect_fail 2 "--key goes with a URL" "$CIRC" --state st ls --key k.pub

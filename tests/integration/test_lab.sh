@@ -150,17 +150,19 @@ test_damaged_peer() {
 	need_fuse
 	publish_and_serve 4
 	read_all p1 "$ORIGIN" || die "peer 1 could not read the disk"
-	# One entry damaged in place, one torn short: the peer must not send either.
-	mapfile -t entries < <(find p1/cache -type f -name '[0-9a-f]*' | sort)
+	# One block damaged in place, one torn (its end never written): the peer
+	# must not send either.
+	mapfile -t entries < <("$CACHETOOL" list p1/cache)
 	[ "${#entries[@]}" -ge 2 ] || die "peer 1 cached ${#entries[@]} blocks"
-	bad=${entries[0]} torn=${entries[1]}
-	printf 'XXXX' | dd of="$bad" bs=1 seek=100 conv=notrunc status=none
-	truncate -s 1000 "$torn"
+	read -r bad pack off len _ <<<"${entries[0]}"
+	printf 'XXXX' | dd of="$pack" bs=1 seek=$((off + 100)) conv=notrunc status=none
+	read -r torn pack off len _ <<<"${entries[1]}"
+	dd if=/dev/zero of="$pack" bs=1 seek=$((off + len - 512)) count=512 conv=notrunc status=none
 	start_peer p1
 	# Next in line, a server that sends wrong bytes for the damaged entry's
 	# block: another block's valid frame under its name.
 	cp -r repo evil
-	id=$(basename "$bad")
+	id=$bad
 	lie=blocks/${id:0:2}/$id
 	other=$(cd evil && find blocks -type f ! -name "$id" | sort | head -n 1)
 	cp "evil/$other" "evil/$lie"
@@ -174,16 +176,15 @@ test_damaged_peer() {
 	[ -n "$EVIL" ] || die "the lying server did not start"
 	read_all c1 "$PEER_URL" "$EVIL" "$ORIGIN" || die "the client could not read the disk"
 	cmp -s img c1.img || die "the client read damaged bytes"
-	for e in "$bad" "$torn"; do
-		id=$(basename "$e")
+	for id in "$bad" "$torn"; do
 		grep -Eq "GET /blocks/${id:0:2}/$id 404 .*refused: damaged cache entry" "$PEER_LOG" ||
 			die "the peer did not refuse damaged entry $id: $(grep "$id" "$PEER_LOG")"
 	done
 	# The torn entry's block came from the next server, the damaged one's,
 	# refused there, from the origin.
-	id=$(basename "$torn")
+	id=$torn
 	grep -q "GET /blocks/${id:0:2}/$id 200" evil.log || die "block $id did not come from the next server"
-	id=$(basename "$bad")
+	id=$bad
 	[ "$(block_gets "$SERVE_LOG" | grep -c "$id")" = 2 ] ||
 		die "block $id came from the origin $(block_gets "$SERVE_LOG" | grep -c "$id") times, not twice"
 	grep -q "GET /$lie 200" evil.log || die "the lying server was not asked for $lie"

@@ -20,6 +20,7 @@
 #include "blockfs/repo.h"
 #include "client/publish.h"
 #include "vdisk/disk.h"
+#include "tests/unit/packfile.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 
@@ -258,7 +259,7 @@ START_TEST(test_writes_read_back)
 	write_at(vd, ZERO_BLK * BLOCK + SECTOR, SECTOR, 7);
 	write_at(vd, IMG_SIZE - 3, 3, 8); /* the short last sector */
 	write_at(vd, IMG_SIZE - 904, 904, 9);
-	write_at(vd, 4091, 1, 10); /* rewrite inside an overlay sector */
+	write_at(vd, 4091, 1, 10);        /* rewrite inside an overlay sector */
 	write_at(vd, 3, 20 * SECTOR, 13); /* more sectors than a write stages on the stack */
 	write_at(vd, 0, 0, 11);
 	expect_model(vd);
@@ -464,16 +465,15 @@ END_TEST
 /* A block neither cached nor reachable fails the read with EIO and is named in the log. */
 START_TEST(test_uncached_block_offline)
 {
-	char hex[BLOCK_ID_HEX_LEN + 1], rel[128], path[PATH_MAX], logtext[4096];
+	char hex[BLOCK_ID_HEX_LEN + 1], path[PATH_MAX], logtext[4096];
 	uint8_t buf[2 * SECTOR];
 	struct vdisk *vd;
 	size_t n;
 
 	prepare();
 	block_id_to_hex(&man.blocks[4], hex);
-	snprintf(rel, sizeof(rel), "cache/%.2s/%s", hex, hex);
-	state_path(path, rel);
-	ck_assert_int_eq(unlink(path), 0);
+	state_path(path, "cache");
+	ck_assert(pack_record_forget(path, &man.blocks[4]));
 	vd = open_disk(false);
 	ck_assert_int_eq(vdisk_read(vd, buf, 10, 4 * BLOCK + 5), -EIO);
 	ck_assert_int_eq(vdisk_read(vd, buf, 10, 3 * BLOCK + 5), 0);

@@ -11,6 +11,7 @@
 
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
+#include "tests/unit/packfile.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 
@@ -69,35 +70,17 @@ static size_t make_block(struct fixture *fx, uint64_t i, uint8_t *data, size_t b
 	return len;
 }
 
-/* Number of files under the test's cache directory (entries and temporaries). */
+/* Number of whole records in the test's cache. */
 static int cache_files(void)
 {
-	char path[PATH_MAX], sub[PATH_MAX + 4];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
+	struct pack_record *v;
+	char path[PATH_MAX];
+	size_t n;
 
 	test_path(path, "cache");
-	d = opendir(path);
-	ck_assert_ptr_nonnull(d);
-	while ((de = readdir(d))) {
-		struct dirent *e;
-		DIR *s;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%.2s", path, de->d_name);
-		s = opendir(sub);
-		if (!s) {
-			n++;
-			continue;
-		}
-		while ((e = readdir(s)))
-			n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-		closedir(s);
-	}
-	closedir(d);
-	return n;
+	n = pack_records(path, &v);
+	free(v);
+	return (int)n;
 }
 
 START_TEST(test_read_fetches_then_hits)
