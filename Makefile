@@ -123,7 +123,8 @@ fuzz-run: fuzz
 
 # Long runs of what make check runs short, each bounded in time and stopping
 # by itself: simulated power cuts (overlay, cache, publisher, update switch,
-# uploads), kill -9 cycles of a mount under traffic, and every fuzz target.
+# uploads), kill -9 cycles of processes sharing a cache and of a mount under
+# traffic, and every fuzz target.
 STRESS_CRASH_IMAGES ?= 100000
 STRESS_KILL_CYCLES  ?= 1000
 STRESS_FUZZ_RUNS    ?= 10000000
@@ -136,6 +137,9 @@ stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
 		CK_TIMEOUT_MULTIPLIER=$$(( $(STRESS_CRASH_IMAGES) / 1000 + 1 )) \
 		$(BUILD)/unit-tests || exit 1; \
 	done
+	@echo "== kill -9 cycles of processes sharing a cache: $(STRESS_KILL_CYCLES)"
+	@CIRC_CACHE_KILL_CYCLES=$(STRESS_KILL_CYCLES) CK_RUN_SUITE=cache_shared \
+		CK_TIMEOUT_MULTIPLIER=$$(( $(STRESS_KILL_CYCLES) / 40 + 1 )) $(BUILD)/unit-tests || exit 1
 	@echo "== kill -9 cycles of a mount under traffic: $(STRESS_KILL_CYCLES)"
 	@CIRC=$(abspath $(BUILD))/circ CIRC_BUILD=$(abspath $(BUILD)) CIRC_ROOT=$(CURDIR) \
 		CIRC_KILL_CYCLES=$(STRESS_KILL_CYCLES) CIRC_TEST_ONLY=test_kill9_cycles \

@@ -16,6 +16,7 @@ Suite *pointer_suite(void);
 Suite *image_suite(void);
 Suite *cli_suite(void);
 Suite *cache_suite(void);
+Suite *cache_shared_suite(void);
 Suite *store_suite(void);
 Suite *overlay_suite(void);
 Suite *overlay_checkpoint_suite(void);
