@@ -262,7 +262,7 @@ static void drop(struct cache *c, const struct cache_entry *seen)
 	if (same)
 		cache_index_remove(c, e);
 	c->stats.dropped++;
-	c->stats.misses++;
+	__atomic_add_fetch(&c->stats.misses, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 	/*
 	 * Its slot zeroed, so that no later process reads it again: a slot is
@@ -338,13 +338,13 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		e = cache_index_find(c, id);
 	}
 	if (!e) {
-		c->stats.misses++;
+		__atomic_add_fetch(&c->stats.misses, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
 	seen = *e;
 	p = e->pack;
-	p->readers++;
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
 	p->last_use = now;
 	final = p->final;
 	pthread_mutex_unlock(&c->lock);
@@ -368,11 +368,9 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		__atomic_store_n(&p->touched, now, __ATOMIC_RELAXED);
 		futimens(p->fd, NULL);
 	}
-	pthread_mutex_lock(&c->lock);
 	if (rc == 0)
-		c->stats.hits++;
-	cache_pack_release(c, p);
-	pthread_mutex_unlock(&c->lock);
+		__atomic_add_fetch(&c->stats.hits, 1, __ATOMIC_RELAXED);
+	cache_pack_release(p);
 	return rc;
 }
 
@@ -463,6 +461,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
 	*st = c->stats;
+	st->hits = __atomic_load_n(&c->stats.hits, __ATOMIC_RELAXED);
+	st->misses = __atomic_load_n(&c->stats.misses, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 }
 

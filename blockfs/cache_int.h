@@ -11,7 +11,7 @@
  *              removing packs to keep the bound, so that the bound holds for
  *              all processes at once
  *   lock       the index, each pack's reader count, the stats
- * A read takes only lock, twice and briefly; its pread runs outside it.
+ * A read takes only lock, once and briefly; its pread runs outside it.
  */
 #ifndef CIRC_CACHE_INT_H
 #define CIRC_CACHE_INT_H
@@ -40,9 +40,13 @@ struct cache_pack {
 	int64_t touched;  /* when its mtime (last_use for other processes) was set */
 	bool mine;        /* this process appends to it */
 	bool final;       /* no writer: it gains no more slots */
-	bool dead;        /* out of packs[]; freed when no read holds it */
 	bool listed;      /* seen by the listing under way */
-	unsigned readers; /* reads in flight (under lock) */
+	/*
+	 * Reads in flight, and PACK_DEAD once it is out of packs[]: whoever
+	 * brings it to PACK_DEAD alone (the last read, or the drop) frees it.
+	 * Taken under lock (where the index names the pack), let go without.
+	 */
+	uint32_t refs;
 };
 
 enum {
@@ -97,8 +101,9 @@ void cache_index_remove(struct cache *c, struct cache_entry *e);
 /* cache_pack.c: packs (under scan_lock unless said). */
 int cache_packs_list(struct cache *c, bool locked);
 void cache_packs_refresh(struct cache *c);
-void cache_pack_release(struct cache *c, struct cache_pack *p); /* under lock */
-void cache_pack_close_all(struct cache *c);                     /* no read in flight */
+#define PACK_DEAD (1u << 31)
+void cache_pack_release(struct cache_pack *p);
+void cache_pack_close_all(struct cache *c); /* no read in flight */
 /* Under wlock: an active pack with room for one more block of block_size bytes. */
 int cache_pack_room(struct cache *c, size_t block_size);
 /* Under wlock: appends a block to the active pack and indexes it. */

@@ -53,10 +53,9 @@ static void pack_destroy(struct cache_pack *p)
 	free(p);
 }
 
-void cache_pack_release(struct cache *c, struct cache_pack *p)
+void cache_pack_release(struct cache_pack *p)
 {
-	(void)c;
-	if (--p->readers == 0 && p->dead)
+	if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == PACK_DEAD)
 		pack_destroy(p);
 }
 
@@ -103,8 +102,8 @@ static uint64_t pack_drop(struct cache *c, struct cache_pack *p)
 			c->packs[i] = c->packs[--c->n_packs];
 			break;
 		}
-	p->dead = true;
-	if (p->readers == 0)
+	/* No entry names it any more: no read takes it from now on. */
+	if (__atomic_or_fetch(&p->refs, PACK_DEAD, __ATOMIC_ACQ_REL) == PACK_DEAD)
 		pack_destroy(p);
 	pthread_mutex_unlock(&c->lock);
 	return n;
