@@ -7,7 +7,10 @@
 #      on the same nginx;
 #   2. warm reads with fio (1 MiB sequential, 4 KiB random) on a disk whose
 #      blocks are all cached, the kernel page cache dropped before each run,
-#      beside the same jobs on a raw local copy of the image;
+#      beside the same jobs on a raw local copy of the image, read directly
+#      and through libfuse's passthrough example (FUSE's own ceiling); and
+#      the same disk read in-process through the vdisk API, as hv reads it
+#      (bench/vdisk_bench.c), beside pread of the raw copy;
 #   3. `circ update` v1 -> v2 of a disk that has read all of v1, beside
 #      `casync extract --seed=v1.img` of v2 (bytes and requests from nginx's
 #      access log);
@@ -17,6 +20,8 @@
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$root" && cd "${1:-${CIRC_BUILD:-build}}" && pwd)
 
 if [ ! -c /dev/fuse ]; then
 	section "lazy disk: skipped, no /dev/fuse"
@@ -40,7 +45,11 @@ NGINX_DIR=''
 cleanup() {
 	local m
 	for m in "${!MOUNTED[@]}"; do
-		"$CIRC" --state "${MOUNTED[$m]}" umount "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null || true
+		if [ "${MOUNTED[$m]}" = pass ]; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+		else
+			"$CIRC" --state "${MOUNTED[$m]}" umount "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null || true
+		fi
 	done
 	MOUNTED=()
 	if [ -n "$NGINX_PID" ]; then
@@ -209,22 +218,38 @@ S1=$D/cold1
 disk_mount "$S1" "$D/mnt"
 say "checking disk.img against the image"
 cmp -s "$D/mnt/disk.img" "$IMG1" || die "disk.img of a cached disk differs from the image"
-RAW=$D/raw.img
+mkdir -p "$D/rawdir"
+RAW=$D/rawdir/raw.img
 cp --sparse=always "$IMG1" "$RAW"
+
+# FUSE's ceiling: libfuse's own passthrough example (shipped with
+# libfuse3-dev) over the raw copy, with circ's page-cache option.
+PASS_SRC=/usr/share/doc/libfuse3-dev/examples
+[ -f "$PASS_SRC/passthrough.c" ] || die "$PASS_SRC/passthrough.c missing (libfuse3-dev)"
+# shellcheck disable=SC2046 # pkg-config's flags are words
+cc -O2 -D_FILE_OFFSET_BITS=64 -I"$PASS_SRC" "$PASS_SRC/passthrough.c" $(pkg-config --cflags --libs fuse3) \
+	-o "$D/passthrough" 2>"$D/cc.err" || die "building libfuse's passthrough failed: $(tail -n 3 "$D/cc.err")"
+mkdir -p "$D/pass"
+"$D/passthrough" -o kernel_cache "$D/pass" 2>"$D/pass.err" || die "passthrough: $(tail -n 3 "$D/pass.err")"
+MOUNTED[$D/pass]=pass
+PASS=$D/pass$RAW
+[ -f "$PASS" ] || die "passthrough shows no $PASS"
+
 F=(--ioengine=psync --direct=0)
-say "fio sequential 1 MiB reads, FUSE then raw copy, $BENCH_RUNS times (page cache dropped before each: $DROP)"
-seq_c=() seq_r=()
+say "fio sequential 1 MiB reads, FUSE then raw copy then pass-through, $BENCH_RUNS times (page cache dropped before each: $DROP)"
+seq_c=() seq_r=() seq_p=()
 for i in $(seq 1 "$BENCH_RUNS"); do
-	for side in c r; do
-		if [ $side = c ]; then f=$D/mnt/disk.img; else f=$RAW; fi
+	for side in c r p; do
+		case $side in c) f=$D/mnt/disk.img ;; r) f=$RAW ;; p) f=$PASS ;; esac
 		drop_caches
 		fio_run "$D/fio.json" --name=seq --filename="$f" --rw=read --bs=1M --size=1G "${F[@]}"
 		v=$(fio_get "$D/fio.json" read.bw_bytes)
-		if [ $side = c ]; then seq_c+=("$v"); else seq_r+=("$v"); fi
+		case $side in c) seq_c+=("$v") ;; r) seq_r+=("$v") ;; p) seq_p+=("$v") ;; esac
 	done
 done
 read -r seq_cm seq_cs <<<"$(meansd "${seq_c[@]}")"
 read -r seq_rm seq_rs <<<"$(meansd "${seq_r[@]}")"
+read -r seq_pm seq_ps <<<"$(meansd "${seq_p[@]}")"
 
 # rand_read KEY FILE DIRECT: one 4 KiB random read job, caches dropped first;
 # IOPS in IOPS[KEY].
@@ -235,9 +260,10 @@ rand_read() {
 		--runtime="$FIO_RAND_S" --time_based --ioengine=psync --direct="$3"
 	IOPS[$1]=$(fio_get "$D/fio.json" read.iops)
 }
-say "fio random 4 KiB reads, ${FIO_RAND_S} s each: FUSE, raw copy, then both with O_DIRECT"
+say "fio random 4 KiB reads, ${FIO_RAND_S} s each: FUSE, raw copy, pass-through, then FUSE and raw with O_DIRECT"
 rand_read c "$D/mnt/disk.img" 0
 rand_read r "$RAW" 0
+rand_read p "$PASS" 0
 rand_read cd "$D/mnt/disk.img" 1
 rand_read rd "$RAW" 1
 
@@ -259,6 +285,18 @@ line "rand read 4K O_DIRECT, ${FIO_RAND_S} s" circ "$(calc "${IOPS[cd]}" 0) IOPS
 	"$(ratio "${IOPS[cd]}" "${IOPS[rd]}")"
 printf '  (psync, one job; buffered reads still fill the page cache within a run, kernel readahead\n'
 printf '   included; O_DIRECT sends every 4 KiB read through FUSE to circ, or to the raw copy'"'"'s disk)\n'
+
+section "lazy disk, warm reads beside FUSE's ceiling: the same jobs on libfuse's passthrough example over the raw copy; ratio = circ / pass-through"
+printf '  both multithreaded libfuse 3 with kernel_cache, default max_read and max_write; circ also\n'
+printf '  asks for 1 MiB kernel readahead; the pass-through adds use_ino and no attribute caching\n'
+line "seq read 1M, $BENCH_RUNS runs" circ "$(mbs "$seq_cm") MB/s ±$(mbs "$seq_cs")" pass "$(mbs "$seq_pm") MB/s ±$(mbs "$seq_ps")" \
+	"$(ratio "$seq_cm" "$seq_pm")"
+line "rand read 4K, ${FIO_RAND_S} s" circ "$(calc "${IOPS[c]}" 0) IOPS" pass "$(calc "${IOPS[p]}" 0) IOPS" \
+	"$(ratio "${IOPS[c]}" "${IOPS[p]}")"
+printf '  (no O_DIRECT line: the example opens the raw copy with the reader'"'"'s O_DIRECT and reads\n'
+printf '   into buffers that are not aligned for it, so its O_DIRECT reads fail)\n'
+result disk_seq_pass_bps "$seq_pm"
+result disk_rand_pass_iops "${IOPS[p]}"
 result disk_seq_circ_bps "$seq_cm"
 result disk_seq_raw_bps "$seq_rm"
 result disk_rand_circ_iops "${IOPS[c]}"
@@ -266,6 +304,29 @@ result disk_rand_raw_iops "${IOPS[r]}"
 result disk_randd_circ_iops "${IOPS[cd]}"
 result disk_randd_raw_iops "${IOPS[rd]}"
 disk_umount "$D/mnt"
+fusermount3 -u "$D/pass" || die "fusermount3 -u $D/pass"
+unset "MOUNTED[$D/pass]"
+
+# In-process, as hv reads the disk: the vdisk API over the same cached disk.
+VB=$D/vdisk-bench
+[ -x "$build/vdisk-bench" ] || die "$build/vdisk-bench not built (make bench builds it)"
+cp "$build/vdisk-bench" "$VB"
+say "vdisk_read beside pread, in one process, page cache warm: median of $BENCH_RUNS rounds of 2 s each"
+"$VB" "$S1" "$name" "$RAW" --runs "$BENCH_RUNS" --seconds 2 >"$D/vb.out" 2>"$D/vb.err" ||
+	die "vdisk-bench failed: $(tail -n 3 "$D/vb.err")"
+read -r _ vb_seq_c vb_seq_r <<<"$(grep '^seq64k ' "$D/vb.out")"
+read -r _ vb_rand_c vb_rand_r <<<"$(grep '^rand4k ' "$D/vb.out")"
+section "lazy disk, in-process reads (hv's path, no FUSE): vdisk_read of a cached disk beside pread of the raw copy; ratio = circ / pread"
+line "seq read 64K, median of $BENCH_RUNS" circ "$(mbs "$(calc "$vb_seq_c * 65536" 0)") MB/s" pread "$(mbs "$(calc "$vb_seq_r * 65536" 0)") MB/s" \
+	"$(ratio "$vb_seq_c" "$vb_seq_r")"
+line "rand read 4K, median of $BENCH_RUNS" circ "$(calc "$vb_rand_c" 0) reads/s" pread "$(calc "$vb_rand_r" 0) reads/s" \
+	"$(ratio "$vb_rand_c" "$vb_rand_r")"
+printf '  (one thread, 2 s per figure per round, the same offsets on both sides; the page cache holds\n'
+printf '   circ'"'"'s packs and the raw copy, so this compares the read paths, not the disk)\n'
+result disk_vdisk_seq_ops "$vb_seq_c"
+result disk_vdisk_seq_pread_ops "$vb_seq_r"
+result disk_vdisk_rand_ops "$vb_rand_c"
+result disk_vdisk_rand_pread_ops "$vb_rand_r"
 
 # === 3. update v1 -> v2 =======================================================
 

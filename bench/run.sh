@@ -64,7 +64,7 @@ for part in $parts; do
 done
 for part in $all_parts; do
 	[[ " $parts " == *" $part "* ]] || continue
-	if [ "$part" = hv ]; then "$root/bench/hv.sh" "$build"; else "$root/bench/$part.sh"; fi
+	case $part in hv | disk) "$root/bench/$part.sh" "$build" ;; *) "$root/bench/$part.sh" ;; esac
 done
 if [ "$parts" != "$all_parts" ]; then
 	printf '
