@@ -79,7 +79,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	if (!vd)
 		return err_set(err, ENOMEM, "out of memory");
 	vd->lockfd = -1;
-	vd->last_block = -2;
+	readahead_init(&vd->ra);
 	vd->read_only = opts->read_only;
 	vd->log = opts->log ? opts->log : stderr;
 	vd->readahead = opts->readahead;
@@ -267,43 +267,18 @@ uint64_t vdisk_version(const struct vdisk *vd)
 }
 
 /* After a sequential read of block idx, asks for the next blocks in the background. */
+/* Fetches ahead of a sequential reader (vdisk/readahead.h says when). */
 static void read_ahead(struct vdisk *vd, uint64_t idx)
 {
 	const struct ulayer *ul = vd->user ? user_layer_map(vd->user) : NULL;
-	bool sequential;
-	unsigned window;
+	uint64_t from = 0;
+	uint32_t n;
 
 	pthread_mutex_lock(&vd->lock);
-	if ((int64_t)idx == vd->last_block) {
-		pthread_mutex_unlock(&vd->lock); /* more of the same block: nothing new */
-		return;
-	}
-	/*
-	 * The kernel sends a sequential reader's requests from several FUSE
-	 * threads, so they arrive a little out of order: a step forward of up
-	 * to a few blocks still counts as sequential.
-	 */
-	sequential = (int64_t)idx > vd->last_block && (int64_t)idx <= vd->last_block + 4;
-	if ((int64_t)idx > vd->last_block || (int64_t)idx < vd->last_block - 4)
-		vd->last_block = (int64_t)idx;
-	/*
-	 * The window grows as a run goes on and starts small again after a
-	 * jump, as the kernel's page cache read-ahead does: a long scan soon
-	 * reads far ahead, while a boot's short runs fetch little they will
-	 * not read.
-	 */
-	if (!sequential)
-		vd->ra_window = 0;
-	else
-		vd->ra_window = vd->ra_window ? vd->ra_window * 2 : 2;
-	if (vd->ra_window > vd->readahead)
-		vd->ra_window = vd->readahead;
-	window = vd->ra_window;
+	n = readahead_advance(&vd->ra, idx, vd->readahead, &from);
 	pthread_mutex_unlock(&vd->lock);
-	if (!sequential)
-		return;
 	/* Each block from the layer that holds it: the user's, else the image's. */
-	for (uint64_t i = idx + 1; i <= idx + window && i < vd->n_blocks; i++) {
+	for (uint64_t i = from; i < from + n && i < vd->n_blocks; i++) {
 		const struct ulayer_entry *e = ul ? ulayer_find(ul, (uint32_t)i) : NULL;
 
 		if (e)

@@ -16,6 +16,7 @@
 
 #include "vdisk/disk.h"
 #include "vdisk/manifest.h"
+#include "vdisk/readahead.h"
 #include "vdisk/state.h"
 
 #define SECTOR_LOCKS 64 /* stripes: writers of one sector take the same lock */
@@ -73,8 +74,7 @@ struct vdisk {
 	atomic_bool prefetch_stop;
 
 	pthread_mutex_t lock; /* guards the fields below */
-	int64_t last_block;   /* for read-ahead: the last base block read */
-	unsigned ra_window;   /* blocks read ahead of the current sequential run */
+	struct readahead ra;  /* of the base blocks */
 	char *record_path;    /* recording the blocks read, when set */
 	uint8_t *recorded;    /* a bit per block: read already */
 	uint32_t *trace;      /* block indices in the order of their first read */
