@@ -4,7 +4,8 @@
 # `circ mount` (FUSE), beside peers measured in the same run:
 #   1. cold read of the whole disk.img, beside curl fetching the same objects
 #      (8 in flight) and `casync extract` of the same image from a chunk store
-#      on the same nginx;
+#      on the same nginx; and of a 256 MiB image of random bytes beside curl
+#      fetching its objects (4 in flight);
 #   2. warm reads with fio (1 MiB sequential, 4 KiB random) on a disk whose
 #      blocks are all cached, the kernel page cache dropped before each run,
 #      beside the same jobs on a raw local copy of the image, read directly
@@ -211,6 +212,50 @@ result disk_cold_bytes "$circ_bytes"
 result disk_cold_requests "$circ_req"
 result disk_cold_casync_bytes "$cas_bytes"
 result disk_cold_casync_requests "$cas_req"
+
+# === 1b. cold read of an incompressible image ====================================
+
+# 256 MiB of random bytes: nothing to decompress, so the figure is the fetch,
+# the verification and the cache's writes, beside curl moving the same bytes.
+RND=$D/rnd.img
+head -c $((256 << 20)) /dev/urandom >"$RND"
+(cd "$REPO" && find blocks -type f ! -name '.*' | LC_ALL=C sort) >"$D/blocks.before"
+"$CIRC" publish --repo "$REPO" --key "$KEY" --name rnd "$RND" >/dev/null 2>"$D/pub.err" ||
+	die "circ publish of the random image failed: $(tail -n 3 "$D/pub.err")"
+(cd "$REPO" && find blocks -type f ! -name '.*' | LC_ALL=C sort) >"$D/blocks.after"
+{
+	echo images/rnd/latest
+	echo images/rnd/1.manifest
+	comm -13 "$D/blocks.before" "$D/blocks.after"
+} >"$D/rnd.objects"
+rnd_nobj=$(wc -l <"$D/rnd.objects")
+awk -v b="$NGINX_URL" '{ printf "url = \"%s/%s\"\noutput = \"/dev/null\"\n", b, $0 }' "$D/rnd.objects" >"$D/rnd.urls"
+say "incompressible: circ pull, mount, cat (timed); curl of the same $rnd_nobj objects; $BENCH_RUNS times each"
+rcold=()
+for i in $(seq 1 "$BENCH_RUNS"); do
+	s=$D/rnd$i
+	rm -rf "$s"
+	"$CIRC" --state "$s" pull "$NGINX_URL" rnd --key "$PUB" >/dev/null 2>"$D/pull.err" ||
+		die "circ pull rnd failed: $(tail -n 3 "$D/pull.err")"
+	mkdir -p "$D/mnt"
+	"$CIRC" --state "$s" mount rnd "$D/mnt" >/dev/null 2>"$D/mount.err" ||
+		die "circ mount rnd failed: $(tail -n 3 "$D/mount.err")"
+	MOUNTED[$D/mnt]=$s
+	time_once rcold "$D/cat.err" cat "$D/mnt/disk.img"
+	rcold+=("${T[rcold]}")
+	disk_umount "$D/mnt"
+	rm -rf "$s"
+done
+tally rcold "${rcold[@]}"
+CURL_4="curl -s --no-progress-meter --parallel --parallel-max 4 --parallel-immediate"
+hf rcurl ":" "$CURL_4 -K '$D/rnd.urls'"
+section "lazy disk, cold read of a 256 MiB incompressible image (random bytes) from nginx, $BENCH_RUNS runs each"
+printf '  circ: fresh --state, pull and mount (not counted), then timed: cat MNT/disk.img >/dev/null\n'
+printf '  curl: the same %s objects (pointer, manifest, blocks), 4 in flight, to /dev/null\n' "$rnd_nobj"
+row "cold read vs curl objects" circ rcold curl rcurl $((256 << 20))
+result disk_cold_rnd_s "${T[rcold]}"
+result disk_cold_rnd_curl_s "${T[rcurl]}"
+rm -f "$RND"
 
 # === 2. warm reads ============================================================
 
