@@ -202,9 +202,17 @@ row "cold read vs curl objects" circ cold curl curl "$IMG_SIZE"
 row "cold read vs casync extract" circ cold casync cas "$IMG_SIZE"
 line "fetched (per run)" circ "$(human "$circ_bytes"), $circ_req req" casync "$(human "$cas_bytes"), $cas_req req" \
 	"$(ratio "$circ_bytes" "$cas_bytes")"
+# The cache's footprint: run 1's packs (blocks kept as their bytes) beside the
+# same blocks compressed as the repo holds them (what a compressed cache would hold).
+pack_bytes=$(du -sb "$D/cold1/cache/packs" | cut -f1)
+blk_bytes=$(grep '^blocks/' "$D/objects" | (cd "$REPO" && xargs stat -c %s) | awk '{ s += $1 } END { print s }')
+line "cache footprint after the read" circ "$(human "$pack_bytes") packed" repo "$(human "$blk_bytes") zstd" \
+	"$(ratio "$pack_bytes" "$blk_bytes")"
 printf '  (MB/s of the 1 GiB image delivered, compressed or not; circ: fetched_bytes and requests of\n'
-printf '   circ stats, %s hits / %s misses; nginx logged %s requests, %s for it, curl %s, %s)\n' \
+printf '   circ stats, %s hits / %s misses; nginx logged %s requests, %s for it, curl %s, %s;\n' \
 	"$circ_hits" "$circ_miss" "$circ_req_log" "$(human "$circ_bytes_log")" "$curl_req" "$(human "$curl_bytes")"
+printf '   footprint: du -b of the packs, blocks uncompressed on purpose (docs/client.md), beside the\n'
+printf '   repo'"'"'s files of the same blocks)\n'
 result disk_cold_s "${T[cold]}"
 result disk_cold_curl_s "${T[curl]}"
 result disk_cold_casync_s "${T[cas]}"
@@ -212,6 +220,8 @@ result disk_cold_bytes "$circ_bytes"
 result disk_cold_requests "$circ_req"
 result disk_cold_casync_bytes "$cas_bytes"
 result disk_cold_casync_requests "$cas_req"
+result disk_cache_pack_bytes "$pack_bytes"
+result disk_cache_zstd_bytes "$blk_bytes"
 
 # === 1b. cold read of an incompressible image ====================================
 
