@@ -314,6 +314,24 @@ static void housekeeping(struct cache *c, int64_t now_ns)
 	}
 }
 
+/*
+ * Under lock (dropped and taken again on a miss): id's entry, looking at
+ * what other processes' packs gained if this process has none.
+ */
+static struct cache_entry *find_or_refresh(struct cache *c, const struct block_id *id)
+{
+	struct cache_entry *e = cache_index_find(c, id);
+
+	if (e)
+		return e;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&c->scan_lock);
+	cache_packs_refresh(c);
+	pthread_mutex_unlock(&c->scan_lock);
+	pthread_mutex_lock(&c->lock);
+	return cache_index_find(c, id);
+}
+
 int cache_read(struct cache *c, const struct block_id *id, size_t block_size, uint64_t off,
                size_t len, void *out)
 {
@@ -327,16 +345,7 @@ int cache_read(struct cache *c, const struct block_id *id, size_t block_size, ui
 		return -EINVAL;
 	housekeeping(c, now);
 	pthread_mutex_lock(&c->lock);
-	e = cache_index_find(c, id);
-	if (!e) {
-		/* Another process may have put it: look at what its packs gained. */
-		pthread_mutex_unlock(&c->lock);
-		pthread_mutex_lock(&c->scan_lock);
-		cache_packs_refresh(c);
-		pthread_mutex_unlock(&c->scan_lock);
-		pthread_mutex_lock(&c->lock);
-		e = cache_index_find(c, id);
-	}
+	e = find_or_refresh(c, id);
 	if (!e) {
 		__atomic_add_fetch(&c->stats.misses, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
@@ -442,15 +451,7 @@ int cache_block_size(struct cache *c, const struct block_id *id, size_t *size)
 	struct cache_entry *e;
 
 	pthread_mutex_lock(&c->lock);
-	e = cache_index_find(c, id);
-	if (!e) {
-		pthread_mutex_unlock(&c->lock);
-		pthread_mutex_lock(&c->scan_lock);
-		cache_packs_refresh(c);
-		pthread_mutex_unlock(&c->scan_lock);
-		pthread_mutex_lock(&c->lock);
-		e = cache_index_find(c, id);
-	}
+	e = find_or_refresh(c, id);
 	if (e)
 		*size = e->len;
 	pthread_mutex_unlock(&c->lock);
