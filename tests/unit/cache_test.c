@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "blockfs/cache.h"
+#include "blockfs/fileio.h"
 #include "tests/unit/packfile.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
@@ -644,6 +646,83 @@ START_TEST(test_verify_drops_torn)
 }
 END_TEST
 
+/* Files left in the older layout's fan-out directories. */
+static unsigned old_files(void)
+{
+	unsigned n = 0;
+
+	for (unsigned sub = 0; sub < 256; sub++) {
+		char rel[16], path[PATH_MAX];
+		struct dirent *de;
+		DIR *d;
+
+		snprintf(rel, sizeof(rel), "cache/%02x", sub);
+		test_path(path, rel);
+		d = opendir(path);
+		while (d && (de = readdir(d)))
+			n += de->d_name[0] != '.';
+		if (d)
+			closedir(d);
+	}
+	return n;
+}
+
+/* The system's file operations, but pwrite fails with EIO once writes_left is spent. */
+struct failing_io {
+	struct fileio fio;
+	int writes_left;
+};
+
+static int failing_pwrite(void *ctx, int fd, const void *buf, size_t len, uint64_t off)
+{
+	struct failing_io *f = ctx;
+
+	if (f->writes_left-- <= 0)
+		return -EIO;
+	return fileio_system.pwrite(NULL, fd, buf, len, off);
+}
+
+/*
+ * A move cut short by a failing write (a full or failing disk) keeps every
+ * old file it has not got a synced copy of; the next open moves the rest.
+ */
+START_TEST(test_older_layout_move_stops_on_failure)
+{
+	struct failing_io f = { .fio = fileio_system, .writes_left = 9 };
+	struct cache_options o = { .fio = &f.fio };
+	time_t now = time(NULL);
+	struct cache_stats st;
+	char dir[PATH_MAX], *log = NULL;
+	struct cache *c = NULL;
+	struct circ_err err;
+	size_t len = 0;
+
+	f.fio.pwrite = failing_pwrite;
+	f.fio.ctx = &f;
+	for (uint64_t i = 0; i < 12; i++)
+		old_entry(i, now - 100 + (time_t)i, BS, NULL);
+	o.log = open_memstream(&log, &len);
+	ck_assert_ptr_nonnull(o.log);
+	cache_dir(dir);
+	ck_assert_msg(cache_open_opts(dir, &o, &c, &err) == 0, "%s", err.msg);
+	fclose(o.log);
+	ck_assert_msg(strstr(log, "blocks left in the older layout"), "%s", log);
+	free(log);
+	cache_close(c);
+	ck_assert_uint_gt(old_files(), 0);
+	/* Whatever the first run moved or not, every block is there for the next. */
+	c = open_logged(0, &log, &len);
+	ck_assert_msg(strstr(log, "moving the block cache"), "%s", log);
+	free(log);
+	cache_get_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 12);
+	for (uint64_t i = 0; i < 12; i++)
+		ck_assert_msg(hits(c, i), "block %d lost", (int)i);
+	cache_close(c);
+	ck_assert_uint_eq(old_files(), 0);
+}
+END_TEST
+
 START_TEST(test_open_errors)
 {
 	struct cache *c = NULL;
@@ -793,6 +872,7 @@ Suite *cache_suite(void)
 	tcase_add_test(tc, test_lru_order_survives_reopen);
 	tcase_add_test(tc, test_damaged_slot_or_header_ignored);
 	tcase_add_test(tc, test_older_layout_moved);
+	tcase_add_test(tc, test_older_layout_move_stops_on_failure);
 	tcase_add_test(tc, test_verify_drops_torn);
 	tcase_add_test(tc, test_open_errors);
 	suite_add_tcase(s, tc);
