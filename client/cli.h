@@ -80,7 +80,9 @@ enum {
 	"  --mirror URL       another server with the same repo, tried in order (repeatable)\n" \
 	"  --timeout SECONDS  give up on a block after this long: the read fails with EIO\n"    \
 	"                     (default 30)\n"                                                   \
-	"  --cache-size SIZE  bound of the shared block cache (default 4G)\n"
+	"  --cache-size SIZE  bound of the block cache, which every process of the\n"           \
+	"                     state directory shares: the bound this command keeps as\n"        \
+	"                     it makes room (default: circ config cache-size, else 4G)\n"
 
 struct cli_net {
 	const char *mirrors[CLI_MAX_MIRRORS];

@@ -19,7 +19,9 @@ static const char usage[] =
     "  cache-size SIZE   the bound of the shared block cache (K, M, G suffixes;\n"
     "                    default 4G). Whatever it says, the cache also leaves its\n"
     "                    file system 10% free, or 1 GiB if that is less.\n"
-    "                    A --cache-size option overrides it for one command.\n"
+    "                    Every process using the directory keeps one bound\n"
+    "                    together; a --cache-size option sets the bound one\n"
+    "                    command keeps as it makes room.\n"
     "\n" CLI_JSON_HELP;
 
 int cmd_config(struct cli *cli, int argc, char **argv)
