@@ -60,6 +60,14 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->negative_timeout = 3600;
 	conn->max_write = MAX_IO;
 	conn->max_readahead = MAX_IO;
+	/*
+	 * Small writes gather in the kernel's page cache and reach the overlay
+	 * in larger batches, at an fsync (which the overlay then makes durable)
+	 * or when the kernel writes back: what was not fsynced may be lost to
+	 * a crash of circ, as to a crash of any disk, and what was is not.
+	 */
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	return disk_of_context();
 }
 
@@ -174,6 +182,18 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return (uint64_t)size == vdisk_size(disk_of_context()) ? 0 : -EPERM;
 }
 
+/*
+ * The kernel, caching writes, sets the file's times as it writes back: the
+ * disk keeps none of its own (getattr shows the version's), so this is a
+ * no-op that must not fail the write-back.
+ */
+static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	(void)tv;
+	(void)fi;
+	return strcmp(path, "/disk.img") == 0 || strcmp(path, "/") == 0 ? 0 : -ENOENT;
+}
+
 static int fs_statfs(const char *path, struct statvfs *sv)
 {
 	(void)path;
@@ -195,6 +215,7 @@ static const struct fuse_operations ops = {
 	.fsync = fs_fsync,
 	.fallocate = fs_fallocate,
 	.truncate = fs_truncate,
+	.utimens = fs_utimens,
 	.statfs = fs_statfs,
 };
 
