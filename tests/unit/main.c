@@ -19,6 +19,7 @@ int main(void)
 	srunner_add_suite(sr, cli_suite());
 	srunner_add_suite(sr, cache_suite());
 	srunner_add_suite(sr, cache_shared_suite());
+	srunner_add_suite(sr, cache_migrate_suite());
 	srunner_add_suite(sr, readahead_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_add_suite(sr, overlay_suite());

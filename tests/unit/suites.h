@@ -17,6 +17,7 @@ Suite *image_suite(void);
 Suite *cli_suite(void);
 Suite *cache_suite(void);
 Suite *cache_shared_suite(void);
+Suite *cache_migrate_suite(void);
 Suite *readahead_suite(void);
 Suite *store_suite(void);
 Suite *overlay_suite(void);
