@@ -17,7 +17,8 @@ struct flight {
 	int rc;
 	struct circ_err err;
 	bool done;
-	unsigned users; /* the fetcher and its waiters */
+	pthread_cond_t finished; /* readers of the block wait here, not with every other */
+	unsigned users;          /* the fetcher and its waiters */
 	struct flight *next;
 };
 
@@ -31,7 +32,13 @@ struct store {
 	struct cache *cache;
 
 	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t changed;
+	/*
+	 * Separate waits, so that a block arriving wakes its readers only and
+	 * a block queued wakes one worker: at hundreds of blocks a second, one
+	 * shared broadcast woke every thread for each.
+	 */
+	pthread_cond_t work;    /* the queue gained a block, or the store is stopping */
+	pthread_cond_t drained; /* the queue is empty and no worker is busy */
 	struct flight *flights;
 	struct pending queue[QUEUE_LEN];
 	size_t q_head, q_len;
@@ -60,6 +67,7 @@ static void flight_put(struct store *s, struct flight *f)
 			*p = f->next;
 			break;
 		}
+	pthread_cond_destroy(&f->finished);
 	free(f->data);
 	free(f);
 }
@@ -93,7 +101,7 @@ static void flight_run(struct store *s, struct flight *f)
 	}
 	f->rc = rc;
 	f->done = true;
-	pthread_cond_broadcast(&s->changed);
+	pthread_cond_broadcast(&f->finished);
 	pthread_mutex_unlock(&s->lock);
 	free(data);
 	buf_free(&comp);
@@ -113,7 +121,7 @@ static struct flight *acquire(struct store *s, const struct block_id *id, size_t
 	if (f) {
 		f->users++;
 		while (!f->done)
-			pthread_cond_wait(&s->changed, &s->lock);
+			pthread_cond_wait(&f->finished, &s->lock);
 		return f;
 	}
 	f = calloc(1, sizeof(*f));
@@ -122,6 +130,7 @@ static struct flight *acquire(struct store *s, const struct block_id *id, size_t
 	f->id = *id;
 	f->block_size = block_size;
 	f->users = 1;
+	pthread_cond_init(&f->finished, NULL);
 	f->next = s->flights;
 	s->flights = f;
 	pthread_mutex_unlock(&s->lock);
@@ -192,7 +201,7 @@ void store_prefetch(struct store *s, const struct block_id *id, size_t block_siz
 		s->queue[(s->q_head + s->q_len) % QUEUE_LEN] =
 		    (struct pending){ .id = *id, .block_size = block_size };
 		s->q_len++;
-		pthread_cond_broadcast(&s->changed);
+		pthread_cond_signal(&s->work);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -207,7 +216,7 @@ static void *worker(void *arg)
 		struct pending p;
 
 		while (!s->q_len && !s->stopping)
-			pthread_cond_wait(&s->changed, &s->lock);
+			pthread_cond_wait(&s->work, &s->lock);
 		if (s->stopping)
 			break;
 		p = s->queue[s->q_head];
@@ -218,8 +227,8 @@ static void *worker(void *arg)
 		if (!cache_contains(s->cache, &p.id))
 			fetch_into(s, &p.id, p.block_size, 0, 0, NULL, &err);
 		pthread_mutex_lock(&s->lock);
-		s->busy_workers--;
-		pthread_cond_broadcast(&s->changed);
+		if (!--s->busy_workers && !s->q_len)
+			pthread_cond_broadcast(&s->drained);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -251,7 +260,8 @@ int store_new_source(const struct store_source *src, struct cache *cache, unsign
 	s->src = *src;
 	s->cache = cache;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->changed, NULL);
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->drained, NULL);
 	s->workers = calloc(workers ? workers : 1, sizeof(*s->workers));
 	if (!s->workers) {
 		store_free(s);
@@ -268,7 +278,7 @@ void store_drain(struct store *s)
 {
 	pthread_mutex_lock(&s->lock);
 	while (s->q_len || s->busy_workers)
-		pthread_cond_wait(&s->changed, &s->lock);
+		pthread_cond_wait(&s->drained, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -278,13 +288,14 @@ void store_free(struct store *s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
-	pthread_cond_broadcast(&s->changed);
+	pthread_cond_broadcast(&s->work);
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->n_workers; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
 	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->changed);
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->drained);
 	free(s);
 }
 
