@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,14 @@ struct overlay {
 	int dirfd, data_fd, log_fd;
 	uint64_t n_sectors;
 	uint32_t *map;
+	/*
+	 * A bit per SUMMARY_SPAN sectors, set once any of them may be other
+	 * than base (never cleared but by a reset). A read of a span the guest
+	 * never wrote, most of a disk, answers from these few words (in the
+	 * CPU's cache) without the locks or the map (a cache miss for each
+	 * random read).
+	 */
+	uint64_t *summary;
 	uint8_t *dirty_bits; /* sectors changed since the last flush */
 	struct u32vec dirty; /* the same, as a list */
 	struct u32vec free_slots;
@@ -57,6 +66,27 @@ struct overlay {
 	pthread_rwlock_t io;   /* readers: sector I/O; writer: making slots reusable */
 	pthread_mutex_t flush; /* one flush at a time */
 };
+
+#define SUMMARY_SPAN 64
+
+static void summary_mark(struct overlay *o, uint64_t s)
+{
+	uint64_t span = s / SUMMARY_SPAN;
+
+	__atomic_fetch_or(&o->summary[span / 64], 1ull << (span % 64), __ATOMIC_RELEASE);
+}
+
+static bool summary_all_base(const struct overlay *o, uint64_t s)
+{
+	uint64_t span = s / SUMMARY_SPAN;
+
+	return !(__atomic_load_n(&o->summary[span / 64], __ATOMIC_ACQUIRE) & (1ull << (span % 64)));
+}
+
+static size_t summary_words(uint64_t n_sectors)
+{
+	return (size_t)((n_sectors + SUMMARY_SPAN - 1) / SUMMARY_SPAN / 64 + 1);
+}
 
 static int vec_push(struct u32vec *v, uint32_t x)
 {
@@ -242,6 +272,7 @@ static int rebuild_slots(struct overlay *o, struct circ_err *err)
 		if (v == MAP_BASE)
 			continue;
 		o->changed++;
+		summary_mark(o, i);
 		if (v == MAP_ZERO)
 			continue;
 		if (v - 1 >= o->n_slots) {
@@ -296,8 +327,9 @@ int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
 		goto fail;
 	}
 	o->map = calloc(o->n_sectors ? o->n_sectors : 1, sizeof(*o->map));
+	o->summary = calloc(summary_words(o->n_sectors), sizeof(*o->summary));
 	o->dirty_bits = calloc(o->n_sectors / 8 + 1, 1);
-	if (!o->map || !o->dirty_bits) {
+	if (!o->map || !o->summary || !o->dirty_bits) {
 		err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -347,6 +379,7 @@ void overlay_close(struct overlay *o)
 	if (o->log_fd >= 0)
 		o->fio->close(o->fio->ctx, o->log_fd);
 	free(o->map);
+	free(o->summary);
 	free(o->dirty_bits);
 	free(o->dirty.v);
 	free(o->free_slots.v);
@@ -364,6 +397,10 @@ int overlay_read_sector(struct overlay *o, uint64_t s, void *buf, enum overlay_s
 
 	if (s >= o->n_sectors)
 		return -EINVAL;
+	if (summary_all_base(o, s)) {
+		*state = OVERLAY_BASE;
+		return 0;
+	}
 	pthread_rwlock_rdlock(&o->io);
 	pthread_mutex_lock(&o->meta);
 	v = o->map[s];
@@ -399,6 +436,8 @@ static int set_sector(struct overlay *o, uint64_t s, uint32_t v, bool punch_old)
 	if (v != MAP_BASE && v != MAP_ZERO)
 		o->used_slots++;
 	o->changed += (old == MAP_BASE) - (v == MAP_BASE);
+	if (v != MAP_BASE)
+		summary_mark(o, s);
 	o->map[s] = v;
 	return 0;
 }
@@ -609,6 +648,8 @@ int overlay_reset(struct overlay *o)
 	pthread_rwlock_wrlock(&o->io);
 	pthread_mutex_lock(&o->meta);
 	memset(o->map, 0, o->n_sectors * sizeof(*o->map));
+	for (size_t i = 0; i < summary_words(o->n_sectors); i++)
+		__atomic_store_n(&o->summary[i], 0, __ATOMIC_RELAXED);
 	memset(o->dirty_bits, 0, o->n_sectors / 8 + 1);
 	o->dirty.n = o->free_slots.n = o->pending.n = 0;
 	o->n_slots = 0;
