@@ -25,7 +25,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
 
 # Modules in the order data flows through them (docs in DESIGN.md).
-LIB_SRC	:= $(wildcard blockfs/*.c vdisk/*.c server/*.c hv/*.c) \
+LIB_SRC	:= $(wildcard util/*.c blockfs/*.c vdisk/*.c server/*.c hv/*.c) \
 	   $(filter-out client/main.c,$(wildcard client/*.c))
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/client/main.o

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 #define BLOCK_ID_LEN       32
 #define BLOCK_ID_HEX_LEN   64

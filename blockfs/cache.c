@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/cache.h"
 #include "blockfs/cache_int.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

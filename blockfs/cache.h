@@ -26,7 +26,7 @@
 #include <stdio.h>
 
 #include "blockfs/block.h"
-#include "blockfs/err.h"
+#include "util/err.h"
 
 /*
  * Whatever its bound, the cache leaves the file system it lives on this

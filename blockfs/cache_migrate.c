@@ -9,8 +9,8 @@
  * and a block moved twice is held once.
  */
 #include "blockfs/cache_int.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>

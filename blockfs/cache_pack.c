@@ -16,8 +16,8 @@
  * never rewritten.
  */
 #include "blockfs/cache_int.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>

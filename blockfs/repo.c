@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/repo.h"
-#include "blockfs/fileio.h"
+#include "util/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>

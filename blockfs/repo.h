@@ -18,8 +18,8 @@
 #include <stdint.h>
 
 #include "blockfs/block.h"
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "blockfs/fetch.h"
 
 #define REPO_PATH_MAX     256

@@ -13,7 +13,7 @@
 
 #include "blockfs/block.h"
 #include "blockfs/cache.h"
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/repo.h"
 
 struct store;

@@ -11,7 +11,7 @@
 
 #include <openssl/evp.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "vdisk/disk.h"
 #include "vdisk/image.h"
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/cli.h"
 
-#include "blockfs/file.h"
-#include "blockfs/json.h"
+#include "util/file.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define EXIT_USAGE 2
 

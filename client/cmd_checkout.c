@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "client/secret.h"
 #include "vdisk/migrate.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/cli.h"
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "vdisk/key.h"
 
 #include <stdio.h>

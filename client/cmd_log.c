@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
-#include "blockfs/json.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "vdisk/migrate.h"
 
 static const char log_usage[] =

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
-#include "blockfs/json.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"
 #include "vdisk/catalog.h"

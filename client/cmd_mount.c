@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "vdisk/disk.h"
 
 #define DISK_FILE      "disk.img"

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "vdisk/state.h"
 
 static const char usage[] =

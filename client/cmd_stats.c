@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "blockfs/cache.h"
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "vdisk/inventory.h"
 
 static const char usage[] =

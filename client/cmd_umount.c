@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "vdisk/state.h"
 
 #define WAIT_FOR_FLUSH_MS 120000

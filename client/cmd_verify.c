@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "vdisk/image.h"

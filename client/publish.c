@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "blockfs/block.h"
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "client/publish_catalog.h"

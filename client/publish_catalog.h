@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "blockfs/repo.h"
 #include "client/publish.h"
 #include "vdisk/key.h"

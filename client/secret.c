@@ -11,8 +11,8 @@
 
 #include <openssl/crypto.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/file.h"
+#include "util/buf.h"
+#include "util/file.h"
 
 static int read_file(const char *file, char *out, size_t n, size_t *len, struct circ_err *err)
 {

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "client/cli.h"
 #include "vdisk/migrate.h"
 

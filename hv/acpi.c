@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "hv/acpi_pm.h"
 #include "hv/aml.h"
 #include "hv/bios.h"

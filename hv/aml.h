@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 struct aml {
 	struct buf out;

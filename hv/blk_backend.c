@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "hv/blk_backend.h"
 
-#include "blockfs/file.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define BLK_BACKEND_SERIAL_LEN 20 /* virtio-blk GET_ID: 20 bytes, NUL-padded, not terminated */
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 
 /* ELF headers are read with memcpy into <elf.h>'s structs: hv only runs on x86-64. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "hv assumes a little-endian host");

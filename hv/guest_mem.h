@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define GUEST_MEM_HOLE_START 0xc0000000ull /* 3 GiB: 32-bit MMIO from here */
 #define GUEST_MEM_HIGH_START 0x100000000ull

@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "hv/irq.h"
 
 #define IRQFD_MAX_LINES 16

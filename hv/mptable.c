@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "hv/bios.h"
 
 #define MP_SPEC_REV       4    /* MP spec 1.4 */

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "hv/guest_mem.h"
 
 #define MPTABLE_START       0xf0000u /* the floating pointer; the config table follows */

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define VCPU_EXIT_REASONS 64
 

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "hv/blk_backend.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"

@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"
 #include "hv/pci.h"

@@ -10,8 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/file.h"
+#include "util/buf.h"
+#include "util/file.h"
 
 /* A users file is a handful of lines; anything near this is not one. */
 #define USERS_FILE_MAX (1u << 20)

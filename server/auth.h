@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/repo.h"
 
 /* A bcrypt hash: "$2y$NN$" and 53 characters of salt and digest. */

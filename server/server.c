@@ -22,8 +22,8 @@
 
 #include "blockfs/block.h"
 #include "blockfs/cache.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 #include "server/auth.h"
 #include "server/path.h"
 #include "server/server_int.h"

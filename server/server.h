@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:8080"
 

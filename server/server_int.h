@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"
 #include "server/auth.h"

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "blockfs/fileio.h"
+#include "util/fileio.h"
 #include "vdisk/head.h"
 #include "vdisk/ukey.h"
 #include "vdisk/ulayer.h"

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"
 #include "vdisk/key.h"

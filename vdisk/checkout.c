@@ -16,7 +16,7 @@
 
 #include <openssl/sha.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/objects.h"
 #include "vdisk/overlay.h"
 #include "vdisk/remote.h"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "blockfs/cache.h"
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/manifest.h"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/store.h"
 #include "vdisk/manifest.h"
 #include "vdisk/state.h"

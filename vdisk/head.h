@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 #define HEAD_MACHINE_HEX 32 /* a machine ID: 16 random bytes */
 #define HEAD_TOKEN_HEX   32

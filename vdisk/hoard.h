@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "vdisk/disk.h"
 
 #define HOARD_THREADS 8 /* requests in flight */

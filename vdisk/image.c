@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 
 int image_load_pointer(struct repo *repo, const struct key *pub, const char *name, uint64_t now,
                        struct pointer *pt, struct circ_err *err)

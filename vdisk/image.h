@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/key.h"

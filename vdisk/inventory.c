@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 
 #include "blockfs/cache.h"
-#include "blockfs/file.h"
-#include "blockfs/json.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
 

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/file.h"
-#include "blockfs/json.h"
+#include "util/buf.h"
+#include "util/file.h"
+#include "util/json.h"
 #include "vdisk/disk.h"
 #include "vdisk/hoard.h"
 #include "vdisk/image.h"

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "vdisk/head.h"
 #include "vdisk/state.h"
 

@@ -13,9 +13,9 @@
 
 #include <openssl/evp.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/buf.h"
+#include "util/file.h"
+#include "util/fileio.h"
 
 #define MAP_FILE  "overlay.map"
 #define MAP_TMP   "overlay.map.tmp"

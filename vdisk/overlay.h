@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #define OVERLAY_SECTOR 4096u
 

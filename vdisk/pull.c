@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/repo.h"
 #include "vdisk/image.h"
 

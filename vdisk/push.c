@@ -18,7 +18,7 @@
 
 #include <openssl/sha.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/objects.h"
 #include "vdisk/disk.h"
 #include "vdisk/remote.h"

@@ -10,7 +10,7 @@
 
 #include <openssl/crypto.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/objects.h"
 
 static void to_hex(const uint8_t *b, size_t n, char *out)

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "blockfs/fetch.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/fetch.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 
 int state_load_pinned_key(const char *state, const char *name, struct key **out,
                           struct circ_err *err)

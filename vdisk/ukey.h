@@ -22,8 +22,8 @@
 #include <stdint.h>
 
 #include "blockfs/block.h"
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 #define UKEY_MASTER_LEN 32
 #define UKEY_SALT_LEN   32

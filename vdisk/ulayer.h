@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #include "blockfs/block.h"
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "blockfs/repo.h"
 #include "vdisk/head.h"
 #include "vdisk/ukey.h"

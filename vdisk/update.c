@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "blockfs/cache.h"
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/image.h"

@@ -8,7 +8,7 @@
 
 #include <openssl/sha.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 #include "blockfs/objects.h"
 #include "blockfs/repo.h"
 

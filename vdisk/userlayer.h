@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "blockfs/cache.h"
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "blockfs/store.h"
 #include "vdisk/state.h"
 #include "vdisk/ukey.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "blockfs/block.h"
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "tests/fuzz/fuzz.h"
 
 #define FUZZ_BLOCK_SIZE 4096

@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/file.h"
+#include "util/buf.h"
+#include "util/file.h"
 #include "vdisk/overlay.h"
 
 #define N_SECTORS 64

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "hv/acpi.h"
 #include "hv/boot.h"
 #include "hv/guest_mem.h"

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 

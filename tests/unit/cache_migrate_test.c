@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "blockfs/fileio.h"
+#include "util/fileio.h"
 #include "tests/unit/cache_fixture.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "tests/unit/testutil.h"
 
 #define DEV_SECTOR 512 /* what a power cut may tear a write at */

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/fileio.h"
+#include "util/fileio.h"
 
 struct crashfs;
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "blockfs/err.h"
+#include "util/err.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 

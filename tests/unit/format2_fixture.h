@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "vdisk/manifest.h"
 
 #define NAME "kiosk-1"

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "blockfs/json.h"
+#include "util/json.h"
 #include "tests/unit/suites.h"
 
 static void assert_text(struct buf *b, const char *want)

@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "vdisk/key.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "blockfs/objects.h"
 #include "vdisk/head.h"
 #include "tests/unit/suites.h"

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "vdisk/key.h"
 
 /* Asserts that a failed call's message names its cause. */

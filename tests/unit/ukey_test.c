@@ -3,7 +3,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "vdisk/ukey.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"

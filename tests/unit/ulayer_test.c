@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 #include "vdisk/ukey.h"
 #include "vdisk/ulayer.h"
 #include "tests/unit/suites.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "blockfs/json.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "blockfs/buf.h"
+#include "util/buf.h"
 
 #include <errno.h>
 #include <stdlib.h>

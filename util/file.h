@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "blockfs/buf.h"
-#include "blockfs/err.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 /* Reads path into out (replacing it); more than max_len bytes is an error (EFBIG). */
 int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ_err *err);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include "blockfs/file.h"
-#include "blockfs/fileio.h"
+#include "util/file.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/buf.h"
+#include "util/buf.h"
 
 #define JSON_DEPTH_MAX 16
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "blockfs/err.h"
+#include "util/err.h"
 
 #include <stdio.h>
 #include <string.h>

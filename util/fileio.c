@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "blockfs/fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blockfs/file.h"
+#include "util/file.h"
 
 static int sys_open(void *ctx, int dirfd, const char *name, int flags, mode_t mode)
 {
