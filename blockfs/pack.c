@@ -1,45 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/pack.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "util/buf.h"
+
 #define PACK_MAGIC     "CIRCPAK1"
 #define PACK_VERSION   1
 #define HDR_CHECK_OFF  56
 #define SLOT_CHECK_OFF 56
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
 
 uint64_t pack_data_off(uint32_t n_slots)
 {
@@ -64,25 +37,26 @@ void pack_hdr_encode(const struct pack_hdr *h, uint8_t out[PACK_HDR_SIZE])
 {
 	memset(out, 0, PACK_HDR_SIZE);
 	memcpy(out, PACK_MAGIC, 8);
-	put32(out + 8, PACK_VERSION);
-	put32(out + 12, PACK_SLOT_SIZE);
-	put64(out + 16, h->seq);
-	put32(out + 24, h->n_slots);
-	put64(out + 32, h->data_off);
-	put64(out + 40, h->capacity);
-	put64(out + HDR_CHECK_OFF, XXH3_64bits(out, HDR_CHECK_OFF));
+	put_u32le(out + 8, PACK_VERSION);
+	put_u32le(out + 12, PACK_SLOT_SIZE);
+	put_u64le(out + 16, h->seq);
+	put_u32le(out + 24, h->n_slots);
+	put_u64le(out + 32, h->data_off);
+	put_u64le(out + 40, h->capacity);
+	put_u64le(out + HDR_CHECK_OFF, XXH3_64bits(out, HDR_CHECK_OFF));
 }
 
 int pack_hdr_decode(const uint8_t in[PACK_HDR_SIZE], uint64_t seq, struct pack_hdr *h)
 {
 	struct pack_hdr got;
 
-	if (memcmp(in, PACK_MAGIC, 8) || get32(in + 8) != PACK_VERSION ||
-	    get32(in + 12) != PACK_SLOT_SIZE ||
-	    get64(in + HDR_CHECK_OFF) != XXH3_64bits(in, HDR_CHECK_OFF))
+	if (memcmp(in, PACK_MAGIC, 8) || get_u32le(in + 8) != PACK_VERSION ||
+	    get_u32le(in + 12) != PACK_SLOT_SIZE ||
+	    get_u64le(in + HDR_CHECK_OFF) != XXH3_64bits(in, HDR_CHECK_OFF))
 		return -EBADMSG;
-	if (get64(in + 16) != seq || pack_hdr_init(&got, seq, get32(in + 24), get64(in + 40)) ||
-	    got.data_off != get64(in + 32))
+	if (get_u64le(in + 16) != seq ||
+	    pack_hdr_init(&got, seq, get_u32le(in + 24), get_u64le(in + 40)) ||
+	    got.data_off != get_u64le(in + 32))
 		return -EBADMSG;
 	*h = got;
 	return 0;
@@ -93,13 +67,13 @@ void pack_slot_encode(const struct pack_slot *s, const struct pack_hdr *h,
 {
 	memset(out, 0, PACK_SLOT_SIZE);
 	memcpy(out, s->id.b, BLOCK_ID_LEN);
-	put32(out + 32, s->off);
-	put32(out + 36, s->len);
-	put32(out + 40, s->block_size);
+	put_u32le(out + 32, s->off);
+	put_u32le(out + 36, s->len);
+	put_u32le(out + 40, s->block_size);
 	out[44] = s->enc;
-	put64(out + 48, s->sum);
+	put_u64le(out + 48, s->sum);
 	/* Seeded with the pack: a slot is valid only in the pack that wrote it. */
-	put64(out + SLOT_CHECK_OFF, XXH3_64bits_withSeed(out, SLOT_CHECK_OFF, h->seq));
+	put_u64le(out + SLOT_CHECK_OFF, XXH3_64bits_withSeed(out, SLOT_CHECK_OFF, h->seq));
 }
 
 int pack_slot_decode(const uint8_t in[PACK_SLOT_SIZE], const struct pack_hdr *h,
@@ -110,14 +84,14 @@ int pack_slot_decode(const uint8_t in[PACK_SLOT_SIZE], const struct pack_hdr *h,
 
 	if (memcmp(in, zeros, PACK_SLOT_SIZE) == 0)
 		return -ENOENT;
-	if (get64(in + SLOT_CHECK_OFF) != XXH3_64bits_withSeed(in, SLOT_CHECK_OFF, h->seq))
+	if (get_u64le(in + SLOT_CHECK_OFF) != XXH3_64bits_withSeed(in, SLOT_CHECK_OFF, h->seq))
 		return -EBADMSG;
 	memcpy(got.id.b, in, BLOCK_ID_LEN);
-	got.off = get32(in + 32);
-	got.len = get32(in + 36);
-	got.block_size = get32(in + 40);
+	got.off = get_u32le(in + 32);
+	got.len = get_u32le(in + 36);
+	got.block_size = get_u32le(in + 40);
 	got.enc = in[44];
-	got.sum = get64(in + 48);
+	got.sum = get_u64le(in + 48);
 	if (in[45] || in[46] || in[47] || got.enc != PACK_ENC_RAW || got.block_size == 0 ||
 	    got.block_size > BLOCK_SIZE_MAX || got.len != got.block_size || got.off % PACK_ALIGN ||
 	    got.off > h->capacity || got.len > h->capacity - got.off)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/repo.h"
+#include "util/file.h"
 #include "util/fileio.h"
 
 #include <dirent.h>
@@ -13,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TMP_PREFIX ".tmp-"
+#define TMP_PREFIX FILE_TMP_PREFIX
 
 struct repo {
 	char *location;
@@ -367,22 +368,11 @@ int repo_sync(struct repo *r, struct circ_err *err)
 int repo_write_file(struct repo *r, const char *path, const void *data, size_t len,
                     struct circ_err *err)
 {
-	char tmp[REPO_PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int rc;
-
-	if (write_temporary(r, path, data, len, true, tmp, err))
+	if (mkdirs_for(r, path, true, err))
 		return -1;
-	rc = r->fio->rename(r->fio->ctx, r->dirfd, tmp, path);
-	if (rc) {
-		r->fio->unlink(r->fio->ctx, r->dirfd, tmp);
-		return err_sys(err, -rc, "renaming into %s/%s", r->location, path);
-	}
-	/* The rename itself must reach the disk before anyone relies on it. */
-	rc = sync_parent(r, path);
-	return rc ? err_sys(err, -rc, "syncing %s/%.*s", r->location,
-	                    slash ? (int)(slash - path) : 1, slash ? path : ".")
-	          : 0;
+	if (file_write_atomic_at(r->fio, r->dirfd, path, data, len, 0644, err))
+		return err_prefix(err, "%s", r->location);
+	return 0;
 }
 
 static bool is_dir(int dirfd, const struct dirent *de)

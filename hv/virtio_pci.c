@@ -8,23 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+#include "util/buf.h"
 
 static uint64_t get_le(const uint8_t *p, unsigned len)
 {
@@ -45,10 +29,10 @@ static int add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len)
 	cap[2] = cap_len;
 	cap[3] = type;
 	cap[4] = VIRTIO_PCI_BAR;
-	put32(cap + 8, off);
-	put32(cap + 12, len);
+	put_u32le(cap + 8, off);
+	put_u32le(cap + 12, len);
 	if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
-		put32(cap + 16, VIRTIO_PCI_NOTIFY_MULT);
+		put_u32le(cap + 16, VIRTIO_PCI_NOTIFY_MULT);
 	return pci_add_capability(d, cap, cap_len);
 }
 
@@ -243,29 +227,29 @@ static void common_snapshot(struct virtio_pci *vp, uint8_t *r)
 	struct virtq *q = selected_queue(vp);
 
 	memset(r, 0, VIRTIO_PCI_COMMON_LEN);
-	put32(r + VIRTIO_PCI_COMMON_DFSELECT, vp->dev_feature_sel);
+	put_u32le(r + VIRTIO_PCI_COMMON_DFSELECT, vp->dev_feature_sel);
 	if (vp->dev_feature_sel < 2)
-		put32(r + VIRTIO_PCI_COMMON_DF,
-		      (uint32_t)(vp->ops.features >> (32 * vp->dev_feature_sel)));
-	put32(r + VIRTIO_PCI_COMMON_GFSELECT, vp->drv_feature_sel);
+		put_u32le(r + VIRTIO_PCI_COMMON_DF,
+		          (uint32_t)(vp->ops.features >> (32 * vp->dev_feature_sel)));
+	put_u32le(r + VIRTIO_PCI_COMMON_GFSELECT, vp->drv_feature_sel);
 	if (vp->drv_feature_sel < 2)
-		put32(r + VIRTIO_PCI_COMMON_GF,
-		      (uint32_t)(vp->driver_features >> (32 * vp->drv_feature_sel)));
-	put16(r + VIRTIO_PCI_COMMON_MSIX, VIRTIO_MSI_NO_VECTOR);
-	put16(r + VIRTIO_PCI_COMMON_NUMQ, vp->ops.num_queues);
+		put_u32le(r + VIRTIO_PCI_COMMON_GF,
+		          (uint32_t)(vp->driver_features >> (32 * vp->drv_feature_sel)));
+	put_u16le(r + VIRTIO_PCI_COMMON_MSIX, VIRTIO_MSI_NO_VECTOR);
+	put_u16le(r + VIRTIO_PCI_COMMON_NUMQ, vp->ops.num_queues);
 	r[VIRTIO_PCI_COMMON_STATUS] = vp->status;
 	/* The configuration never changes under the driver. */
 	r[VIRTIO_PCI_COMMON_CFGGENERATION] = 0;
-	put16(r + VIRTIO_PCI_COMMON_Q_SELECT, vp->queue_sel);
+	put_u16le(r + VIRTIO_PCI_COMMON_Q_SELECT, vp->queue_sel);
 	if (!q)
 		return; /* queue_size 0: no such queue */
-	put16(r + VIRTIO_PCI_COMMON_Q_SIZE, q->size);
-	put16(r + VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR);
-	put16(r + VIRTIO_PCI_COMMON_Q_ENABLE, q->ready);
-	put16(r + VIRTIO_PCI_COMMON_Q_NOFF, vp->queue_sel);
-	put64(r + VIRTIO_PCI_COMMON_Q_DESCLO, q->desc);
-	put64(r + VIRTIO_PCI_COMMON_Q_AVAILLO, q->avail);
-	put64(r + VIRTIO_PCI_COMMON_Q_USEDLO, q->used);
+	put_u16le(r + VIRTIO_PCI_COMMON_Q_SIZE, q->size);
+	put_u16le(r + VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR);
+	put_u16le(r + VIRTIO_PCI_COMMON_Q_ENABLE, q->ready);
+	put_u16le(r + VIRTIO_PCI_COMMON_Q_NOFF, vp->queue_sel);
+	put_u64le(r + VIRTIO_PCI_COMMON_Q_DESCLO, q->desc);
+	put_u64le(r + VIRTIO_PCI_COMMON_Q_AVAILLO, q->avail);
+	put_u64le(r + VIRTIO_PCI_COMMON_Q_USEDLO, q->used);
 }
 
 /* Applies a write to the field at off, whose new little-endian value is v. */

@@ -54,19 +54,32 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 int file_write_atomic_io(const struct fileio *fio, const char *path, const void *data, size_t len,
                          mode_t mode, struct circ_err *err)
 {
+	return file_write_atomic_at(fio, AT_FDCWD, path, data, len, mode, err);
+}
+
+int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path, const void *data,
+                         size_t len, mode_t mode, struct circ_err *err)
+{
+	const char *slash = strrchr(path, '/');
 	char *tmp = NULL, *dir = NULL;
 	int fd, rc;
 
 	if (!fio)
 		fio = &fileio_system;
-	if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0)
+	/*
+	 * Hidden, beside path, and unique to the writing thread: concurrent
+	 * writers never share one, and a repository's clean-up recognises the
+	 * prefix of what a crash left.
+	 */
+	if (asprintf(&tmp, "%.*s" FILE_TMP_PREFIX "%ld-%ld", slash ? (int)(slash - path + 1) : 0,
+	             path, (long)getpid(), (long)gettid()) < 0)
 		return err_set(err, ENOMEM, "out of memory");
 	/*
-	 * A temporary left by a crashed process of the same PID would keep its
+	 * A temporary left by a crashed thread of the same ID would keep its
 	 * mode through O_TRUNC: a file meant to be 0600 could end up wider.
 	 */
-	fio->unlink(fio->ctx, AT_FDCWD, tmp);
-	fd = fio->open(fio->ctx, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fio->unlink(fio->ctx, dirfd, tmp);
+	fd = fio->open(fio->ctx, dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
 		rc = err_sys(err, -fd, "creating %s", tmp);
 		goto out;
@@ -77,26 +90,22 @@ int file_write_atomic_io(const struct fileio *fio, const char *path, const void 
 	fd = fio->close(fio->ctx, fd);
 	if (rc || (rc = fd)) {
 		err_sys(err, -rc, "writing %s", path);
-		fio->unlink(fio->ctx, AT_FDCWD, tmp);
+		fio->unlink(fio->ctx, dirfd, tmp);
 		goto out;
 	}
-	rc = fio->rename(fio->ctx, AT_FDCWD, tmp, path);
+	rc = fio->rename(fio->ctx, dirfd, tmp, path);
 	if (rc) {
 		err_sys(err, -rc, "renaming to %s", path);
-		fio->unlink(fio->ctx, AT_FDCWD, tmp);
+		fio->unlink(fio->ctx, dirfd, tmp);
 		goto out;
 	}
 	/* The rename itself must reach the disk before anyone relies on it. */
-	dir = strdup(path);
-	if (!dir) {
+	if (asprintf(&dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+	             slash ? path : ".") < 0) {
 		rc = err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (strrchr(dir, '/'))
-		*strrchr(dir, '/') = '\0';
-	else
-		strcpy(dir, ".");
-	fd = fio->open(fio->ctx, AT_FDCWD, *dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fd = fio->open(fio->ctx, dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	rc = fd < 0 ? fd : fio->sync(fio->ctx, fd);
 	if (fd >= 0)
 		fio->close(fio->ctx, fd);

@@ -19,6 +19,12 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 struct fileio;
 int file_write_atomic_io(const struct fileio *fio, const char *path, const void *data, size_t len,
                          mode_t mode, struct circ_err *err);
+/* The same with path relative to dirfd (or AT_FDCWD); the directory must exist. */
+int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path, const void *data,
+                         size_t len, mode_t mode, struct circ_err *err);
+/* What the temporaries of file_write_atomic* are named with (hidden, beside the file). */
+#define FILE_TMP_PREFIX ".tmp-"
+
 /*
  * pread and pwrite of exactly len bytes, going on after short transfers and
  * EINTR: 0, or -errno (-ENODATA when the file ends first).
