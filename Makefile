@@ -24,7 +24,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_LDFLAGS = $(LDFLAGS) -pthread $(SANFLAGS)
 
-# Modules in the order data flows through them (docs in DESIGN.md).
+# Modules in the order data flows through them (docs/architecture.md).
 LIB_SRC	:= $(wildcard util/*.c blockfs/*.c vdisk/*.c server/*.c hv/*.c) \
 	   $(filter-out client/main.c,$(wildcard client/*.c))
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/%.o)
