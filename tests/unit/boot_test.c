@@ -553,6 +553,12 @@ START_TEST(test_debian_damaged)
 }
 END_TEST
 
+START_TEST(test_debian_skipped)
+{
+	fprintf(stderr, "SKIP: boot tests against a Debian kernel: CIRC_TEST_KERNEL not set\n");
+}
+END_TEST
+
 Suite *boot_suite(void)
 {
 	Suite *s = suite_create("boot");
@@ -569,7 +575,10 @@ Suite *boot_suite(void)
 	tcase_set_timeout(bz, 60);
 	suite_add_tcase(s, bz);
 
-	/* Check has no skip: without the kernel these tests are left out, and say so. */
+	/*
+	 * Check has no skip: without the kernel one test stands for these and
+	 * says so, and tests/run.sh counts it as skipped.
+	 */
 	if (getenv("CIRC_TEST_KERNEL")) {
 		TCase *deb = tcase_create("debian");
 
@@ -582,8 +591,10 @@ Suite *boot_suite(void)
 		tcase_set_timeout(deb, 60);
 		suite_add_tcase(s, deb);
 	} else {
-		fprintf(stderr,
-		        "SKIP: boot tests against a Debian kernel: CIRC_TEST_KERNEL not set\n");
+		TCase *deb = tcase_create("debian");
+
+		tcase_add_test(deb, test_debian_skipped);
+		suite_add_tcase(s, deb);
 	}
 	return s;
 }
