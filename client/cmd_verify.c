@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/json.h"
+#include "util/parallel.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "vdisk/image.h"
@@ -46,8 +46,8 @@ struct check {
 	uint32_t block_size;
 	struct entry *entries;
 	size_t n_entries;
-	atomic_size_t next;
 	atomic_uint_fast64_t bytes_done;
+	struct progress *prog;
 
 	pthread_mutex_t lock;
 	struct damage *damaged;
@@ -92,30 +92,55 @@ static void record_damage(struct check *ck, const struct entry *e, const struct 
 	pthread_mutex_unlock(&ck->lock);
 }
 
-static void *check_worker(void *arg)
+struct check_scratch {
+	uint8_t *data;
+	struct buf comp;
+};
+
+static void *check_scratch_new(void *ctx, struct circ_err *err)
 {
-	struct check *ck = arg;
-	uint8_t *data = malloc(ck->block_size);
-	struct buf comp = { 0 };
-	struct circ_err err;
-	size_t i;
+	struct check *ck = ctx;
+	struct check_scratch *sc = calloc(1, sizeof(*sc));
 
-	if (!data) {
-		pthread_mutex_lock(&ck->lock);
-		ck->out_of_memory = true;
-		pthread_mutex_unlock(&ck->lock);
-		return NULL;
+	if (sc && !(sc->data = malloc(ck->block_size))) {
+		free(sc);
+		sc = NULL;
 	}
-	while ((i = atomic_fetch_add(&ck->next, 1)) < ck->n_entries) {
-		const struct entry *e = &ck->entries[i];
+	if (!sc)
+		err_set(err, ENOMEM, "out of memory");
+	return sc;
+}
 
-		if (repo_read_block(ck->repo, &e->id, ck->block_size, data, &comp, &err))
-			record_damage(ck, e, &err);
-		atomic_fetch_add(&ck->bytes_done, ck->block_size);
-	}
-	buf_free(&comp);
-	free(data);
-	return NULL;
+static void check_scratch_free(void *ctx, void *scratch)
+{
+	struct check_scratch *sc = scratch;
+
+	(void)ctx;
+	buf_free(&sc->comp);
+	free(sc->data);
+	free(sc);
+}
+
+/* A damaged block is recorded, not a failure: every block is checked. */
+static int check_block(void *ctx, void *scratch, uint64_t i, struct circ_err *err)
+{
+	struct check *ck = ctx;
+	struct check_scratch *sc = scratch;
+	const struct entry *e = &ck->entries[i];
+	struct circ_err bad;
+
+	(void)err;
+	if (repo_read_block(ck->repo, &e->id, ck->block_size, sc->data, &sc->comp, &bad))
+		record_damage(ck, e, &bad);
+	atomic_fetch_add(&ck->bytes_done, ck->block_size);
+	return 0;
+}
+
+static void check_progress(void *ctx)
+{
+	struct check *ck = ctx;
+
+	progress_update(ck->prog, atomic_load(&ck->bytes_done));
 }
 
 /*
@@ -148,31 +173,20 @@ static size_t distinct_blocks(const struct manifest *m, struct entry *out, size_
 static int check_blocks(const struct cli *cli, struct check *ck, unsigned threads,
                         const struct manifest *m)
 {
-	pthread_t *tids = calloc(threads, sizeof(*tids));
+	const struct parallel_ops ops = { .thread_start = check_scratch_new,
+		                          .thread_end = check_scratch_free,
+		                          .item = check_block,
+		                          .progress = check_progress };
 	struct progress prog;
-	unsigned started = 0;
-	bool drawing;
+	struct circ_err err;
+	int rc;
 
-	if (!tids)
-		return cli_fail(cli, "out of memory");
 	progress_start(&prog, "verifying", (uint64_t)ck->n_entries * ck->block_size);
-	for (; started < threads; started++)
-		if (pthread_create(&tids[started], NULL, check_worker, ck))
-			break;
-	if (started == 0)
-		check_worker(ck);
-	/* Join in order; the first join draws progress while it waits. */
-	drawing = prog.enabled;
-	while (drawing && atomic_load(&ck->next) < ck->n_entries) {
-		struct timespec ts = { 0, 100 * 1000000 };
-
-		progress_update(&prog, atomic_load(&ck->bytes_done));
-		nanosleep(&ts, NULL);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
+	ck->prog = &prog;
+	rc = parallel_for(ck->n_entries, threads, 1, &ops, ck, &err);
 	progress_end(&prog, atomic_load(&ck->bytes_done));
-	free(tids);
+	if (rc)
+		return cli_fail(cli, "%s", err.msg);
 	if (ck->out_of_memory)
 		return cli_fail(cli, "out of memory");
 	if (ck->n_damaged)

@@ -17,6 +17,7 @@
 
 #include "blockfs/block.h"
 #include "util/file.h"
+#include "util/parallel.h"
 #include "blockfs/repo.h"
 #include "client/progress.h"
 #include "client/publish_catalog.h"
@@ -33,27 +34,14 @@ struct job {
 	struct manifest *m;
 	int fd;
 
-	atomic_uint_fast64_t next; /* next block index to claim */
 	atomic_uint_fast64_t bytes_done;
-	atomic_bool failed;
+	struct progress *prog;
 
-	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t idle;
-	unsigned running;
-	struct circ_err err;
+	pthread_mutex_t lock;     /* guards everything below */
 	struct block_id *new_ids; /* stored by this run: removed again on failure */
 	size_t n_new, cap_new;
 	uint64_t zero_blocks, new_bytes;
 };
-
-static void job_fail(struct job *job, const struct circ_err *err)
-{
-	pthread_mutex_lock(&job->lock);
-	if (!atomic_load(&job->failed))
-		job->err = *err;
-	atomic_store(&job->failed, true);
-	pthread_mutex_unlock(&job->lock);
-}
 
 static int job_record_new(struct job *job, const struct block_id *id, size_t bytes)
 {
@@ -129,87 +117,75 @@ static int publish_block(struct job *job, uint64_t idx, uint8_t *data, struct bu
 	return 0;
 }
 
-static void *worker(void *arg)
+struct worker {
+	struct block_encoder *enc;
+	uint8_t *data;
+	struct buf comp;
+};
+
+static void worker_free(void *ctx, void *scratch)
 {
-	struct job *job = arg;
-	uint32_t bs = job->m->block_size;
-	struct block_encoder *enc = block_encoder_new(job->opts->level);
-	uint8_t *data = malloc(bs);
-	struct buf comp = { 0 };
-	struct circ_err err;
+	struct worker *w = scratch;
 
-	if (!enc || !data) {
-		err_set(&err, ENOMEM, "out of memory");
-		job_fail(job, &err);
-		goto out;
-	}
-	while (!atomic_load(&job->failed)) {
-		uint64_t first = atomic_fetch_add(&job->next, BATCH);
+	(void)ctx;
+	buf_free(&w->comp);
+	free(w->data);
+	block_encoder_free(w->enc);
+	free(w);
+}
 
-		if (first >= job->m->n_blocks)
-			break;
-		for (uint64_t i = first; i < first + BATCH && i < job->m->n_blocks; i++) {
-			if (publish_block(job, i, data, &comp, enc, &err)) {
-				job_fail(job, &err);
-				goto out;
-			}
-			atomic_fetch_add(&job->bytes_done, bs);
+static void *worker_new(void *ctx, struct circ_err *err)
+{
+	struct job *job = ctx;
+	struct worker *w = calloc(1, sizeof(*w));
+
+	if (w) {
+		w->enc = block_encoder_new(job->opts->level);
+		w->data = malloc(job->m->block_size);
+		if (!w->enc || !w->data) {
+			worker_free(job, w);
+			w = NULL;
 		}
 	}
-out:
-	buf_free(&comp);
-	free(data);
-	block_encoder_free(enc);
-	pthread_mutex_lock(&job->lock);
-	job->running--;
-	pthread_cond_signal(&job->idle);
-	pthread_mutex_unlock(&job->lock);
-	return NULL;
+	if (!w)
+		err_set(err, ENOMEM, "out of memory");
+	return w;
+}
+
+static int worker_block(void *ctx, void *scratch, uint64_t i, struct circ_err *err)
+{
+	struct job *job = ctx;
+	struct worker *w = scratch;
+
+	if (publish_block(job, i, w->data, &w->comp, w->enc, err))
+		return -1;
+	atomic_fetch_add(&job->bytes_done, job->m->block_size);
+	return 0;
+}
+
+static void worker_progress(void *ctx)
+{
+	struct job *job = ctx;
+
+	progress_update(job->prog, atomic_load(&job->bytes_done));
 }
 
 /* Runs the workers; the calling thread draws progress until they finish. */
 static int run_workers(struct job *job, unsigned threads, struct circ_err *err)
 {
-	pthread_t *tids = calloc(threads, sizeof(*tids));
+	const struct parallel_ops ops = { .thread_start = worker_new,
+		                          .thread_end = worker_free,
+		                          .item = worker_block,
+		                          .progress = worker_progress };
 	struct progress prog;
-	unsigned started = 0;
+	int rc;
 
-	if (!tids)
-		return err_set(err, ENOMEM, "out of memory");
 	progress_start(&prog, "publishing", job->m->image_size);
 	prog.enabled = prog.enabled && job->opts->progress;
-	pthread_mutex_lock(&job->lock);
-	for (; started < threads; started++) {
-		if (pthread_create(&tids[started], NULL, worker, job))
-			break;
-		job->running++;
-	}
-	while (job->running) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&job->idle, &job->lock, &ts);
-		pthread_mutex_unlock(&job->lock);
-		progress_update(&prog, atomic_load(&job->bytes_done));
-		pthread_mutex_lock(&job->lock);
-	}
-	pthread_mutex_unlock(&job->lock);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	free(tids);
+	job->prog = &prog;
+	rc = parallel_for(job->m->n_blocks, threads, BATCH, &ops, job, err);
 	progress_end(&prog, atomic_load(&job->bytes_done));
-	if (started == 0)
-		return err_set(err, EAGAIN, "cannot start worker threads");
-	if (atomic_load(&job->failed)) {
-		*err = job->err;
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 static int image_open(const char *path, uint64_t *size, struct circ_err *err)
@@ -588,7 +564,6 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_init(&job.lock, NULL);
-	pthread_cond_init(&job.idle, NULL);
 	if (!repo_name_valid(opts->name)) {
 		err_set(err, EINVAL,
 		        "invalid image name '%s': use 1-64 letters, digits, '.', '_' or '-', "
@@ -727,7 +702,6 @@ out:
 		close(ifd);
 	free(job.new_ids);
 	pthread_mutex_destroy(&job.lock);
-	pthread_cond_destroy(&job.idle);
 	manifest_release(&m);
 	manifest_release(&parent);
 	buf_free(&mbuf);

@@ -3,22 +3,20 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "blockfs/store.h"
+#include "util/parallel.h"
 
 struct hoard_job {
 	struct vdisk *vd;
 	const uint32_t *list; /* block indices, or NULL: every block */
 	uint64_t n;
-	atomic_uint_fast64_t next, done;
-	atomic_bool failed;
-	pthread_mutex_t lock;
-	struct circ_err err;
+	atomic_uint_fast64_t done;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 static uint64_t job_index(const struct hoard_job *j, uint64_t i)
@@ -26,34 +24,46 @@ static uint64_t job_index(const struct hoard_job *j, uint64_t i)
 	return j->list ? j->list[i] : i;
 }
 
-/* Reads each block through the disk's stack: whichever layer holds it fetches it. */
-static void *hoard_worker(void *arg)
+static void *hoard_buffer(void *ctx, struct circ_err *err)
 {
-	struct hoard_job *j = arg;
-	uint32_t bs = vdisk_block_size(j->vd);
-	uint64_t size = vdisk_size(j->vd), i;
-	uint8_t *buf = malloc(bs);
+	struct hoard_job *j = ctx;
+	void *buf = malloc(vdisk_block_size(j->vd));
 
-	while (buf && !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->n) {
-		uint64_t idx = job_index(j, i), off = idx * bs;
-		uint64_t len = size - off < bs ? size - off : bs;
-		int rc = 0;
+	if (!buf)
+		err_set(err, ENOMEM, "out of memory");
+	return buf;
+}
 
-		/* Verified: after a power cut a cached block may be there but short or torn. */
-		if (!vdisk_block_local_verified(j->vd, idx))
-			rc = vdisk_read(j->vd, buf, (size_t)len, off);
-		if (rc && !atomic_exchange(&j->failed, true)) {
-			pthread_mutex_lock(&j->lock);
-			err_set(&j->err, -rc, "block %llu cannot be fetched (see above)",
-			        (unsigned long long)idx);
-			pthread_mutex_unlock(&j->lock);
-		}
-		atomic_fetch_add(&j->done, 1);
-	}
-	if (!buf && !atomic_exchange(&j->failed, true))
-		err_set(&j->err, ENOMEM, "out of memory");
+static void hoard_buffer_free(void *ctx, void *buf)
+{
+	(void)ctx;
 	free(buf);
-	return NULL;
+}
+
+/* Reads a block through the disk's stack: whichever layer holds it fetches it. */
+static int hoard_block(void *ctx, void *buf, uint64_t i, struct circ_err *err)
+{
+	struct hoard_job *j = ctx;
+	uint32_t bs = vdisk_block_size(j->vd);
+	uint64_t size = vdisk_size(j->vd), idx = job_index(j, i), off = idx * bs;
+	uint64_t len = size - off < bs ? size - off : bs;
+	int rc = 0;
+
+	/* Verified: after a power cut a cached block may be there but short or torn. */
+	if (!vdisk_block_local_verified(j->vd, idx))
+		rc = vdisk_read(j->vd, buf, (size_t)len, off);
+	if (rc)
+		return err_set(err, -rc, "block %llu cannot be fetched (see above)",
+		               (unsigned long long)idx);
+	atomic_fetch_add(&j->done, 1);
+	return 0;
+}
+
+static void hoard_progress(void *ctx)
+{
+	struct hoard_job *j = ctx;
+
+	j->progress(j->progress_ctx, atomic_load(&j->done), j->n);
 }
 
 /* The boot kit's blocks: fetched into the cache like the disk's. */
@@ -84,11 +94,12 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
                 struct hoard_result *res, struct circ_err *err)
 {
 	const struct manifest *m = vdisk_manifest(vd);
-	struct hoard_job j = { .vd = vd };
-	pthread_t tids[HOARD_THREADS];
+	struct hoard_job j = { .vd = vd, .progress = progress, .progress_ctx = ctx };
+	const struct parallel_ops ops = { .thread_start = hoard_buffer,
+		                          .thread_end = hoard_buffer_free,
+		                          .item = hoard_block,
+		                          .progress = progress ? hoard_progress : NULL };
 	struct disk_stats before, after;
-	struct timespec tick = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
-	unsigned started = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -106,25 +117,8 @@ int hoard_fetch(struct vdisk *vd, bool boot_only,
 	for (uint64_t i = 0; i < j.n; i++)
 		res->already += vdisk_block_local(vd, job_index(&j, i));
 	vdisk_get_stats(vd, &before);
-	pthread_mutex_init(&j.lock, NULL);
-	for (; started < HOARD_THREADS; started++)
-		if (pthread_create(&tids[started], NULL, hoard_worker, &j))
-			break;
-	if (!started)
-		hoard_worker(&j);
-	while (progress && atomic_load(&j.done) < j.n && !atomic_load(&j.failed)) {
-		progress(ctx, atomic_load(&j.done), j.n);
-		nanosleep(&tick, NULL);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	if (progress)
-		progress(ctx, atomic_load(&j.done), j.n);
-	pthread_mutex_destroy(&j.lock);
-	if (atomic_load(&j.failed)) {
-		*err = j.err;
+	if (parallel_for(j.n, HOARD_THREADS, 1, &ops, &j, err))
 		return -1;
-	}
 	if (fetch_boot_kit(vd, res, err))
 		return -1;
 	vdisk_get_stats(vd, &after);

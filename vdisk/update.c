@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "blockfs/cache.h"
 #include "util/file.h"
 #include "util/fileio.h"
+#include "util/parallel.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/image.h"
@@ -26,11 +26,9 @@
 struct update_job {
 	struct store *store;
 	const struct manifest *old, *new;
-	atomic_uint next;
-	atomic_uint done; /* changed blocks fetched or found cached */
-	atomic_uint failed;
-	pthread_mutex_t lock;
-	struct circ_err err;
+	const struct state_net *net;
+	uint64_t changed;
+	atomic_uint_fast64_t done; /* changed blocks fetched or found cached */
 };
 
 static bool block_changed(const struct update_job *j, uint32_t i)
@@ -45,60 +43,39 @@ static bool block_changed(const struct update_job *j, uint32_t i)
 	return true;
 }
 
-static void *update_worker(void *arg)
+static int update_block(void *ctx, void *scratch, uint64_t i, struct circ_err *err)
 {
-	struct update_job *j = arg;
-	struct circ_err err;
-	unsigned i;
+	struct update_job *j = ctx;
 
-	while ((i = atomic_fetch_add(&j->next, 1)) < j->new->n_blocks && !atomic_load(&j->failed)) {
-		if (!block_changed(j, i))
-			continue;
-		if (store_ensure(j->store, &j->new->blocks[i], j->new->block_size, &err)) {
-			pthread_mutex_lock(&j->lock);
-			if (!atomic_exchange(&j->failed, 1))
-				j->err = err;
-			pthread_mutex_unlock(&j->lock);
-		}
-		atomic_fetch_add(&j->done, 1);
-	}
-	return NULL;
+	(void)scratch;
+	if (!block_changed(j, (uint32_t)i))
+		return 0;
+	if (store_ensure(j->store, &j->new->blocks[i], j->new->block_size, err))
+		return -1;
+	atomic_fetch_add(&j->done, 1);
+	return 0;
+}
+
+static void update_progress(void *ctx)
+{
+	struct update_job *j = ctx;
+
+	j->net->progress(j->net->progress_ctx, "blocks", false, atomic_load(&j->done), j->changed);
 }
 
 static int fetch_changed(struct store *store, const struct manifest *old,
                          const struct manifest *new, const struct state_net *net, uint64_t *changed,
                          struct circ_err *err)
 {
-	struct update_job j = { .store = store, .old = old, .new = new };
-	struct timespec tick = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
-	pthread_t tids[UPDATE_THREADS];
-	unsigned started = 0;
-	bool report = net && net->progress;
+	struct update_job j = { .store = store, .old = old, .new = new, .net = net };
+	const struct parallel_ops ops = { .item = update_block,
+		                          .progress =
+		                              net && net->progress ? update_progress : NULL };
 
-	*changed = 0;
 	for (uint32_t i = 0; i < new->n_blocks; i++)
-		*changed += block_changed(&j, i);
-	pthread_mutex_init(&j.lock, NULL);
-	for (; started < UPDATE_THREADS; started++)
-		if (pthread_create(&tids[started], NULL, update_worker, &j))
-			break;
-	if (!started)
-		update_worker(&j);
-	/* The bar is redrawn while the workers run; nothing waits on it. */
-	while (report && started && atomic_load(&j.done) < *changed && !atomic_load(&j.failed)) {
-		net->progress(net->progress_ctx, "blocks", false, atomic_load(&j.done), *changed);
-		nanosleep(&tick, NULL);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	pthread_mutex_destroy(&j.lock);
-	if (report)
-		net->progress(net->progress_ctx, "blocks", false, atomic_load(&j.done), *changed);
-	if (atomic_load(&j.failed)) {
-		*err = j.err;
-		return -1;
-	}
-	return 0;
+		j.changed += block_changed(&j, i);
+	*changed = j.changed;
+	return parallel_for(new->n_blocks, UPDATE_THREADS, 1, &ops, &j, err);
 }
 
 static int remove_overlay(const struct fileio *fio, const char *dir, struct circ_err *err)

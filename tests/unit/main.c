@@ -9,6 +9,7 @@ int main(void)
 	int failed;
 
 	srunner_add_suite(sr, buf_suite());
+	srunner_add_suite(sr, parallel_suite());
 	srunner_add_suite(sr, json_suite());
 	srunner_add_suite(sr, block_suite());
 	srunner_add_suite(sr, repo_suite());

@@ -7,6 +7,7 @@
 
 Suite *err_suite(void);
 Suite *buf_suite(void);
+Suite *parallel_suite(void);
 Suite *json_suite(void);
 Suite *block_suite(void);
 Suite *repo_suite(void);
