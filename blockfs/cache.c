@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "blockfs/cache.h"
-#include "blockfs/cache_int.h"
 #include "util/file.h"
 #include "util/fileio.h"
+#include "blockfs/cache_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "blockfs/block.h"
 #include "util/err.h"
+#include "blockfs/block.h"
 
 /*
  * Whatever its bound, the cache leaves the file system it lives on this

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/block.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "blockfs/block.h"
 #include "blockfs/fetch.h"
 
 #define REPO_PATH_MAX     256

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "blockfs/block.h"
 #include "blockfs/cache.h"
-#include "util/err.h"
 #include "blockfs/repo.h"
 
 struct store;

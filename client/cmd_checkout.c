@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 #include "util/json.h"
-#include "client/secret.h"
 #include "vdisk/migrate.h"
+#include "client/secret.h"
 
 static const char usage[] =
     "Usage: circ checkout URL DISK --user USER [--version N] [--steal] [--key PUB]\n"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 #include "util/json.h"
-#include "client/progress.h"
 #include "vdisk/hoard.h"
+#include "client/progress.h"
 
 static const char usage[] =
     "Usage: circ fetch DISK [--boot]\n"

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "util/json.h"
-#include "client/progress.h"
 #include "vdisk/state.h"
+#include "client/progress.h"
 
 static const char usage[] =
     "Usage: circ pull URL NAME --key PUB [--as DISK] [--mirror URL]...\n"

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 
 #include "util/json.h"
+#include "vdisk/migrate.h"
 #include "client/progress.h"
 #include "client/secret.h"
-#include "vdisk/migrate.h"
 
 static const char usage[] =
     "Usage: circ push DISK [--to URL --user USER] [--keep-lease]\n"

@@ -20,11 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vdisk/kiosk.h"
+#include "hv/hv.h"
 #include "client/bootkit.h"
 #include "client/progress.h"
 #include "client/vm.h"
-#include "hv/hv.h"
-#include "vdisk/kiosk.h"
 
 #define HARDWARE_SPEED_IPS 1e8 /* hardware virtualization: far above; emulation: ~1e6 */
 

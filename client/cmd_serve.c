@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
 #include "vdisk/state.h"
+#include "server/server.h"
 
 static const char usage[] =
     "Usage: circ serve --repo DIR [--listen HOST:PORT] [--threads N] [--quiet]\n"

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "blockfs/cache.h"
 #include "util/json.h"
+#include "blockfs/cache.h"
 #include "vdisk/inventory.h"
 
 static const char usage[] =

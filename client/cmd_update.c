@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "util/json.h"
-#include "client/progress.h"
 #include "vdisk/state.h"
+#include "client/progress.h"
 
 static const char usage[] =
     "Usage: circ update DISK [--keep-overlay | --discard-overlay]\n"

@@ -12,8 +12,8 @@
 #include "util/json.h"
 #include "util/parallel.h"
 #include "blockfs/repo.h"
-#include "client/progress.h"
 #include "vdisk/image.h"
+#include "client/progress.h"
 
 static const char usage[] =
     "Usage: circ verify (--repo DIR | --url URL...) --key PUB --name NAME [--version N]\n"

@@ -15,16 +15,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/block.h"
 #include "util/file.h"
 #include "util/parallel.h"
+#include "blockfs/block.h"
 #include "blockfs/repo.h"
-#include "client/progress.h"
-#include "client/publish_catalog.h"
 #include "vdisk/catalog.h"
 #include "vdisk/image.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
+#include "client/progress.h"
+#include "client/publish_catalog.h"
 
 #define BATCH 16 /* blocks a worker claims at once */
 

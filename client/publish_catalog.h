@@ -8,9 +8,9 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "blockfs/repo.h"
-#include "client/publish.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
+#include "client/publish.h"
 
 /*
  * The repo's catalog with this version in it, encoded and signed: the new

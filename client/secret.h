@@ -11,8 +11,8 @@
 #include <stddef.h>
 
 #include "util/err.h"
-#include "client/cli.h"
 #include "vdisk/migrate.h"
+#include "client/cli.h"
 
 struct secret_source {
 	const char *password_file;   /* --password-file, else $CIRC_PASSWORD_FILE */

@@ -18,8 +18,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "hv/blk_backend.h"
 #include "vdisk/disk.h"
+#include "hv/blk_backend.h"
 
 /*
  * The terminal's settings while the guest owns it. File-scope because an

@@ -12,8 +12,8 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "client/cli.h"
 #include "hv/hv.h"
+#include "client/cli.h"
 
 #define EXIT_REBOOT  3
 #define EXIT_STOPPED 4

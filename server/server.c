@@ -20,10 +20,10 @@
 
 #include <microhttpd.h>
 
-#include "blockfs/block.h"
-#include "blockfs/cache.h"
 #include "util/file.h"
 #include "util/fileio.h"
+#include "blockfs/block.h"
+#include "blockfs/cache.h"
 #include "server/auth.h"
 #include "server/path.h"
 #include "server/server_int.h"

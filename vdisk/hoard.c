@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockfs/store.h"
 #include "util/parallel.h"
+#include "blockfs/store.h"
 
 struct hoard_job {
 	struct vdisk *vd;

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "blockfs/cache.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "blockfs/cache.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
 

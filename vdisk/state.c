@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/cache.h"
 #include "util/file.h"
+#include "blockfs/cache.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/image.h"

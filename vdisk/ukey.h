@@ -21,9 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/block.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "blockfs/block.h"
 
 #define UKEY_MASTER_LEN 32
 #define UKEY_SALT_LEN   32

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/block.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "blockfs/block.h"
 #include "blockfs/repo.h"
 #include "vdisk/head.h"
 #include "vdisk/ukey.h"

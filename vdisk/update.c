@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockfs/cache.h"
 #include "util/file.h"
 #include "util/fileio.h"
 #include "util/parallel.h"
+#include "blockfs/cache.h"
 #include "blockfs/repo.h"
 #include "blockfs/store.h"
 #include "vdisk/image.h"

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockfs/cache.h"
 #include "util/err.h"
+#include "blockfs/cache.h"
 #include "blockfs/store.h"
 #include "vdisk/state.h"
 #include "vdisk/ukey.h"

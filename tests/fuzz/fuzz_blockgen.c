@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blockfs/block.h"
 #include "util/buf.h"
+#include "blockfs/block.h"
 #include "tests/fuzz/fuzz.h"
 
 #define FUZZ_BLOCK_SIZE 4096

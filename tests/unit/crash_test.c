@@ -28,13 +28,13 @@
 #include "blockfs/block.h"
 #include "blockfs/cache.h"
 #include "blockfs/repo.h"
-#include "client/publish.h"
+#include "vdisk/image.h"
+#include "vdisk/state.h"
 #include "server/server.h"
+#include "client/publish.h"
 #include "tests/unit/crashfs.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
-#include "vdisk/image.h"
-#include "vdisk/state.h"
 
 /* An empty scratch directory for the next image. */
 static void fresh_dir(char out[PATH_MAX], const char *name)

@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/unit/crashfs.h"
 #include "vdisk/overlay.h"
+#include "tests/unit/crashfs.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
 

@@ -18,12 +18,12 @@
 
 #include <openssl/evp.h>
 
+#include "vdisk/head.h"
+#include "vdisk/migrate.h"
 #include "tests/unit/crashfs.h"
 #include "tests/unit/push_fixture.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
-#include "vdisk/head.h"
-#include "vdisk/migrate.h"
 
 #define PUSHES    3
 #define HEAD_PATH "users/alice/home/head"

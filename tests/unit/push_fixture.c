@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vdisk/disk.h"
 #include "server/server.h"
 #include "tests/unit/testutil.h"
-#include "vdisk/disk.h"
 
 const char push_password[] = "server password of alice";
 const char push_passphrase[] = "alice's passphrase for her key";

@@ -4,11 +4,11 @@
 #include <string.h>
 
 #include "blockfs/block.h"
+#include "vdisk/disk.h"
+#include "vdisk/ukey.h"
 #include "tests/unit/push_fixture.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"
-#include "vdisk/disk.h"
-#include "vdisk/ukey.h"
 
 /* Writes data at block b of home. */
 static void write_block(struct push_fixture *fx, uint32_t b, const uint8_t *data)
