@@ -39,8 +39,8 @@ struct block_encoder;
 struct block_encoder *block_encoder_new(int level);
 void block_encoder_free(struct block_encoder *enc);
 /* Compresses len bytes into out (replacing its contents). */
-int block_encode(struct block_encoder *enc, const void *data, size_t len, struct buf *out,
-                 struct circ_err *err);
+CIRC_MUST_CHECK int block_encode(struct block_encoder *enc, const void *data, size_t len,
+                                 struct buf *out, struct circ_err *err);
 
 /*
  * Decompresses one stored block into out (exactly block_size bytes, the
@@ -48,16 +48,17 @@ int block_encode(struct block_encoder *enc, const void *data, size_t len, struct
  * fails on any frame that does not decode to exactly block_size bytes whose
  * SHA-256 is id: nothing unverified is ever left looking valid in out.
  */
-int block_decode_verified(const struct block_id *id, const void *comp, size_t comp_len, void *out,
-                          size_t block_size, struct circ_err *err);
+CIRC_MUST_CHECK int block_decode_verified(const struct block_id *id, const void *comp,
+                                          size_t comp_len, void *out, size_t block_size,
+                                          struct circ_err *err);
 
 /*
  * Whether a stored block, whatever its size (a frame must declare it, up to
  * BLOCK_SIZE_MAX), decodes to exactly the bytes its ID names: 0, or -1 with
  * the reason (EBADMSG).
  */
-int block_check_stored(const struct block_id *id, const void *comp, size_t comp_len,
-                       struct circ_err *err);
+CIRC_MUST_CHECK int block_check_stored(const struct block_id *id, const void *comp, size_t comp_len,
+                                       struct circ_err *err);
 
 /* The largest compressed object a block of block_size may legitimately be. */
 size_t block_encoded_bound(size_t block_size);

@@ -62,13 +62,14 @@ struct cache_options {
 };
 
 /* Opens (creating) the cache in dir. */
-int cache_open_opts(const char *dir, const struct cache_options *o, struct cache **out,
-                    struct circ_err *err);
+CIRC_MUST_CHECK int cache_open_opts(const char *dir, const struct cache_options *o,
+                                    struct cache **out, struct circ_err *err);
 /* The same with a bound of max_bytes (0: no bound), its log stderr. */
-int cache_open(const char *dir, uint64_t max_bytes, struct cache **out, struct circ_err *err);
+CIRC_MUST_CHECK int cache_open(const char *dir, uint64_t max_bytes, struct cache **out,
+                               struct circ_err *err);
 /* The same, its writes through fio (NULL: the system's), as a crash test records them. */
-int cache_open_io(const char *dir, uint64_t max_bytes, const struct fileio *fio, struct cache **out,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int cache_open_io(const char *dir, uint64_t max_bytes, const struct fileio *fio,
+                                  struct cache **out, struct circ_err *err);
 void cache_close(struct cache *c);
 
 /*
@@ -91,7 +92,7 @@ int cache_put(struct cache *c, const struct block_id *id, const void *data, size
  */
 int cache_verify(struct cache *c, const struct block_id *id, size_t block_size);
 /* Makes every block put so far last a power cut (a base switch relies on them). */
-int cache_sync(struct cache *c);
+CIRC_MUST_CHECK int cache_sync(struct cache *c);
 bool cache_contains(struct cache *c, const struct block_id *id);
 /* The size of block id if cached (looking at what other processes put), else -ENOENT. */
 int cache_block_size(struct cache *c, const struct block_id *id, size_t *size);

@@ -90,33 +90,33 @@ struct cache {
 };
 
 int64_t cache_now_ns(void);
-int cache_open_dirs(struct cache *c);
+CIRC_MUST_CHECK int cache_open_dirs(struct cache *c);
 
 /* cache.c: the index (under lock). */
 struct cache_entry *cache_index_find(struct cache *c, const struct block_id *id);
-int cache_index_add(struct cache *c, const struct pack_slot *s, struct cache_pack *p, uint32_t slot,
-                    bool verified);
+CIRC_MUST_CHECK int cache_index_add(struct cache *c, const struct pack_slot *s,
+                                    struct cache_pack *p, uint32_t slot, bool verified);
 void cache_index_remove(struct cache *c, struct cache_entry *e);
 
 /* cache_pack.c: packs (under scan_lock unless said). */
-int cache_packs_list(struct cache *c, bool locked);
+CIRC_MUST_CHECK int cache_packs_list(struct cache *c, bool locked);
 void cache_packs_refresh(struct cache *c);
 #define PACK_DEAD (1u << 31)
 void cache_pack_release(struct cache_pack *p);
 void cache_pack_close_all(struct cache *c); /* no read in flight */
 /* Under wlock: an active pack with room for one more block of block_size bytes. */
-int cache_pack_room(struct cache *c, size_t block_size);
+CIRC_MUST_CHECK int cache_pack_room(struct cache *c, size_t block_size);
 /* Under wlock: appends a block to the active pack and indexes it. */
-int cache_pack_append(struct cache *c, const struct block_id *id, const void *data,
-                      size_t block_size);
+CIRC_MUST_CHECK int cache_pack_append(struct cache *c, const struct block_id *id, const void *data,
+                                      size_t block_size);
 /* Under wlock: removes the oldest packs until the file system has len + its floor free. */
-int cache_pack_make_floor(struct cache *c, size_t len);
+CIRC_MUST_CHECK int cache_pack_make_floor(struct cache *c, size_t len);
 /* Under wlock: this process's pack gains no more blocks. */
 void cache_pack_seal(struct cache *c);
 /* Removes the least recently used packs until the bound holds. */
 void cache_pack_enforce_bound(struct cache *c);
 
 /* cache_migrate.c */
-int cache_migrate(struct cache *c, struct circ_err *err);
+CIRC_MUST_CHECK int cache_migrate(struct cache *c, struct circ_err *err);
 
 #endif

@@ -144,8 +144,10 @@ static void scan_slots(struct cache *c, struct cache_pack *p)
 				if (!p->final)
 					return;
 			} else {
+				/* Out of memory, a block goes unindexed: read, it is fetched again.
+				 */
 				pthread_mutex_lock(&c->lock);
-				cache_index_add(c, &s, p, p->scanned, false);
+				CIRC_BEST_EFFORT(cache_index_add(c, &s, p, p->scanned, false));
 				pthread_mutex_unlock(&c->lock);
 			}
 			p->scanned++;
@@ -323,7 +325,7 @@ void cache_packs_refresh(struct cache *c)
 	    (st.st_mtim.tv_sec != c->dir_mtime.tv_sec ||
 	     st.st_mtim.tv_nsec != c->dir_mtime.tv_nsec ||
 	     (now - mtime_ns(&st) < DIR_SETTLED_NS && now - c->listed_at > DIR_RELIST_NS)))
-		cache_packs_list(c, false);
+		CIRC_BEST_EFFORT(cache_packs_list(c, false)); /* failed: the last listing stands */
 	for (size_t i = 0; i < c->n_packs; i++) {
 		struct cache_pack *p = c->packs[i];
 
@@ -517,9 +519,11 @@ static int pack_create(struct cache *c, size_t block_size, uint64_t cap)
 		return fd;
 	}
 	p->fd = fd;
-	pack_hdr_init(&p->hdr, p->seq, pack_slots(cap, block_size), cap);
-	pack_hdr_encode(&p->hdr, hdr);
-	rc = c->fio->pwrite(c->fio->ctx, fd, hdr, sizeof(hdr), 0);
+	rc = pack_hdr_init(&p->hdr, p->seq, pack_slots(cap, block_size), cap);
+	if (!rc) {
+		pack_hdr_encode(&p->hdr, hdr);
+		rc = c->fio->pwrite(c->fio->ctx, fd, hdr, sizeof(hdr), 0);
+	}
 	if (!rc && flock(fd, LOCK_EX | LOCK_NB))
 		rc = -errno;
 	if (!rc && fstat(fd, &st))

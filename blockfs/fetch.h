@@ -55,8 +55,9 @@ void fetch_free(struct fetch *f);
  * not be reached, ENETUNREACH; a fetch that could not finish by the deadline,
  * ETIMEDOUT; a server that answered wrongly, EIO.
  */
-int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
-              fetch_check_fn check, void *check_ctx, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int fetch_get(struct fetch *f, const char *path, size_t max_len, unsigned flags,
+                              fetch_check_fn check, void *check_ctx, struct buf *out,
+                              struct circ_err *err);
 
 /*
  * One request to the first mirror (uploads and compare-and-swap go to the
@@ -80,8 +81,8 @@ struct fetch_response {
 	int64_t length; /* Content-Length, -1 when none (for HEAD) */
 };
 
-int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq,
-               struct fetch_response *resp, struct buf *body, struct circ_err *err);
+CIRC_MUST_CHECK int fetch_send(struct fetch *f, const char *path, const struct fetch_request *rq,
+                               struct fetch_response *resp, struct buf *body, struct circ_err *err);
 
 void fetch_get_stats(struct fetch *f, struct fetch_stats *st);
 

@@ -53,10 +53,12 @@ struct pack_slot {
 /* Where the payloads of a pack of n_slots slots start. */
 uint64_t pack_data_off(uint32_t n_slots);
 /* Fills h for a new pack; -EINVAL if n_slots or capacity is out of range. */
-int pack_hdr_init(struct pack_hdr *h, uint64_t seq, uint32_t n_slots, uint64_t capacity);
+CIRC_MUST_CHECK int pack_hdr_init(struct pack_hdr *h, uint64_t seq, uint32_t n_slots,
+                                  uint64_t capacity);
 void pack_hdr_encode(const struct pack_hdr *h, uint8_t out[PACK_HDR_SIZE]);
 /* 0 and h filled if in is a whole, consistent header of pack seq; else -EBADMSG. */
-int pack_hdr_decode(const uint8_t in[PACK_HDR_SIZE], uint64_t seq, struct pack_hdr *h);
+CIRC_MUST_CHECK int pack_hdr_decode(const uint8_t in[PACK_HDR_SIZE], uint64_t seq,
+                                    struct pack_hdr *h);
 
 void pack_slot_encode(const struct pack_slot *s, const struct pack_hdr *h,
                       uint8_t out[PACK_SLOT_SIZE]);
@@ -64,13 +66,13 @@ void pack_slot_encode(const struct pack_slot *s, const struct pack_hdr *h,
  * 0 and s filled if in is a whole slot of pack h whose payload lies inside
  * it; -ENOENT for a slot never written (all zeros); else -EBADMSG.
  */
-int pack_slot_decode(const uint8_t in[PACK_SLOT_SIZE], const struct pack_hdr *h,
-                     struct pack_slot *s);
+CIRC_MUST_CHECK int pack_slot_decode(const uint8_t in[PACK_SLOT_SIZE], const struct pack_hdr *h,
+                                     struct pack_slot *s);
 /* XXH3-64 of a payload, as slots carry it. */
 uint64_t pack_sum(const void *data, uint64_t len);
 
 /* The file name of pack seq (PACK_NAME_LEN + 1 bytes); parses one back (-EINVAL if not). */
 void pack_name(uint64_t seq, char out[PACK_NAME_LEN + 1]);
-int pack_name_parse(const char *name, uint64_t *seq);
+CIRC_MUST_CHECK int pack_name_parse(const char *name, uint64_t *seq);
 
 #endif

@@ -41,19 +41,19 @@ struct store_source {
 };
 
 /* repo and cache stay the caller's and must outlive the store. */
-int store_new(struct repo *repo, struct cache *cache, unsigned workers, struct store **out,
-              struct circ_err *err);
+CIRC_MUST_CHECK int store_new(struct repo *repo, struct cache *cache, unsigned workers,
+                              struct store **out, struct circ_err *err);
 /* The same, from another source (a user's encrypted blocks); ctx outlives the store. */
-int store_new_source(const struct store_source *src, struct cache *cache, unsigned workers,
-                     struct store **out, struct circ_err *err);
+CIRC_MUST_CHECK int store_new_source(const struct store_source *src, struct cache *cache,
+                                     unsigned workers, struct store **out, struct circ_err *err);
 void store_free(struct store *s);
 
 /* Reads len bytes at off of block id (block_size bytes long). */
-int store_read(struct store *s, const struct block_id *id, size_t block_size, uint64_t off,
-               size_t len, void *out, struct circ_err *err);
+CIRC_MUST_CHECK int store_read(struct store *s, const struct block_id *id, size_t block_size,
+                               uint64_t off, size_t len, void *out, struct circ_err *err);
 /* Makes sure id is cached, fetching it if needed; counts as no reader hit or miss. */
-int store_ensure(struct store *s, const struct block_id *id, size_t block_size,
-                 struct circ_err *err);
+CIRC_MUST_CHECK int store_ensure(struct store *s, const struct block_id *id, size_t block_size,
+                                 struct circ_err *err);
 /* Queues a background fetch; dropped if the queue is full or the block is at hand. */
 void store_prefetch(struct store *s, const struct block_id *id, size_t block_size);
 /* Waits until the background queue is empty and its fetches are done. */

@@ -100,8 +100,7 @@ int bootkit_identify(const char *state, const char *disk, struct bootkit *bk, st
 	if (vdisk_open(state, disk, &vo, &vd, err))
 		return -1;
 	rc = version_identity(vd, bk, err);
-	vdisk_close(vd);
-	return rc;
+	return vdisk_close_after(vd, rc, err);
 }
 
 static int write_one(struct vdisk *vd, const struct manifest_file *f, const char *dir,
@@ -155,7 +154,7 @@ int bootkit_extract(const char *state, const char *disk, struct bootkit *bk, str
 	rc = 0;
 out:
 	free(dir);
-	vdisk_close(vd);
+	rc = vdisk_close_after(vd, rc, err);
 	if (rc)
 		bootkit_release(bk);
 	return rc;

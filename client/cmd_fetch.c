@@ -74,7 +74,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 	     hoard_fetch(vd, boot, show_progress, &prog, &res, &err);
 	if (prog.what)
 		progress_end(&prog, rc ? 0 : res.blocks);
-	vdisk_close(vd);
+	rc = vdisk_close_after(vd, rc ? -1 : 0, &err);
 	free(state);
 	if (rc)
 		return cli_fail_err(cli, &err);

@@ -65,7 +65,7 @@
  * Writes the tables for cpus processors and the n PCI routes in irqs into
  * [ACPI_START, ACPI_END), replacing what was there.
  */
-int acpi_write(struct guest_mem *m, unsigned cpus, const struct mptable_pci_irq *irqs, size_t n,
-               struct circ_err *err);
+CIRC_MUST_CHECK int acpi_write(struct guest_mem *m, unsigned cpus,
+                               const struct mptable_pci_irq *irqs, size_t n, struct circ_err *err);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "hv/bus.h"
 #include "hv/power.h"
 
@@ -40,7 +41,7 @@ struct acpi_pm {
 
 void acpi_pm_init(struct acpi_pm *pm, struct power_sink sink);
 void acpi_pm_destroy(struct acpi_pm *pm);
-int acpi_pm_register(struct acpi_pm *pm, struct bus *pio);
+CIRC_MUST_CHECK int acpi_pm_register(struct acpi_pm *pm, struct bus *pio);
 /* The port bus calls this for [ACPI_PM_EVT_PORT, ACPI_PM_CNT_PORT + ACPI_PM_CNT_LEN). */
 void acpi_pm_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write);
 

@@ -30,7 +30,7 @@ struct aml {
 void aml_init(struct aml *a);
 void aml_free(struct aml *a);
 /* 0 and the encoded bytes in a->out, or -1 and err set with the first failure. */
-int aml_finish(struct aml *a, struct circ_err *err);
+CIRC_MUST_CHECK int aml_finish(struct aml *a, struct circ_err *err);
 
 /*
  * A name path: an optional leading '\' and 4-character segments joined by
@@ -57,7 +57,7 @@ void aml_buffer(struct aml *a, const void *bytes, size_t len);
 int aml_res_bus_numbers(struct buf *b, uint16_t min, uint16_t max);
 int aml_res_io_fixed(struct buf *b, uint16_t port, uint8_t len);
 int aml_res_io_range(struct buf *b, uint16_t min, uint16_t max);
-int aml_res_mem32_range(struct buf *b, uint32_t min, uint32_t max);
+CIRC_MUST_CHECK int aml_res_mem32_range(struct buf *b, uint32_t min, uint32_t max);
 /* The end tag; its checksum 0 means "no checksum". */
 int aml_res_end(struct buf *b);
 

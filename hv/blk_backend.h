@@ -39,12 +39,12 @@ struct blk_backend {
  * hole punching for discard (a file system that cannot punch holes makes
  * discard a no-op, which the guest cannot tell from a slow one).
  */
-int blk_backend_open_file(const char *path, bool read_only, struct blk_backend *out,
-                          struct circ_err *err);
+CIRC_MUST_CHECK int blk_backend_open_file(const char *path, bool read_only, struct blk_backend *out,
+                                          struct circ_err *err);
 /* Wraps vd, which the caller still owns and closes after blk_backend_close. */
-int blk_backend_from_vdisk(struct vdisk *vd, struct blk_backend *out);
+CIRC_MUST_CHECK int blk_backend_from_vdisk(struct vdisk *vd, struct blk_backend *out);
 /* size bytes of zeroed host memory, allocated lazily. Returns 0 or -errno. */
-int blk_backend_open_memory(uint64_t size, struct blk_backend *out);
+CIRC_MUST_CHECK int blk_backend_open_memory(uint64_t size, struct blk_backend *out);
 /* Releases what the constructor took; safe on a zeroed or already closed backend. */
 void blk_backend_close(struct blk_backend *be);
 

@@ -150,17 +150,17 @@ struct bzimage_info {
  * its e820 map), page tables, GDT, ACPI and MP tables, and says how to start the
  * BSP. Other vCPUs start in real mode and wait for the BSP's INIT/SIPI.
  */
-int boot_load(struct guest_mem *m, const struct boot_config *cfg, struct boot_info *out,
-              struct circ_err *err);
+CIRC_MUST_CHECK int boot_load(struct guest_mem *m, const struct boot_config *cfg,
+                              struct boot_info *out, struct circ_err *err);
 
 /* boot_load from bytes in memory (cfg's paths only name them in errors); for tests and fuzzing. */
-int boot_load_mem(struct guest_mem *m, const struct boot_config *cfg, const void *kernel,
-                  size_t kernel_len, const void *initrd, size_t initrd_len, struct boot_info *out,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int boot_load_mem(struct guest_mem *m, const struct boot_config *cfg,
+                                  const void *kernel, size_t kernel_len, const void *initrd,
+                                  size_t initrd_len, struct boot_info *out, struct circ_err *err);
 
 /* Checks a bzImage's setup header; img is the file's first len bytes, len its size. */
-int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *out,
-                       struct circ_err *err);
+CIRC_MUST_CHECK int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *out,
+                                       struct circ_err *err);
 
 /* A GDT descriptor from Firecracker's compact flags (e.g. 0xa09b), and back. */
 uint64_t boot_gdt_entry(uint16_t flags, uint32_t base, uint32_t limit);

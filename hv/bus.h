@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
+
 /* An access at offset within the device's range; data holds len bytes (1, 2, 4 or 8). */
 typedef void (*bus_io_fn)(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool write);
 
@@ -32,10 +34,11 @@ struct bus {
 void bus_init(struct bus *b);
 void bus_destroy(struct bus *b);
 /* Registers [base, base + len); fails with -EBUSY on an overlap. */
-int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn io, void *opaque,
-                 const char *name);
+CIRC_MUST_CHECK int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn io,
+                                 void *opaque, const char *name);
 /* Moves the range that starts at old_base for opaque; len 0 unmaps it. */
-int bus_move(struct bus *b, void *opaque, uint64_t old_base, uint64_t new_base, uint64_t len);
+CIRC_MUST_CHECK int bus_move(struct bus *b, void *opaque, uint64_t old_base, uint64_t new_base,
+                             uint64_t len);
 /*
  * Dispatches an access. Unclaimed reads return all ones, unclaimed writes
  * are dropped (as on real hardware); returns whether a device claimed it.

@@ -28,7 +28,7 @@ struct guest_mem {
 	uint64_t low;  /* RAM bytes below the hole */
 };
 
-int guest_mem_alloc(struct guest_mem *m, uint64_t size, struct circ_err *err);
+CIRC_MUST_CHECK int guest_mem_alloc(struct guest_mem *m, uint64_t size, struct circ_err *err);
 void guest_mem_free(struct guest_mem *m);
 
 /* Host address of [gpa, gpa + len) if it lies wholly in one RAM region, else NULL. */

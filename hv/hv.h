@@ -56,8 +56,8 @@ struct hv_stats {
  * or -1 with err for a failure (no /dev/kvm, a bad kernel, a triple fault or
  * KVM internal error: then err holds a register dump).
  */
-int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stats *stats,
-           struct circ_err *err);
+CIRC_MUST_CHECK int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome,
+                           struct hv_stats *stats, struct circ_err *err);
 
 /*
  * Measures whether KVM runs guest code at hardware speed: runs a tight loop

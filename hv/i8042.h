@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "hv/bus.h"
 #include "hv/power.h"
 
@@ -26,7 +27,7 @@ struct i8042 {
 };
 
 void i8042_init(struct i8042 *k, struct power_sink sink);
-int i8042_register(struct i8042 *k, struct bus *pio);
+CIRC_MUST_CHECK int i8042_register(struct i8042 *k, struct bus *pio);
 void i8042_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write);
 
 #endif

@@ -38,17 +38,17 @@ static void line_set(void *ctx, unsigned gsi, bool level)
 
 int irqfd_set_init(struct irqfd_set *s, int vm_fd, struct circ_err *err)
 {
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+
+	/* Whatever happens, s can then be given to irqfd_set_destroy, once. */
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->vm_fd = vm_fd;
 	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	s->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (s->epoll_fd < 0 || s->stop_fd < 0) {
-		irqfd_set_destroy(s);
+	if (s->epoll_fd < 0 || s->stop_fd < 0 ||
+	    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->stop_fd, &ev) < 0)
 		return err_sys(err, errno, "irqfd set-up");
-	}
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
-	epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->stop_fd, &ev);
 	return 0;
 }
 
@@ -138,6 +138,7 @@ void irqfd_set_destroy(struct irqfd_set *s)
 		close(s->epoll_fd);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
+	s->epoll_fd = s->stop_fd = -1;
 	pthread_mutex_destroy(&s->lock);
 	s->n = 0;
 }

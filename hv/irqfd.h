@@ -32,11 +32,13 @@ struct irqfd_set {
 	bool started;
 };
 
-int irqfd_set_init(struct irqfd_set *s, int vm_fd, struct circ_err *err);
+/* Sets s up; whether or not it succeeds, s is then to be given to irqfd_set_destroy once. */
+CIRC_MUST_CHECK int irqfd_set_init(struct irqfd_set *s, int vm_fd, struct circ_err *err);
 void irqfd_set_destroy(struct irqfd_set *s);
 /* Binds GSI gsi to a new irqfd and fills line (whose set() raises and lowers it). */
-int irqfd_add(struct irqfd_set *s, unsigned gsi, struct irq_line *line, struct circ_err *err);
+CIRC_MUST_CHECK int irqfd_add(struct irqfd_set *s, unsigned gsi, struct irq_line *line,
+                              struct circ_err *err);
 /* Starts the thread that resends interrupts still held up after an acknowledge. */
-int irqfd_start(struct irqfd_set *s, struct circ_err *err);
+CIRC_MUST_CHECK int irqfd_start(struct irqfd_set *s, struct circ_err *err);
 
 #endif

@@ -64,8 +64,9 @@ struct mptable_pci_irq {
  * PCI routes in irqs (distinct slots) at MPTABLE_START, replacing what was
  * there.
  */
-int mptable_write(struct guest_mem *m, unsigned cpus, const struct mptable_pci_irq *irqs, size_t n,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int mptable_write(struct guest_mem *m, unsigned cpus,
+                                  const struct mptable_pci_irq *irqs, size_t n,
+                                  struct circ_err *err);
 
 /*
  * Checks PCI routes: distinct slots in 1..31, GSIs that are IOAPIC pins

@@ -62,8 +62,9 @@ static void bar_update(struct pci_bus *pb, struct pci_dev *d, int i)
 		addr = 0;
 	if (addr == d->bar_mapped[i])
 		return;
+	/* Unmapping: it fails only when not mapped, which is the aim. */
 	if (d->bar_mapped[i])
-		bus_move(bus, d->opaque, d->bar_mapped[i], 0, 0);
+		CIRC_BEST_EFFORT(bus_move(bus, d->opaque, d->bar_mapped[i], 0, 0));
 	d->bar_mapped[i] = 0;
 	/* An address that collides with another device stays unmapped, as it would decode nothing.
 	 */

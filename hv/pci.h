@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "hv/bus.h"
 
 #define PCI_CFG_SIZE        256
@@ -67,10 +68,10 @@ struct pci_bus {
 };
 
 /* Sets up bus 0 with a host bridge at slot 0 and claims the conf1 ports. */
-int pci_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio);
+CIRC_MUST_CHECK int pci_init(struct pci_bus *pb, struct bus *pio, struct bus *mmio);
 void pci_destroy(struct pci_bus *pb);
 /* Adds dev at the next free slot, with its INTx line on GSI irq. */
-int pci_register(struct pci_bus *pb, struct pci_dev *dev, uint8_t irq);
+CIRC_MUST_CHECK int pci_register(struct pci_bus *pb, struct pci_dev *dev, uint8_t irq);
 
 /* Little-endian config space accessors for device set-up. */
 void pci_cfg_set8(struct pci_dev *d, unsigned off, uint8_t v);
@@ -78,7 +79,7 @@ void pci_cfg_set16(struct pci_dev *d, unsigned off, uint16_t v);
 void pci_cfg_set32(struct pci_dev *d, unsigned off, uint32_t v);
 uint32_t pci_cfg_get32(const struct pci_dev *d, unsigned off);
 /* Appends a capability of len bytes (data starts with its ID; next is filled in). */
-int pci_add_capability(struct pci_dev *d, const uint8_t *data, unsigned len);
+CIRC_MUST_CHECK int pci_add_capability(struct pci_dev *d, const uint8_t *data, unsigned len);
 
 /* conf1 access, exposed for tests: the port bus calls these. */
 void pci_conf1_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write);

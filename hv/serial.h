@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "hv/bus.h"
 #include "hv/irq.h"
 
@@ -32,7 +33,7 @@ struct serial {
 
 void serial_init(struct serial *s, int out_fd, const struct irq_line *irq);
 void serial_destroy(struct serial *s);
-int serial_register(struct serial *s, struct bus *pio);
+CIRC_MUST_CHECK int serial_register(struct serial *s, struct bus *pio);
 /* Queues input for the guest; returns how many bytes fitted. */
 size_t serial_feed(struct serial *s, const uint8_t *data, size_t len);
 void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool write);

@@ -25,8 +25,8 @@ struct vcpu {
 };
 
 /* Creates vCPU id with CPUID, MSRs, FPU and LAPIC set up; the BSP (id 0) also gets boot state. */
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, const struct boot_info *boot,
-                struct circ_err *err);
+CIRC_MUST_CHECK int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id,
+                                const struct boot_info *boot, struct circ_err *err);
 void vcpu_destroy(struct vcpu *v);
 /* The thread body: runs until the VM stops. */
 void *vcpu_thread(void *arg);

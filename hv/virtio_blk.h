@@ -148,16 +148,18 @@ struct virtio_blk_pci {
  * are handled on the vCPU thread that notifies, until the VMM calls
  * virtio_blk_pci_start_worker.
  */
-int virtio_blk_pci_create(struct pci_bus *pb, struct blk_backend *be, const struct guest_mem *m,
-                          const struct irq_line *irq, uint8_t gsi, struct virtio_blk_pci **out,
-                          struct circ_err *err);
+CIRC_MUST_CHECK int virtio_blk_pci_create(struct pci_bus *pb, struct blk_backend *be,
+                                          const struct guest_mem *m, const struct irq_line *irq,
+                                          uint8_t gsi, struct virtio_blk_pci **out,
+                                          struct circ_err *err);
 /*
  * Hands request processing to a worker thread woken by notify_fd, an
  * eventfd the VMM registered with KVM_IOEVENTFD at
  * virtio_pci_notify_addr(&d->vp, 0) (any length, no datamatch). The fd stays
  * the VMM's. Call once, before the guest runs.
  */
-int virtio_blk_pci_start_worker(struct virtio_blk_pci *d, int notify_fd, struct circ_err *err);
+CIRC_MUST_CHECK int virtio_blk_pci_start_worker(struct virtio_blk_pci *d, int notify_fd,
+                                                struct circ_err *err);
 /* Stops the worker and frees d; after the PCI bus is done with it (it cannot be unregistered). */
 void virtio_blk_pci_destroy(struct virtio_blk_pci *d);
 

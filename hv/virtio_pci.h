@@ -146,10 +146,11 @@ struct virtio_pci {
  * that ops describes. irq is copied; its gsi is set by virtio_pci_register.
  * m and dev must outlive vp. Returns 0 or -EINVAL for ops out of range.
  */
-int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, void *dev,
-                    const struct guest_mem *m, const struct irq_line *irq);
+CIRC_MUST_CHECK int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops,
+                                    void *dev, const struct guest_mem *m,
+                                    const struct irq_line *irq);
 /* Puts vp on bus 0 with its INTx line on GSI gsi. Returns 0 or -errno. */
-int virtio_pci_register(struct virtio_pci *vp, struct pci_bus *pb, uint8_t gsi);
+CIRC_MUST_CHECK int virtio_pci_register(struct virtio_pci *vp, struct pci_bus *pb, uint8_t gsi);
 /*
  * Starts the worker thread: fds[q] (q < n), an eventfd the VMM attached to
  * virtio_pci_notify_addr(vp, q) with KVM_IOEVENTFD, or -1 to keep that queue
@@ -157,8 +158,8 @@ int virtio_pci_register(struct virtio_pci *vp, struct pci_bus *pb, uint8_t gsi);
  * until virtio_pci_destroy. A notify write that still reaches the BAR (the
  * guest moved it) is passed on to the worker through the same fd.
  */
-int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n,
-                            struct circ_err *err);
+CIRC_MUST_CHECK int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n,
+                                            struct circ_err *err);
 /* Stops the worker. The PCI bus has no unregister: destroy vp after the bus is done with. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 

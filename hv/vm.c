@@ -153,6 +153,22 @@ static int map_memory(struct vm *vm, struct circ_err *err)
 	return 0;
 }
 
+/* The legacy devices and the PCI host bridge; a failure names its device. */
+static int register_devices(struct vm *vm, struct circ_err *err)
+{
+	int rc;
+
+	if ((rc = serial_register(&vm->serial, &vm->pio)))
+		return err_sys(err, -rc, "registering the serial port");
+	if ((rc = i8042_register(&vm->i8042, &vm->pio)))
+		return err_sys(err, -rc, "registering the i8042 controller");
+	if ((rc = acpi_pm_register(&vm->pm, &vm->pio)))
+		return err_sys(err, -rc, "registering the ACPI power management block");
+	if ((rc = pci_init(&vm->pci, &vm->pio, &vm->mmio)))
+		return err_sys(err, -rc, "registering the PCI host bridge");
+	return 0;
+}
+
 static int attach_disks(struct vm *vm, struct mptable_pci_irq *irqs, struct circ_err *err)
 {
 	for (size_t i = 0; i < vm->cfg->n_disks; i++) {
@@ -350,11 +366,17 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	vm->cfg = cfg;
 	vm->t0_ns = vm_now_ns();
 	vm->kvm_fd = vm->vm_fd = -1;
+	/* -1, never 0, is "no descriptor": what is not made yet is not closed. */
+	for (size_t i = 0; i < HV_MAX_DISKS; i++)
+		vm->notify_fds[i] = -1;
+	for (size_t i = 0; i < HV_MAX_CPUS; i++)
+		vm->vcpus[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->stopped, NULL);
 	bus_init(&vm->pio);
 	bus_init(&vm->mmio);
-	irqfd_set_init(&vm->irqfds, -1, err);
+	if (irqfd_set_init(&vm->irqfds, -1, err))
+		goto out;
 	if (cfg->cpus < 1 || cfg->cpus > HV_MAX_CPUS || cfg->n_disks > HV_MAX_DISKS) {
 		err_set(err, EINVAL, "between 1 and %d vCPUs and at most %d disks", HV_MAX_CPUS,
 		        HV_MAX_DISKS);
@@ -372,11 +394,8 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	i8042_init(&vm->i8042, (struct power_sink){ power_event, vm });
 	acpi_pm_init(&vm->pm, (struct power_sink){ power_event, vm });
 	pm_ready = true;
-	if (serial_register(&vm->serial, &vm->pio) || i8042_register(&vm->i8042, &vm->pio) ||
-	    acpi_pm_register(&vm->pm, &vm->pio) || pci_init(&vm->pci, &vm->pio, &vm->mmio)) {
-		err_set(err, EBUSY, "registering devices");
+	if (register_devices(vm, err))
 		goto out;
-	}
 	if (attach_disks(vm, irqs, err))
 		goto out;
 	/* The kernel goes in last: the MP and ACPI tables name the disks' PCI slots and GSIs. */
@@ -457,7 +476,7 @@ out:
 	for (size_t i = 0; i < vm->n_blks; i++)
 		virtio_blk_pci_destroy(vm->blks[i]);
 	for (size_t i = 0; i < HV_MAX_DISKS; i++)
-		if (vm->notify_fds[i] > 0)
+		if (vm->notify_fds[i] >= 0)
 			close(vm->notify_fds[i]);
 	irqfd_set_destroy(&vm->irqfds);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)

@@ -50,7 +50,7 @@ struct auth;
  * skipped. User names must be valid repo names; hashes must be bcrypt. An
  * error names the line, never the hash.
  */
-int auth_load(const char *path, struct auth **out, struct circ_err *err);
+CIRC_MUST_CHECK int auth_load(const char *path, struct auth **out, struct circ_err *err);
 void auth_free(struct auth *a);
 
 /* Checks user's password; on AUTH_OK, *out is the user. Thread-safe. */

@@ -49,7 +49,8 @@ struct server_config {
 
 struct server;
 
-int server_start(const struct server_config *cfg, struct server **out, struct circ_err *err);
+CIRC_MUST_CHECK int server_start(const struct server_config *cfg, struct server **out,
+                                 struct circ_err *err);
 /* The bound port (useful after asking for port 0). */
 uint16_t server_port(const struct server *s);
 /* Stops accepting, finishes requests in flight, frees s. */

@@ -449,7 +449,9 @@ static unsigned check_head(struct server *s, struct MHD_Connection *con, struct 
 		status = check_preconditions(con, rq, exists, etag);
 	if (status)
 		return status;
-	head_parse(rq->body.data, rq->body.len, &nw, NULL); /* checked by check_body */
+	/* check_body has parsed it already; a failure here is a bug, refused all the same. */
+	if (head_parse(rq->body.data, rq->body.len, &nw, NULL))
+		return request_note(rq, MHD_HTTP_BAD_REQUEST, "refused: the head does not parse");
 	if (!exists) {
 		if (nw.version != 1)
 			return request_note(rq, MHD_HTTP_CONFLICT,

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
+
 struct buf {
 	uint8_t *data;
 	size_t len;
@@ -13,11 +15,11 @@ struct buf {
 };
 
 /* Ensures room for `extra` more bytes; returns 0 or -ENOMEM. */
-int buf_reserve(struct buf *b, size_t extra);
-int buf_append(struct buf *b, const void *data, size_t len);
-int buf_append_zeros(struct buf *b, size_t len);
-int buf_append_u32le(struct buf *b, uint32_t v);
-int buf_append_u64le(struct buf *b, uint64_t v);
+CIRC_MUST_CHECK int buf_reserve(struct buf *b, size_t extra);
+CIRC_MUST_CHECK int buf_append(struct buf *b, const void *data, size_t len);
+CIRC_MUST_CHECK int buf_append_zeros(struct buf *b, size_t len);
+CIRC_MUST_CHECK int buf_append_u32le(struct buf *b, uint32_t v);
+CIRC_MUST_CHECK int buf_append_u64le(struct buf *b, uint64_t v);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 

@@ -17,6 +17,14 @@ struct circ_err {
 };
 
 /* Fills err (if non-NULL) and returns -1, so callers can `return err_set(...)`. */
+/*
+ * On a function whose failure must not go unseen: ignoring its result is a
+ * build error. (Best-effort calls test it and say why they go on.)
+ */
+#define CIRC_MUST_CHECK __attribute__((warn_unused_result))
+/* Such a call whose failure the caller lets pass, saying why beside it. */
+#define CIRC_BEST_EFFORT(call) ((void)!(call))
+
 int err_set(struct circ_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -11,17 +11,20 @@
 #include "util/err.h"
 
 /* Reads path into out (replacing it); more than max_len bytes is an error (EFBIG). */
-int file_read_all(const char *path, size_t max_len, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int file_read_all(const char *path, size_t max_len, struct buf *out,
+                                  struct circ_err *err);
 /* Replaces path with data: temporary file, fsync, rename, fsync of the directory. */
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                      struct circ_err *err);
+CIRC_MUST_CHECK int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                                      struct circ_err *err);
 /* The same through fio (NULL: the system's), as a crash test records it. */
 struct fileio;
-int file_write_atomic_io(const struct fileio *fio, const char *path, const void *data, size_t len,
-                         mode_t mode, struct circ_err *err);
+CIRC_MUST_CHECK int file_write_atomic_io(const struct fileio *fio, const char *path,
+                                         const void *data, size_t len, mode_t mode,
+                                         struct circ_err *err);
 /* The same with path relative to dirfd (or AT_FDCWD); the directory must exist. */
-int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path, const void *data,
-                         size_t len, mode_t mode, struct circ_err *err);
+CIRC_MUST_CHECK int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path,
+                                         const void *data, size_t len, mode_t mode,
+                                         struct circ_err *err);
 /* What the temporaries of file_write_atomic* are named with (hidden, beside the file). */
 #define FILE_TMP_PREFIX ".tmp-"
 
@@ -29,10 +32,10 @@ int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path, 
  * pread and pwrite of exactly len bytes, going on after short transfers and
  * EINTR: 0, or -errno (-ENODATA when the file ends first).
  */
-int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
-int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+CIRC_MUST_CHECK int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
+CIRC_MUST_CHECK int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* mkdir -p, each component with mode. */
-int file_mkdirs(const char *path, mode_t mode, struct circ_err *err);
+CIRC_MUST_CHECK int file_mkdirs(const char *path, mode_t mode, struct circ_err *err);
 
 #endif

@@ -42,6 +42,6 @@ void json_fixed(struct json *j, const char *key, double v, int decimals);
 void json_hex(struct json *j, const char *key, const uint8_t *bytes, size_t n);
 
 /* Ends the text with a newline; 0, or -ENOMEM / -EINVAL (unbalanced). */
-int json_finish(struct json *j);
+CIRC_MUST_CHECK int json_finish(struct json *j);
 
 #endif

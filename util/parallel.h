@@ -35,7 +35,7 @@ struct parallel_ops {
  * calling thread alone if none can be started), batch items at a time.
  * Returns 0, or -1 with err set to the first failure.
  */
-int parallel_for(uint64_t n, unsigned threads, unsigned batch, const struct parallel_ops *ops,
-                 void *ctx, struct circ_err *err);
+CIRC_MUST_CHECK int parallel_for(uint64_t n, unsigned threads, unsigned batch,
+                                 const struct parallel_ops *ops, void *ctx, struct circ_err *err);
 
 #endif

@@ -49,7 +49,8 @@ struct catalog {
 };
 
 /* Appends a copy of e (the order does not matter: encoding sorts). */
-int catalog_add(struct catalog *c, const struct catalog_entry *e, struct circ_err *err);
+CIRC_MUST_CHECK int catalog_add(struct catalog *c, const struct catalog_entry *e,
+                                struct circ_err *err);
 void catalog_release(struct catalog *c);
 
 /*
@@ -57,12 +58,13 @@ void catalog_release(struct catalog *c);
  * ID goes into the catalog). Refuses a name given twice, an invalid field, or
  * a catalog that would exceed CATALOG_MAX_LEN.
  */
-int catalog_encode(struct catalog *c, const struct key *signer, struct buf *out,
-                   struct circ_err *err);
+CIRC_MUST_CHECK int catalog_encode(struct catalog *c, const struct key *signer, struct buf *out,
+                                   struct circ_err *err);
 /* Verifies the signature with pub, then parses. c is the caller's to release. */
-int catalog_decode(const uint8_t *data, size_t len, const struct key *pub, struct catalog *c,
-                   struct circ_err *err);
+CIRC_MUST_CHECK int catalog_decode(const uint8_t *data, size_t len, const struct key *pub,
+                                   struct catalog *c, struct circ_err *err);
 /* Parses without the signature; a refusal leaves nothing allocated. */
-int catalog_parse(const uint8_t *data, size_t len, struct catalog *c, struct circ_err *err);
+CIRC_MUST_CHECK int catalog_parse(const uint8_t *data, size_t len, struct catalog *c,
+                                  struct circ_err *err);
 
 #endif

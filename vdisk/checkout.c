@@ -296,8 +296,10 @@ static void give_back_lease(struct checkout *c)
 	memcpy(h.token, c->before.token, sizeof(h.token));
 	h.since = c->before.since;
 	repo_user_head_path(c->r.user, c->disk, path);
+	/* On the way out of a failed check-out, whose first failure is the one reported. */
 	if (head_encode(&h, &hb, &err) == 0)
-		remote_put(&c->r, path, hb.data, hb.len, c->etag, false, NULL, &status, &err);
+		CIRC_BEST_EFFORT(
+		    remote_put(&c->r, path, hb.data, hb.len, c->etag, false, NULL, &status, &err));
 	buf_free(&hb);
 }
 
@@ -449,7 +451,8 @@ int migrate_checkout(const char *state, const char *disk, const struct checkout_
 	if (have_secrets ? ukey_import(c.sec.master, &c.key, err)
 	                 : remote_unlock_key(&c.r, &o->prompt, false, &c.key, err))
 		goto out;
-	remote_seen_load(state, o->user, disk, &c.seen);
+	if (remote_seen_load(state, o->user, disk, &c.seen, err))
+		goto out;
 	if (take_lease(&c, err))
 		goto out;
 	if (restore_version(&c, o->version ? o->version : c.head.version, err) ||

@@ -138,8 +138,7 @@ int vdisk_open(const char *state, const char *disk, const struct vdisk_options *
 	return 0;
 fail:
 	free(cdir);
-	vdisk_close(vd);
-	return -1;
+	return vdisk_close_after(vd, -1, err);
 }
 
 void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st)
@@ -244,6 +243,15 @@ int vdisk_close(struct vdisk *vd)
 	free(vd->dir);
 	free(vd);
 	return rc;
+}
+
+int vdisk_close_after(struct vdisk *vd, int rc, struct circ_err *err)
+{
+	int close_rc = vdisk_close(vd);
+
+	if (rc)
+		return rc;
+	return close_rc ? err_sys(err, -close_rc, "flushing the disk's writes") : 0;
 }
 
 uint64_t vdisk_size(const struct vdisk *vd)
@@ -477,7 +485,7 @@ static void *prefetch_worker(void *arg)
 
 		/* Best effort: a block that fails here is fetched again when read. */
 		if (!block_id_is_zero(id))
-			store_ensure(vd->store, id, vd->m.block_size, &err);
+			CIRC_BEST_EFFORT(store_ensure(vd->store, id, vd->m.block_size, &err));
 	}
 	return NULL;
 }

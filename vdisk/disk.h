@@ -44,22 +44,28 @@ struct vdisk_options {
 struct vdisk;
 
 /* Opens DISK under state; holds its lock until vdisk_close. */
-int vdisk_open(const char *state, const char *disk, const struct vdisk_options *opts,
-               struct vdisk **out, struct circ_err *err);
-/* Flushes, saves statistics and frees vd. */
-int vdisk_close(struct vdisk *vd);
+CIRC_MUST_CHECK int vdisk_open(const char *state, const char *disk,
+                               const struct vdisk_options *opts, struct vdisk **out,
+                               struct circ_err *err);
+/* Flushes, saves statistics and frees vd: 0, or the flush's -errno (writes may be lost). */
+CIRC_MUST_CHECK int vdisk_close(struct vdisk *vd);
+/*
+ * vdisk_close for a caller whose work ended with rc (0 or -1, err set):
+ * rc, or -1 with err set if the close failed after work that succeeded.
+ */
+CIRC_MUST_CHECK int vdisk_close_after(struct vdisk *vd, int rc, struct circ_err *err);
 
 uint64_t vdisk_size(const struct vdisk *vd);
 bool vdisk_read_only(const struct vdisk *vd);
-int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off);
-int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off);
-int vdisk_flush(struct vdisk *vd);
-int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len);
+CIRC_MUST_CHECK int vdisk_read(struct vdisk *vd, void *buf, size_t len, uint64_t off);
+CIRC_MUST_CHECK int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off);
+CIRC_MUST_CHECK int vdisk_flush(struct vdisk *vd);
+CIRC_MUST_CHECK int vdisk_discard(struct vdisk *vd, uint64_t off, uint64_t len);
 /*
  * Fetches the blocks the manifest lists for prefetching, in the background,
  * several at a time, in the list's order; ends by itself, or at vdisk_close.
  */
-int vdisk_prefetch(struct vdisk *vd);
+CIRC_MUST_CHECK int vdisk_prefetch(struct vdisk *vd);
 /* This disk's statistics, earlier sessions included; and saving them for `circ stats`. */
 void vdisk_get_stats(struct vdisk *vd, struct disk_stats *st);
 void vdisk_save_stats(struct vdisk *vd);
@@ -84,7 +90,7 @@ const struct ulayer *vdisk_user_layer(const struct vdisk *vd);
 /* Keeps a block's plaintext in the cache (a pushed block stays readable offline). */
 void vdisk_cache_block(struct vdisk *vd, const struct block_id *id, const void *data);
 /* Drops the overlay (durably): its writes now live in the user layer. */
-int vdisk_drop_overlay(struct vdisk *vd);
+CIRC_MUST_CHECK int vdisk_drop_overlay(struct vdisk *vd);
 
 /* --- for hoarding and kiosks --- */
 
@@ -106,7 +112,7 @@ const struct manifest *vdisk_manifest(const struct vdisk *vd);
 /* Whether block id is in the cache (the shared one: any image's, any layer's). */
 bool vdisk_base_cached(struct vdisk *vd, const struct block_id *id);
 /* Makes the cached blocks last a power cut: 0 or -errno. */
-int vdisk_sync_cache(struct vdisk *vd);
+CIRC_MUST_CHECK int vdisk_sync_cache(struct vdisk *vd);
 /* The verified store of the base's blocks (NULL for a blank base). */
 struct store *vdisk_base_store(struct vdisk *vd);
 

@@ -108,9 +108,11 @@ int vdisk_write(struct vdisk *vd, const void *buf, size_t len, uint64_t off)
 	 * without holding every other writer up for a network round trip.
 	 */
 	if (off % OVERLAY_SECTOR)
-		vdisk_read(vd, sector, sector_have(vd, first), first * OVERLAY_SECTOR);
+		CIRC_BEST_EFFORT(
+		    vdisk_read(vd, sector, sector_have(vd, first), first * OVERLAY_SECTOR));
 	if ((off + len) % OVERLAY_SECTOR && last != first)
-		vdisk_read(vd, sector, sector_have(vd, last), last * OVERLAY_SECTOR);
+		CIRC_BEST_EFFORT(
+		    vdisk_read(vd, sector, sector_have(vd, last), last * OVERLAY_SECTOR));
 	stripes_lock(vd, first, last, true);
 	for (uint64_t s = first; s <= last && !rc; s++) {
 		const uint8_t *bytes;

@@ -40,8 +40,9 @@ struct user_head {
 };
 
 /* Strict: every line in order, nothing else; bounded by REPO_USER_HEAD_MAX. */
-int head_parse(const uint8_t *data, size_t len, struct user_head *h, struct circ_err *err);
-int head_encode(const struct user_head *h, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int head_parse(const uint8_t *data, size_t len, struct user_head *h,
+                               struct circ_err *err);
+CIRC_MUST_CHECK int head_encode(const struct user_head *h, struct buf *out, struct circ_err *err);
 
 /* A host name as a head may carry it: [A-Za-z0-9._-], at most HEAD_HOST_MAX ("-" if empty). */
 void head_sanitize_host(const char *in, char out[HEAD_HOST_MAX + 1]);

@@ -27,9 +27,9 @@ struct hoard_result {
  * Resumable: what is cached is not fetched again. progress is called with
  * blocks done of total, from one thread.
  */
-int hoard_fetch(struct vdisk *vd, bool boot_only,
-                void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
-                struct hoard_result *res, struct circ_err *err);
+CIRC_MUST_CHECK int hoard_fetch(struct vdisk *vd, bool boot_only,
+                                void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                                void *ctx, struct hoard_result *res, struct circ_err *err);
 
 /* How many of vd's blocks (and boot kit blocks) are not in the cache. */
 void hoard_count(struct vdisk *vd, struct hoard_result *res);

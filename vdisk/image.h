@@ -16,8 +16,8 @@
 #include "vdisk/manifest.h"
 
 /* Fetches (bypassing HTTP caches) and verifies NAME's pointer; refuses one expired at now. */
-int image_load_pointer(struct repo *repo, const struct key *pub, const char *name, uint64_t now,
-                       struct pointer *pt, struct circ_err *err);
+CIRC_MUST_CHECK int image_load_pointer(struct repo *repo, const struct key *pub, const char *name,
+                                       uint64_t now, struct pointer *pt, struct circ_err *err);
 
 /*
  * Fetches and verifies the manifest of `version` of the image pt names
@@ -25,9 +25,9 @@ int image_load_pointer(struct repo *repo, const struct key *pub, const char *nam
  * size too if the pointer records it: then no more than that is read). If raw
  * is not NULL it receives the manifest file's exact bytes.
  */
-int image_load_manifest(struct repo *repo, const struct key *pub, const struct pointer *pt,
-                        uint64_t version, struct manifest *m, struct buf *raw,
-                        struct circ_err *err);
+CIRC_MUST_CHECK int image_load_manifest(struct repo *repo, const struct key *pub,
+                                        const struct pointer *pt, uint64_t version,
+                                        struct manifest *m, struct buf *raw, struct circ_err *err);
 
 /*
  * Writes a file of m's boot kit (&m->kernel or &m->initrd) to path, its exact
@@ -35,7 +35,8 @@ int image_load_manifest(struct repo *repo, const struct key *pub, const struct p
  * Written to a temporary beside path and renamed over it, mode 0644: path is
  * never seen half written.
  */
-int image_write_bootfile(struct store *s, const struct manifest *m, const struct manifest_file *f,
-                         const char *path, struct circ_err *err);
+CIRC_MUST_CHECK int image_write_bootfile(struct store *s, const struct manifest *m,
+                                         const struct manifest_file *f, const char *path,
+                                         struct circ_err *err);
 
 #endif

@@ -42,8 +42,8 @@ void disk_info_json(struct json *j, const struct disk_info *d);
  * The disks under state, sorted by name; only `only` when not NULL (an error
  * if there is no such disk). The caller frees with inventory_free.
  */
-int inventory_load(const char *state, const char *only, struct disk_info **out, size_t *n,
-                   struct circ_err *err);
+CIRC_MUST_CHECK int inventory_load(const char *state, const char *only, struct disk_info **out,
+                                   size_t *n, struct circ_err *err);
 void inventory_free(struct disk_info *d, size_t n);
 
 #endif

@@ -15,9 +15,9 @@
 struct key;
 
 /* Writes PREFIX.key (mode 0600) and PREFIX.pub; never overwrites either. */
-int key_generate(const char *prefix, struct circ_err *err);
-int key_load_private(const char *path, struct key **out, struct circ_err *err);
-int key_load_public(const char *path, struct key **out, struct circ_err *err);
+CIRC_MUST_CHECK int key_generate(const char *prefix, struct circ_err *err);
+CIRC_MUST_CHECK int key_load_private(const char *path, struct key **out, struct circ_err *err);
+CIRC_MUST_CHECK int key_load_public(const char *path, struct key **out, struct circ_err *err);
 void key_free(struct key *k);
 
 /* SHA-256 of the raw 32-byte public key: names the signer in signed files. */
@@ -25,10 +25,10 @@ void key_id(const struct key *k, uint8_t id[KEY_ID_LEN]);
 /* The first 8 bytes of an ID in hex, for messages. */
 void key_id_short(const uint8_t id[KEY_ID_LEN], char out[17]);
 /* Writes the public half in PEM to path (mode 0644), replacing it. */
-int key_save_public(const struct key *k, const char *path, struct circ_err *err);
+CIRC_MUST_CHECK int key_save_public(const struct key *k, const char *path, struct circ_err *err);
 
-int key_sign(const struct key *k, const void *data, size_t len, uint8_t sig[KEY_SIG_LEN],
-             struct circ_err *err);
+CIRC_MUST_CHECK int key_sign(const struct key *k, const void *data, size_t len,
+                             uint8_t sig[KEY_SIG_LEN], struct circ_err *err);
 bool key_verify(const struct key *k, const void *data, size_t len, const uint8_t sig[KEY_SIG_LEN]);
 
 #endif

@@ -38,8 +38,9 @@ int kiosk_discard_writes(const char *state, const char *disk, struct circ_err *e
 	if (vdisk_open(state, disk, &vo, &vd, err))
 		return -1;
 	rc = vdisk_drop_overlay(vd);
-	vdisk_close(vd);
-	return rc ? err_set(err, -rc, "dropping the writes of disk '%s'", disk) : 0;
+	if (rc)
+		rc = err_set(err, -rc, "dropping the writes of disk '%s'", disk);
+	return vdisk_close_after(vd, rc, err);
 }
 
 /* Offline: the disk boots only if every block of its version is here. */
@@ -55,7 +56,8 @@ static int check_all_here(const char *state, const char *disk, const struct kios
 		return -1;
 	hoard_count(vd, &h);
 	res->to = vdisk_version(vd);
-	vdisk_close(vd);
+	if (vdisk_close_after(vd, 0, err))
+		return -1;
 	if (h.missing)
 		return err_set(err, ENETUNREACH,
 		               "the server cannot be reached (%s), and version %" PRIu64
@@ -106,8 +108,7 @@ static int local_writes(const char *state, const char *disk, uint64_t *sectors,
 	if (vdisk_open(state, disk, &vo, &vd, err))
 		return -1;
 	*sectors = vdisk_local_writes(vd) / OVERLAY_SECTOR;
-	vdisk_close(vd);
-	return 0;
+	return vdisk_close_after(vd, 0, err);
 }
 
 int kiosk_prepare(const char *state, const char *disk, const struct kiosk_options *o,

@@ -28,11 +28,12 @@ struct kiosk_result {
 	char note[320]; /* one line for the user about what happened, or "" */
 };
 
-int kiosk_prepare(const char *state, const char *disk, const struct kiosk_options *o,
-                  struct kiosk_result *res, struct circ_err *err);
+CIRC_MUST_CHECK int kiosk_prepare(const char *state, const char *disk,
+                                  const struct kiosk_options *o, struct kiosk_result *res,
+                                  struct circ_err *err);
 
 /* Drops DISK's local writes (durably); the disk must not be in use. */
-int kiosk_discard_writes(const char *state, const char *disk, struct circ_err *err);
+CIRC_MUST_CHECK int kiosk_discard_writes(const char *state, const char *disk, struct circ_err *err);
 
 /*
  * One boot, as disks/DISK/boots records it (a JSON object a line). Past
@@ -53,7 +54,7 @@ struct boot_record {
 	const char *outcome; /* "poweroff", "reboot", "stopped", "signal", "error" */
 };
 
-int bootlog_append(const char *state, const char *disk, const struct boot_record *r,
-                   struct circ_err *err);
+CIRC_MUST_CHECK int bootlog_append(const char *state, const char *disk, const struct boot_record *r,
+                                   struct circ_err *err);
 
 #endif

@@ -82,13 +82,13 @@ struct pointer {
 };
 
 /* Allocates the block table for image_size / block_size (zeroed); format MANIFEST_FORMAT. */
-int manifest_init(struct manifest *m, const char *name, uint64_t image_size, uint32_t block_size,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int manifest_init(struct manifest *m, const char *name, uint64_t image_size,
+                                  uint32_t block_size, struct circ_err *err);
 /* Frees the block table, the prefetch list and the boot kit's block lists. */
 void manifest_release(struct manifest *m);
 /* Sizes f for size bytes in blocks of block_size (IDs zeroed); size 0 leaves it absent. */
-int manifest_file_init(struct manifest_file *f, uint64_t size, uint32_t block_size,
-                       struct circ_err *err);
+CIRC_MUST_CHECK int manifest_file_init(struct manifest_file *f, uint64_t size, uint32_t block_size,
+                                       struct circ_err *err);
 void manifest_file_release(struct manifest_file *f);
 
 /* What the boot kit's text fields allow, over exactly len bytes (a NUL is refused). */
@@ -99,19 +99,21 @@ bool manifest_description_valid(const char *s, size_t len);
  * Serialises m in m->format and signs it with signer (whose ID goes into the
  * manifest). Format 1 is refused for a manifest with a boot kit or description.
  */
-int manifest_encode(struct manifest *m, const struct key *signer, struct buf *out,
-                    struct circ_err *err);
+CIRC_MUST_CHECK int manifest_encode(struct manifest *m, const struct key *signer, struct buf *out,
+                                    struct circ_err *err);
 /* Verifies the signature with pub, then parses. m is the caller's to release. */
-int manifest_decode(const uint8_t *data, size_t len, const struct key *pub, struct manifest *m,
-                    struct circ_err *err);
-int manifest_parse(const uint8_t *data, size_t len, struct manifest *m, struct circ_err *err);
+CIRC_MUST_CHECK int manifest_decode(const uint8_t *data, size_t len, const struct key *pub,
+                                    struct manifest *m, struct circ_err *err);
+CIRC_MUST_CHECK int manifest_parse(const uint8_t *data, size_t len, struct manifest *m,
+                                   struct circ_err *err);
 
 /* Format 2 needs manifest_size (1..MANIFEST_MAX_LEN); format 1 refuses one. */
-int pointer_encode(struct pointer *p, const struct key *signer, struct buf *out,
-                   struct circ_err *err);
-int pointer_decode(const uint8_t *data, size_t len, const struct key *pub, struct pointer *p,
-                   struct circ_err *err);
-int pointer_parse(const uint8_t *data, size_t len, struct pointer *p, struct circ_err *err);
+CIRC_MUST_CHECK int pointer_encode(struct pointer *p, const struct key *signer, struct buf *out,
+                                   struct circ_err *err);
+CIRC_MUST_CHECK int pointer_decode(const uint8_t *data, size_t len, const struct key *pub,
+                                   struct pointer *p, struct circ_err *err);
+CIRC_MUST_CHECK int pointer_parse(const uint8_t *data, size_t len, struct pointer *p,
+                                  struct circ_err *err);
 
 /* SHA-256 of a whole file, as the pointer records it. */
 void manifest_file_hash(const uint8_t *data, size_t len, uint8_t out[32]);

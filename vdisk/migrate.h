@@ -59,8 +59,8 @@ struct push_result {
  * another machine checked in since) is kept as the branch DISK.conflict-K,
  * named in res->branch, and push fails with EAGAIN saying so.
  */
-int migrate_push(const char *state, const char *disk, const struct push_options *o,
-                 struct push_result *res, struct circ_err *err);
+CIRC_MUST_CHECK int migrate_push(const char *state, const char *disk, const struct push_options *o,
+                                 struct push_result *res, struct circ_err *err);
 
 struct checkout_options {
 	const char *url, *user;
@@ -78,12 +78,13 @@ struct checkout_result {
 };
 
 /* circ checkout: takes DISK's lease and makes the local disk DISK (lazily). */
-int migrate_checkout(const char *state, const char *disk, const struct checkout_options *o,
-                     struct checkout_result *res, struct circ_err *err);
+CIRC_MUST_CHECK int migrate_checkout(const char *state, const char *disk,
+                                     const struct checkout_options *o, struct checkout_result *res,
+                                     struct circ_err *err);
 
 /* circ lease: the head of a checked-in DISK, as the server has it now. */
-int migrate_lease(const char *state, const char *disk, const struct state_net *net,
-                  struct user_head *head, struct circ_err *err);
+CIRC_MUST_CHECK int migrate_lease(const char *state, const char *disk, const struct state_net *net,
+                                  struct user_head *head, struct circ_err *err);
 
 /* One check-in, for circ log. */
 struct migrate_log_entry {
@@ -97,12 +98,12 @@ struct migrate_log_entry {
 };
 
 /* circ log: calls fn for each check-in of DISK, newest first. */
-int migrate_log(const char *state, const char *disk, const struct state_net *net,
-                int (*fn)(void *ctx, const struct migrate_log_entry *e), void *ctx,
-                struct circ_err *err);
+CIRC_MUST_CHECK int migrate_log(const char *state, const char *disk, const struct state_net *net,
+                                int (*fn)(void *ctx, const struct migrate_log_entry *e), void *ctx,
+                                struct circ_err *err);
 
 /* circ create: a blank local disk of size bytes (reads as zeros, costs nothing). */
-int migrate_create_blank(const char *state, const char *disk, uint64_t size, uint32_t block_size,
-                         struct circ_err *err);
+CIRC_MUST_CHECK int migrate_create_blank(const char *state, const char *disk, uint64_t size,
+                                         uint32_t block_size, struct circ_err *err);
 
 #endif

@@ -29,7 +29,8 @@ enum overlay_state {
 struct overlay;
 
 /* Opens (creating) the overlay in dir for a disk of `size` bytes, recovering after a crash. */
-int overlay_open(const char *dir, uint64_t size, struct overlay **out, struct circ_err *err);
+CIRC_MUST_CHECK int overlay_open(const char *dir, uint64_t size, struct overlay **out,
+                                 struct circ_err *err);
 
 struct fileio;
 /*
@@ -37,8 +38,9 @@ struct fileio;
  * checkpoint each time the log passes checkpoint_bytes (0: 8 MiB): the
  * crash harness records what the overlay does and checkpoints often.
  */
-int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
-                    uint64_t checkpoint_bytes, struct overlay **out, struct circ_err *err);
+CIRC_MUST_CHECK int overlay_open_io(const char *dir, uint64_t size, const struct fileio *fio,
+                                    uint64_t checkpoint_bytes, struct overlay **out,
+                                    struct circ_err *err);
 void overlay_close(struct overlay *o);
 
 /*
@@ -47,7 +49,7 @@ void overlay_close(struct overlay *o);
  */
 int overlay_read_sector(struct overlay *o, uint64_t s, void *buf, enum overlay_state *state);
 /* Writes one whole sector. */
-int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf);
+CIRC_MUST_CHECK int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf);
 
 /*
  * A write of many sectors that is all or nothing: overlay_stage puts each
@@ -56,15 +58,16 @@ int overlay_write_sector(struct overlay *o, uint64_t s, const void *buf);
  * back what a failed write staged. Until committed, nothing of it is read
  * or made durable by a flush.
  */
-int overlay_stage(struct overlay *o, const void *buf, uint32_t *slot);
-int overlay_commit(struct overlay *o, const uint64_t *sectors, const uint32_t *slots, size_t n);
+CIRC_MUST_CHECK int overlay_stage(struct overlay *o, const void *buf, uint32_t *slot);
+CIRC_MUST_CHECK int overlay_commit(struct overlay *o, const uint64_t *sectors,
+                                   const uint32_t *slots, size_t n);
 void overlay_unstage(struct overlay *o, const uint32_t *slots, size_t n);
 /* Makes sector s read as zeros and frees its space. */
-int overlay_zero_sector(struct overlay *o, uint64_t s);
+CIRC_MUST_CHECK int overlay_zero_sector(struct overlay *o, uint64_t s);
 /* Makes every completed write durable. */
-int overlay_flush(struct overlay *o);
+CIRC_MUST_CHECK int overlay_flush(struct overlay *o);
 /* Drops everything: the disk reads as its base again (durable on return). */
-int overlay_reset(struct overlay *o);
+CIRC_MUST_CHECK int overlay_reset(struct overlay *o);
 
 uint64_t overlay_bytes(struct overlay *o);           /* sectors holding data, in bytes */
 uint64_t overlay_changed_sectors(struct overlay *o); /* sectors not reading the base */

@@ -113,7 +113,8 @@ int state_pull_at(const char *state, const char *disk, const char *const *urls, 
 	state_report_downloads(repo, net);
 	if (image_load_pointer(repo, pub, name, (uint64_t)time(NULL), &pt, err))
 		goto out;
-	state_seen_load(state, name, &seen);
+	if (state_seen_load(state, name, &seen, err))
+		goto out;
 	if (pt.version < seen) {
 		err_set(err, EPERM,
 		        "rollback refused: the server offers '%s' version %" PRIu64

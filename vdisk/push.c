@@ -477,7 +477,8 @@ static int keep_as_branch(struct push *p, const char *disk, const char *why, str
 			snprintf(line, sizeof(line), "%s %s\n", hash, name);
 			if (asprintf(&path, "%s/branched", vdisk_dir(p->vd)) >= 0) {
 				/* Best effort: without it, a later push keeps another copy. */
-				file_write_atomic(path, line, strlen(line), 0644, err);
+				CIRC_BEST_EFFORT(
+				    file_write_atomic(path, line, strlen(line), 0644, err));
 				free(path);
 			}
 		}
@@ -762,7 +763,7 @@ out:
 	buf_free(&p.layer_file);
 	disk_conf_release(&p.conf);
 	disk_secrets_wipe(&p.sec);
-	vdisk_close(p.vd);
+	rc = vdisk_close_after(p.vd, rc, err);
 	/* The pending file is gone now: this runs once. */
 	return finish_again ? migrate_push(state, disk, o, res, err) : rc;
 }

@@ -12,6 +12,7 @@
 
 #include "util/file.h"
 #include "blockfs/objects.h"
+#include "vdisk/state.h"
 
 static void to_hex(const uint8_t *b, size_t n, char *out)
 {
@@ -275,36 +276,29 @@ static char *seen_path(const char *state, const char *user, const char *disk, bo
 	return p;
 }
 
-int remote_seen_load(const char *state, const char *user, const char *disk, uint64_t *seen)
+int remote_seen_load(const char *state, const char *user, const char *disk, uint64_t *seen,
+                     struct circ_err *err)
 {
 	char *path = seen_path(state, user, disk, false);
-	struct buf b = { 0 };
-	struct circ_err err;
+	int rc;
 
 	*seen = 0;
 	if (!path)
-		return -ENOMEM;
-	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
-		*seen = strtoull((char *)b.data, NULL, 10);
-	buf_free(&b);
+		return err_set(err, ENOMEM, "out of memory");
+	rc = state_seen_read(path, seen, err);
 	free(path);
-	return 0;
+	return rc;
 }
 
 int remote_seen_raise(const char *state, const char *user, const char *disk, uint64_t version,
                       struct circ_err *err)
 {
-	char *path = seen_path(state, user, disk, true), text[32];
-	uint64_t seen;
-	int rc = 0;
+	char *path = seen_path(state, user, disk, true);
+	int rc;
 
 	if (!path)
 		return err_set(err, ENOMEM, "out of memory");
-	remote_seen_load(state, user, disk, &seen);
-	if (version > seen) {
-		snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
-		rc = file_write_atomic(path, text, strlen(text), 0644, err);
-	}
+	rc = state_seen_write(NULL, path, version, err);
 	free(path);
 	return rc;
 }

@@ -82,8 +82,10 @@ void state_report_downloads(struct repo *repo, const struct state_net *net);
  * key so far: cache-size, the bound of the shared block cache in bytes.
  */
 #define STATE_CONFIG_CACHE_SIZE "cache-size"
-int state_config_get(const char *state, const char *key, uint64_t *value, struct circ_err *err);
-int state_config_set(const char *state, const char *key, uint64_t value, struct circ_err *err);
+CIRC_MUST_CHECK int state_config_get(const char *state, const char *key, uint64_t *value,
+                                     struct circ_err *err);
+CIRC_MUST_CHECK int state_config_set(const char *state, const char *key, uint64_t value,
+                                     struct circ_err *err);
 /* The cache's bound: requested if not 0, else the state directory's setting, else the default. */
 uint64_t state_cache_bound(const char *state, uint64_t requested);
 
@@ -94,12 +96,13 @@ bool state_disk_name_valid(const char *disk);
 /* An http:// or https:// URL with a host and no spaces or control characters. */
 bool state_url_valid(const char *url);
 
-int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
-int disk_conf_save(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
+CIRC_MUST_CHECK int disk_conf_load(const char *disk_dir, struct disk_conf *c, struct circ_err *err);
+CIRC_MUST_CHECK int disk_conf_save(const char *disk_dir, const struct disk_conf *c,
+                                   struct circ_err *err);
 /* The _io forms write through fio (NULL: the system's), as a crash test records it. */
 struct fileio;
-int disk_conf_save_io(const struct fileio *fio, const char *disk_dir, const struct disk_conf *c,
-                      struct circ_err *err);
+CIRC_MUST_CHECK int disk_conf_save_io(const struct fileio *fio, const char *disk_dir,
+                                      const struct disk_conf *c, struct circ_err *err);
 void disk_conf_release(struct disk_conf *c);
 
 /*
@@ -113,8 +116,10 @@ struct disk_secrets {
 	uint8_t master[UKEY_MASTER_LEN];
 	char password[DISK_PASSWORD_MAX + 1];
 };
-int disk_secrets_load(const char *disk_dir, struct disk_secrets *s, struct circ_err *err);
-int disk_secrets_save(const char *disk_dir, const struct disk_secrets *s, struct circ_err *err);
+CIRC_MUST_CHECK int disk_secrets_load(const char *disk_dir, struct disk_secrets *s,
+                                      struct circ_err *err);
+CIRC_MUST_CHECK int disk_secrets_save(const char *disk_dir, const struct disk_secrets *s,
+                                      struct circ_err *err);
 void disk_secrets_wipe(struct disk_secrets *s);
 /* STATE/disks/DISK/layer.N: the user layer's file as the server sent it. */
 char *state_layer_path(const char *disk_dir, uint64_t n);
@@ -126,56 +131,72 @@ int disk_stats_save(const char *disk_dir, const struct disk_stats *st);
 char *state_image_dir(const char *state, const char *name);
 char *state_manifest_path(const char *disk_dir, uint64_t version);
 
-/* The highest version of image name ever accepted here (rollback protection), and raising it. */
-int state_seen_load(const char *state, const char *name, uint64_t *seen);
-int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err);
-int state_seen_raise_io(const struct fileio *fio, const char *state, const char *name,
-                        uint64_t version, struct circ_err *err);
+/*
+ * A "seen" file: the highest version ever accepted (one decimal line), for
+ * rollback protection. None yet reads as 0; one that cannot be read or is
+ * damaged is an error, never 0, which would let a rollback through.
+ */
+CIRC_MUST_CHECK int state_seen_read(const char *path, uint64_t *seen, struct circ_err *err);
+/* Raises path's version to version (never lowers it). */
+CIRC_MUST_CHECK int state_seen_write(const struct fileio *fio, const char *path, uint64_t version,
+                                     struct circ_err *err);
+/* The highest version of image name ever accepted here, and raising it. */
+CIRC_MUST_CHECK int state_seen_load(const char *state, const char *name, uint64_t *seen,
+                                    struct circ_err *err);
+CIRC_MUST_CHECK int state_seen_raise(const char *state, const char *name, uint64_t version,
+                                     struct circ_err *err);
+CIRC_MUST_CHECK int state_seen_raise_io(const struct fileio *fio, const char *state,
+                                        const char *name, uint64_t version, struct circ_err *err);
 /*
  * The same for one disk (DISK/seen), raised each time it is opened: a
  * disk.conf naming an older version than the disk was at (an edited or
  * restored state directory) is refused. Blank and checked-out disks pass:
  * a check-out pins its own base.
  */
-int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, struct circ_err *err);
+CIRC_MUST_CHECK int state_disk_check_version(const char *disk_dir, const struct disk_conf *c,
+                                             struct circ_err *err);
 /* Stores a verified manifest's exact bytes as DISK's manifest.N. */
-int state_write_manifest(const char *disk_dir, uint64_t version, const struct buf *raw,
-                         struct circ_err *err);
-int state_write_manifest_io(const struct fileio *fio, const char *disk_dir, uint64_t version,
-                            const struct buf *raw, struct circ_err *err);
+CIRC_MUST_CHECK int state_write_manifest(const char *disk_dir, uint64_t version,
+                                         const struct buf *raw, struct circ_err *err);
+CIRC_MUST_CHECK int state_write_manifest_io(const struct fileio *fio, const char *disk_dir,
+                                            uint64_t version, const struct buf *raw,
+                                            struct circ_err *err);
 
 /* The key pinned for image name, and its verified local manifest for DISK. */
-int state_load_pinned_key(const char *state, const char *name, struct key **out,
-                          struct circ_err *err);
-int state_load_disk_manifest(const char *disk_dir, const struct key *pub, const struct disk_conf *c,
-                             struct manifest *m, struct circ_err *err);
+CIRC_MUST_CHECK int state_load_pinned_key(const char *state, const char *name, struct key **out,
+                                          struct circ_err *err);
+CIRC_MUST_CHECK int state_load_disk_manifest(const char *disk_dir, const struct key *pub,
+                                             const struct disk_conf *c, struct manifest *m,
+                                             struct circ_err *err);
 
 /*
  * Takes DISK's lock (held by a mount, an update or a VM using it) without
  * waiting: returns the descriptor that holds it, or -1 naming the cause.
  */
-int state_lock_disk(const char *disk_dir, struct circ_err *err);
+CIRC_MUST_CHECK int state_lock_disk(const char *disk_dir, struct circ_err *err);
 
 /* Opens the repo behind a disk: its URLs, then the extra mirrors. */
-int state_open_repo(const struct disk_conf *c, const struct state_net *net, struct repo **out,
-                    struct circ_err *err);
+CIRC_MUST_CHECK int state_open_repo(const struct disk_conf *c, const struct state_net *net,
+                                    struct repo **out, struct circ_err *err);
 
 /*
  * circ pull: creates DISK tracking image name at urls, pinning key_path for
  * the image (or checking it against the key pinned before).
  */
-int state_pull(const char *state, const char *disk, const char *const *urls, size_t n_urls,
-               const char *name, const char *key_path, const struct state_net *net,
-               uint64_t *version, struct circ_err *err);
+CIRC_MUST_CHECK int state_pull(const char *state, const char *disk, const char *const *urls,
+                               size_t n_urls, const char *name, const char *key_path,
+                               const struct state_net *net, uint64_t *version,
+                               struct circ_err *err);
 
 /*
  * The same at version want (0: the newest), whose manifest file must hash to
  * want_sha256 if given: the base a user layer was made over.
  */
-int state_pull_at(const char *state, const char *disk, const char *const *urls, size_t n_urls,
-                  const char *name, const char *key_path, const struct state_net *net,
-                  uint64_t want, const uint8_t want_sha256[32], uint64_t *version,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int state_pull_at(const char *state, const char *disk, const char *const *urls,
+                                  size_t n_urls, const char *name, const char *key_path,
+                                  const struct state_net *net, uint64_t want,
+                                  const uint8_t want_sha256[32], uint64_t *version,
+                                  struct circ_err *err);
 
 enum update_overlay {
 	UPDATE_REFUSE_OVERLAY,
@@ -199,8 +220,9 @@ struct update_options {
  * circ update: moves DISK to the newest signed version, fetching the blocks
  * that changed and are not cached yet (or not whole: a cut may tear them).
  */
-int state_update(const char *state, const char *disk, const struct update_options *o,
-                 struct update_result *res, struct circ_err *err);
+CIRC_MUST_CHECK int state_update(const char *state, const char *disk,
+                                 const struct update_options *o, struct update_result *res,
+                                 struct circ_err *err);
 /*
  * The base switch of circ update, once every changed block is cached and
  * synced: DISK (at disk_dir, on conf's image at version `from`) moves to
@@ -210,8 +232,9 @@ int state_update(const char *state, const char *disk, const struct update_option
  * gone when asked) or whole on the new one, and the image's highest seen
  * version never passes a version the disk can open.
  */
-int state_switch_base(const struct fileio *fio, const char *state, const char *disk_dir,
-                      const struct disk_conf *conf, uint64_t from, uint64_t to,
-                      const struct buf *raw, bool drop_overlay, struct circ_err *err);
+CIRC_MUST_CHECK int state_switch_base(const struct fileio *fio, const char *state,
+                                      const char *disk_dir, const struct disk_conf *conf,
+                                      uint64_t from, uint64_t to, const struct buf *raw,
+                                      bool drop_overlay, struct circ_err *err);
 
 #endif

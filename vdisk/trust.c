@@ -6,6 +6,7 @@
  */
 #include "vdisk/state.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,43 +32,62 @@ int state_load_pinned_key(const char *state, const char *name, struct key **out,
 }
 
 /* A "seen" file's version (0 if it is missing or unreadable). */
-static uint64_t seen_read(const char *path)
+int state_seen_read(const char *path, uint64_t *seen, struct circ_err *err)
 {
 	struct buf b = { 0 };
-	struct circ_err err;
-	uint64_t v = 0;
+	char *end;
+	int rc = 0;
 
-	if (!file_read_all(path, 64, &b, &err) && !buf_append(&b, "", 1))
-		v = strtoull((char *)b.data, NULL, 10);
+	*seen = 0;
+	if (file_read_all(path, 64, &b, err))
+		return err->errnum == ENOENT ? 0 : -1; /* none yet: nothing seen */
+	if (buf_append(&b, "", 1)) {
+		rc = err_set(err, ENOMEM, "out of memory");
+	} else {
+		errno = 0;
+		*seen = strtoull((char *)b.data, &end, 10);
+		/* Digits and a newline only: strtoull would take a sign or spaces too. */
+		if (errno || !isdigit(b.data[0]) || strcmp(end, "\n") != 0) {
+			*seen = 0;
+			rc =
+			    err_set(err, EINVAL,
+			            "%s is damaged (not one version number): remove it only if you "
+			            "trust the server not to offer an older version",
+			            path);
+		}
+	}
 	buf_free(&b);
-	return v;
+	return rc;
 }
 
-/* Remembers version in path, never lowering what was there. */
-static int seen_raise(const struct fileio *fio, const char *path, uint64_t version,
-                      struct circ_err *err)
+int state_seen_write(const struct fileio *fio, const char *path, uint64_t version,
+                     struct circ_err *err)
 {
 	char text[32];
+	uint64_t seen;
 
-	if (version <= seen_read(path))
+	if (state_seen_read(path, &seen, err))
+		return -1;
+	if (version <= seen)
 		return 0;
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", version);
 	return file_write_atomic_io(fio, path, text, strlen(text), 0644, err);
 }
 
-int state_seen_load(const char *state, const char *name, uint64_t *seen)
+int state_seen_load(const char *state, const char *name, uint64_t *seen, struct circ_err *err)
 {
 	char *dir = state_image_dir(state, name), *path = NULL;
+	int rc;
 
 	*seen = 0;
 	if (!dir || asprintf(&path, "%s/seen", dir) < 0) {
 		free(dir);
-		return -ENOMEM;
+		return err_set(err, ENOMEM, "out of memory");
 	}
-	*seen = seen_read(path);
+	rc = state_seen_read(path, seen, err);
 	free(dir);
 	free(path);
-	return 0;
+	return rc;
 }
 
 int state_seen_raise(const char *state, const char *name, uint64_t version, struct circ_err *err)
@@ -85,7 +105,7 @@ int state_seen_raise_io(const struct fileio *fio, const char *state, const char 
 		free(dir);
 		return err_set(err, ENOMEM, "out of memory");
 	}
-	rc = seen_raise(fio, path, version, err);
+	rc = state_seen_write(fio, path, version, err);
 	free(dir);
 	free(path);
 	return rc;
@@ -101,8 +121,9 @@ int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, st
 		return 0;
 	if (asprintf(&path, "%s/seen", disk_dir) < 0)
 		return err_set(err, ENOMEM, "out of memory");
-	seen = seen_read(path);
-	if (c->version < seen)
+	if (state_seen_read(path, &seen, err))
+		rc = -1;
+	else if (c->version < seen)
 		rc = err_set(err, EPERM,
 		             "rollback refused: %s/disk.conf says %s version %" PRIu64
 		             ", but this disk was at version %" PRIu64
@@ -110,7 +131,7 @@ int state_disk_check_version(const char *disk_dir, const struct disk_conf *c, st
 		             "circ update moves it forward)",
 		             disk_dir, c->image, c->version, seen);
 	else
-		rc = seen_raise(NULL, path, c->version, err);
+		rc = state_seen_write(NULL, path, c->version, err);
 	free(path);
 	return rc;
 }

@@ -45,7 +45,7 @@ struct ukey_kdf {
 #define UKEY_KDF_DEFAULT ((struct ukey_kdf){ .log2_n = 15, .r = 8, .p = 1 })
 
 /* A new random master key (from OpenSSL's CSPRNG). */
-int ukey_create(struct ukey **out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_create(struct ukey **out, struct circ_err *err);
 /* Zeroes and frees. */
 void ukey_free(struct ukey *k);
 
@@ -54,15 +54,17 @@ void ukey_free(struct ukey *k);
  * user is bound into it (as associated data), so one user's file does not
  * open as another's.
  */
-int ukey_wrap(const struct ukey *k, const char *user, const char *pass, size_t pass_len,
-              struct ukey_kdf kdf, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_wrap(const struct ukey *k, const char *user, const char *pass,
+                              size_t pass_len, struct ukey_kdf kdf, struct buf *out,
+                              struct circ_err *err);
 /* EACCES "wrong passphrase" when the passphrase does not open it; EBADMSG when damaged. */
-int ukey_unwrap(const uint8_t *data, size_t len, const char *user, const char *pass,
-                size_t pass_len, struct ukey **out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_unwrap(const uint8_t *data, size_t len, const char *user, const char *pass,
+                                size_t pass_len, struct ukey **out, struct circ_err *err);
 
 /* The raw master key, for the client's local copy (a 0600 file); and back. */
 void ukey_export(const struct ukey *k, uint8_t out[UKEY_MASTER_LEN]);
-int ukey_import(const uint8_t raw[UKEY_MASTER_LEN], struct ukey **out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_import(const uint8_t raw[UKEY_MASTER_LEN], struct ukey **out,
+                                struct circ_err *err);
 
 /* A block's name on the server: HMAC-SHA256 of its plaintext under the naming subkey. */
 void ukey_block_name(const struct ukey *k, const void *data, size_t len, struct block_id *name);
@@ -71,25 +73,27 @@ void ukey_block_name(const struct ukey *k, const void *data, size_t len, struct 
  * Seals a block's compressed bytes for upload: UKEY_BLOCK_FORMAT, then
  * AES-256-GCM under a key derived from name, then the tag. Deterministic.
  */
-int ukey_block_seal(const struct ukey *k, const struct block_id *name, const void *comp,
-                    size_t comp_len, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_block_seal(const struct ukey *k, const struct block_id *name,
+                                    const void *comp, size_t comp_len, struct buf *out,
+                                    struct circ_err *err);
 /* Opens a sealed block into its compressed bytes; EBADMSG if it is not name's, or altered. */
-int ukey_block_open(const struct ukey *k, const struct block_id *name, const void *obj,
-                    size_t obj_len, struct buf *comp, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_block_open(const struct ukey *k, const struct block_id *name,
+                                    const void *obj, size_t obj_len, struct buf *comp,
+                                    struct circ_err *err);
 
 /*
  * Seals and opens a layer's body: AES-256-GCM under a key derived from the
  * layer subkey and salt (random per layer), over aad (the layer's header).
  * out receives ciphertext then tag.
  */
-int ukey_layer_seal(const struct ukey *k, const uint8_t salt[UKEY_SALT_LEN], const void *aad,
-                    size_t aad_len, const void *body, size_t body_len, struct buf *out,
-                    struct circ_err *err);
-int ukey_layer_open(const struct ukey *k, const uint8_t salt[UKEY_SALT_LEN], const void *aad,
-                    size_t aad_len, const void *sealed, size_t sealed_len, struct buf *body,
-                    struct circ_err *err);
+CIRC_MUST_CHECK int ukey_layer_seal(const struct ukey *k, const uint8_t salt[UKEY_SALT_LEN],
+                                    const void *aad, size_t aad_len, const void *body,
+                                    size_t body_len, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_layer_open(const struct ukey *k, const uint8_t salt[UKEY_SALT_LEN],
+                                    const void *aad, size_t aad_len, const void *sealed,
+                                    size_t sealed_len, struct buf *body, struct circ_err *err);
 
 /* Random bytes from OpenSSL's CSPRNG. */
-int ukey_random(void *out, size_t len, struct circ_err *err);
+CIRC_MUST_CHECK int ukey_random(void *out, size_t len, struct circ_err *err);
 
 #endif

@@ -71,15 +71,17 @@ void ulayer_release(struct ulayer *l);
  * Encodes l: a fresh random salt is drawn into l->salt, the body sealed.
  * Entries must be sorted and valid (checked).
  */
-int ulayer_encode(struct ulayer *l, const struct ukey *k, struct buf *out, struct circ_err *err);
+CIRC_MUST_CHECK int ulayer_encode(struct ulayer *l, const struct ukey *k, struct buf *out,
+                                  struct circ_err *err);
 /*
  * Opens and checks a layer file: header, authentication, every length and
  * entry (sorted, in range, count bounded). l is the caller's to release.
  */
-int ulayer_decode(const uint8_t *data, size_t len, const struct ukey *k, struct ulayer *l,
-                  struct circ_err *err);
+CIRC_MUST_CHECK int ulayer_decode(const uint8_t *data, size_t len, const struct ukey *k,
+                                  struct ulayer *l, struct circ_err *err);
 /* Reads only the plain header (what the server may check). */
-int ulayer_parse_header(const uint8_t *data, size_t len, struct ulayer *l, struct circ_err *err);
+CIRC_MUST_CHECK int ulayer_parse_header(const uint8_t *data, size_t len, struct ulayer *l,
+                                        struct circ_err *err);
 
 /* The entry for block index, or NULL (binary search). */
 const struct ulayer_entry *ulayer_find(const struct ulayer *l, uint32_t index);

@@ -199,7 +199,8 @@ int state_update(const char *state, const char *disk, const struct update_option
 	state_report_downloads(repo, net);
 	if (image_load_pointer(repo, pub, conf.image, (uint64_t)time(NULL), &pt, err))
 		goto out;
-	state_seen_load(state, conf.image, &seen);
+	if (state_seen_load(state, conf.image, &seen, err))
+		goto out;
 	if (pt.version < conf.version || pt.version < seen) {
 		err_set(err, EPERM,
 		        "rollback refused: the server offers '%s' version %" PRIu64

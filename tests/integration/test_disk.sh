@@ -345,6 +345,13 @@ test_trust_refusals() {
 	expect_fail 1 "rollback refused" "$CIRC" --state st update deb
 	expect_fail 1 "rollback refused" "$CIRC" --state st pull "$URL" deb --key k.pub --as deb2
 	expect_fail 1 "pinned to key" "$CIRC" --state st pull "$URL" deb --key other.pub --as deb3
+	# A damaged record of the highest version seen stops a pull; it never reads as "none".
+	seen=$(find st/images -name seen | head -n 1)
+	[ -f "$seen" ] || die "no seen file under st/images"
+	cp "$seen" seen.good
+	echo garbage >"$seen"
+	expect_fail 1 "is damaged" "$CIRC" --state st pull "$URL" deb --key k.pub --as deb4
+	cp seen.good "$seen"
 	# Freeze: an expired pointer is refused.
 	"$CIRC" publish --repo repo --key k.key --name deb --expires 1s img >/dev/null || die "publish"
 	for _ in $(seq 1 40); do

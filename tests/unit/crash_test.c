@@ -404,7 +404,7 @@ static uint64_t check_switch(const char *state, bool drop, const struct buf *raw
 	              "image %zu (crash after op %zu): version %llu's manifest is missing or "
 	              "wrong",
 	              image, k, (unsigned long long)conf.version);
-	ck_assert_int_eq(state_seen_load(state, "img", &seen), 0);
+	ck_assert_int_eq(state_seen_load(state, "img", &seen, &err), 0);
 	ck_assert_msg(seen <= conf.version,
 	              "image %zu (crash after op %zu): seen version %llu is past the disk's "
 	              "%llu: it would be refused",
@@ -568,7 +568,7 @@ static uint64_t check_update(const struct update_fixture *fx, const char *state,
 	ck_assert_msg(file_is(path, fx->raw[v].data, fx->raw[v].len),
 	              "image %zu (crash after op %zu): version %llu's manifest is missing or wrong",
 	              image, k, (unsigned long long)v);
-	ck_assert_int_eq(state_seen_load(state, "img", &seen), 0);
+	ck_assert_int_eq(state_seen_load(state, "img", &seen, &err), 0);
 	ck_assert_msg(seen <= v, "image %zu (crash after op %zu): seen %llu, disk at %llu", image,
 	              k, (unsigned long long)seen, (unsigned long long)v);
 	if (v == 1)

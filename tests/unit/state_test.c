@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vdisk/state.h"
 #include "tests/unit/suites.h"
@@ -263,6 +265,48 @@ START_TEST(test_paths)
 }
 END_TEST
 
+/*
+ * Rollback protection rests on the seen file: none is "nothing seen yet",
+ * but one that cannot be read or holds anything but a number must stop
+ * the caller, not read as 0 (which would let any older version in).
+ */
+START_TEST(test_seen_file)
+{
+	static const char *const bad[] = { "",    "x\n", "12", "12x\n", "99999999999999999999999\n",
+		                           "-3\n" };
+	char path[PATH_MAX];
+	struct circ_err err;
+	uint64_t seen = 42;
+
+	test_path(path, "seen");
+	ck_assert_int_eq(state_seen_read(path, &seen, &err), 0);
+	ck_assert_uint_eq(seen, 0);
+	ck_assert_int_eq(state_seen_write(NULL, path, 7, &err), 0);
+	ck_assert_int_eq(state_seen_read(path, &seen, &err), 0);
+	ck_assert_uint_eq(seen, 7);
+	/* Never lowered. */
+	ck_assert_int_eq(state_seen_write(NULL, path, 5, &err), 0);
+	ck_assert_int_eq(state_seen_read(path, &seen, &err), 0);
+	ck_assert_uint_eq(seen, 7);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path, bad[i], strlen(bad[i]));
+		seen = 42;
+		ck_assert_msg(state_seen_read(path, &seen, &err) == -1, "'%s' was read", bad[i]);
+		ck_assert_int_eq(err.errnum, EINVAL);
+		ck_assert_ptr_nonnull(strstr(err.msg, "damaged"));
+		ck_assert_uint_eq(seen, 0);
+		/* Nor is it overwritten: what it held is not known. */
+		ck_assert_int_eq(state_seen_write(NULL, path, 3, &err), -1);
+	}
+	/* Unreadable (a directory in its place). */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	ck_assert_int_eq(state_seen_read(path, &seen, &err), -1);
+	ck_assert_int_ne(err.errnum, ENOENT);
+	ck_assert_int_eq(rmdir(path), 0);
+}
+END_TEST
+
 Suite *state_suite(void)
 {
 	Suite *s = suite_create("state");
@@ -277,6 +321,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, test_stats_round_trip);
 	tcase_add_test(tc, test_stats_partial);
 	tcase_add_test(tc, test_paths);
+	tcase_add_test(tc, test_seen_file);
 	suite_add_tcase(s, tc);
 	return s;
 }
