@@ -2,17 +2,16 @@
 #include "client/cli.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/json.h"
-#include "util/parallel.h"
 #include "blockfs/repo.h"
 #include "vdisk/image.h"
+#include "vdisk/verify.h"
 #include "client/progress.h"
 
 static const char usage[] =
@@ -30,189 +29,50 @@ static const char usage[] =
     "  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n"
     "  --json          one JSON object on stdout instead of the summary line\n";
 
-struct entry {
-	struct block_id id;
-	uint32_t index; /* the first block of the image with this ID */
-};
-
-struct damage {
-	uint32_t index;
-	struct block_id id;
-	struct circ_err err;
-};
-
-struct check {
-	struct repo *repo;
-	uint32_t block_size;
-	struct entry *entries;
-	size_t n_entries;
-	atomic_uint_fast64_t bytes_done;
-	struct progress *prog;
-
-	pthread_mutex_t lock;
-	struct damage *damaged;
-	size_t n_damaged, cap_damaged;
-	bool out_of_memory;
-};
-
-static int entry_cmp(const void *a, const void *b)
+static void verify_draw(void *ctx, uint64_t done, uint64_t total)
 {
-	const struct entry *x = a, *y = b;
-	int c = memcmp(x->id.b, y->id.b, BLOCK_ID_LEN);
+	struct progress *p = ctx;
 
-	if (c)
-		return c;
-	return x->index < y->index ? -1 : x->index > y->index;
+	p->total = total; /* known once the engine has listed the distinct blocks */
+	progress_update(p, done);
 }
 
-static int damage_cmp(const void *a, const void *b)
+/* Checks every block of m, naming each missing or damaged one; 0 when all are good. */
+static int check_blocks(const struct cli *cli, struct repo *repo, unsigned threads,
+                        const struct manifest *m, struct verify_result *res)
 {
-	const struct damage *x = a, *y = b;
-
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
-static void record_damage(struct check *ck, const struct entry *e, const struct circ_err *err)
-{
-	pthread_mutex_lock(&ck->lock);
-	if (ck->n_damaged == ck->cap_damaged) {
-		size_t cap = ck->cap_damaged ? ck->cap_damaged * 2 : 16;
-		struct damage *p = realloc(ck->damaged, cap * sizeof(*p));
-
-		if (!p) {
-			ck->out_of_memory = true;
-			pthread_mutex_unlock(&ck->lock);
-			return;
-		}
-		ck->damaged = p;
-		ck->cap_damaged = cap;
-	}
-	ck->damaged[ck->n_damaged++] =
-	    (struct damage){ .index = e->index, .id = e->id, .err = *err };
-	pthread_mutex_unlock(&ck->lock);
-}
-
-struct check_scratch {
-	uint8_t *data;
-	struct buf comp;
-};
-
-static void *check_scratch_new(void *ctx, struct circ_err *err)
-{
-	struct check *ck = ctx;
-	struct check_scratch *sc = calloc(1, sizeof(*sc));
-
-	if (sc && !(sc->data = malloc(ck->block_size))) {
-		free(sc);
-		sc = NULL;
-	}
-	if (!sc)
-		err_set(err, ENOMEM, "out of memory");
-	return sc;
-}
-
-static void check_scratch_free(void *ctx, void *scratch)
-{
-	struct check_scratch *sc = scratch;
-
-	(void)ctx;
-	buf_free(&sc->comp);
-	free(sc->data);
-	free(sc);
-}
-
-/* A damaged block is recorded, not a failure: every block is checked. */
-static int check_block(void *ctx, void *scratch, uint64_t i, struct circ_err *err)
-{
-	struct check *ck = ctx;
-	struct check_scratch *sc = scratch;
-	const struct entry *e = &ck->entries[i];
-	struct circ_err bad;
-
-	(void)err;
-	if (repo_read_block(ck->repo, &e->id, ck->block_size, sc->data, &sc->comp, &bad))
-		record_damage(ck, e, &bad);
-	atomic_fetch_add(&ck->bytes_done, ck->block_size);
-	return 0;
-}
-
-static void check_progress(void *ctx)
-{
-	struct check *ck = ctx;
-
-	progress_update(ck->prog, atomic_load(&ck->bytes_done));
-}
-
-/*
- * Lists each distinct non-zero block once, by the first index that uses it:
- * the image's, then the boot kit's (numbered on after the image's).
- */
-static size_t distinct_blocks(const struct manifest *m, struct entry *out, size_t *zeros)
-{
-	const struct manifest_file *kit[2] = { &m->kernel, &m->initrd };
-	size_t n = 0, w = 0;
-	uint32_t index = m->n_blocks;
-
-	for (uint32_t i = 0; i < m->n_blocks; i++)
-		if (!block_id_is_zero(&m->blocks[i]))
-			out[n++] = (struct entry){ .id = m->blocks[i], .index = i };
-	*zeros = m->n_blocks - n;
-	for (int f = 0; f < 2; f++)
-		for (uint32_t i = 0; i < kit[f]->n_blocks; i++, index++)
-			if (!block_id_is_zero(&kit[f]->blocks[i]))
-				out[n++] =
-				    (struct entry){ .id = kit[f]->blocks[i], .index = index };
-	if (n)
-		qsort(out, n, sizeof(*out), entry_cmp);
-	for (size_t i = 0; i < n; i++)
-		if (w == 0 || !block_id_equal(&out[w - 1].id, &out[i].id))
-			out[w++] = out[i];
-	return w;
-}
-
-static int check_blocks(const struct cli *cli, struct check *ck, unsigned threads,
-                        const struct manifest *m)
-{
-	const struct parallel_ops ops = { .thread_start = check_scratch_new,
-		                          .thread_end = check_scratch_free,
-		                          .item = check_block,
-		                          .progress = check_progress };
 	struct progress prog;
+	struct verify_opts o = { .threads = threads, .progress_ctx = &prog };
 	struct circ_err err;
 	int rc;
 
-	progress_start(&prog, "verifying", (uint64_t)ck->n_entries * ck->block_size);
-	ck->prog = &prog;
-	rc = parallel_for(ck->n_entries, threads, 1, &ops, ck, &err);
-	progress_end(&prog, atomic_load(&ck->bytes_done));
+	progress_start(&prog, "verifying", 0);
+	o.progress = prog.enabled ? verify_draw : NULL;
+	rc = verify_blocks(repo, m, &o, res, &err);
+	progress_end(&prog, rc ? 0 : (uint64_t)res->distinct * m->block_size);
 	if (rc)
-		return cli_fail(cli, "%s", err.msg);
-	if (ck->out_of_memory)
-		return cli_fail(cli, "out of memory");
-	if (ck->n_damaged)
-		qsort(ck->damaged, ck->n_damaged, sizeof(*ck->damaged), damage_cmp);
-	for (size_t i = 0; i < ck->n_damaged; i++) {
-		const struct damage *d = &ck->damaged[i];
+		return cli_fail_err(cli, &err);
+	for (size_t i = 0; i < res->n_damaged; i++) {
+		const struct verify_damage *d = &res->damaged[i];
+		const char *what = d->err.errnum == ENOENT ? "missing" : "damaged";
 		char hex[BLOCK_ID_HEX_LEN + 1];
+		const char *file;
+		uint32_t block;
 
 		block_id_to_hex(&d->id, hex);
-		if (d->index < m->n_blocks)
+		file = verify_locate(m, d->index, &block);
+		if (strcmp(file, "image") == 0)
 			cli_fail(cli, "%s version %llu: block %u (%s) is %s: %s", m->name,
-			         (unsigned long long)m->version, d->index, hex,
-			         d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
+			         (unsigned long long)m->version, block, hex, what, d->err.msg);
 		else
 			cli_fail(cli, "%s version %llu: %s block %u (%s) is %s: %s", m->name,
-			         (unsigned long long)m->version,
-			         d->index - m->n_blocks < m->kernel.n_blocks ? "kernel" : "initrd",
-			         d->index - m->n_blocks < m->kernel.n_blocks
-			             ? d->index - m->n_blocks
-			             : d->index - m->n_blocks - m->kernel.n_blocks,
-			         hex, d->err.errnum == ENOENT ? "missing" : "damaged", d->err.msg);
+			         (unsigned long long)m->version, file, block, hex, what,
+			         d->err.msg);
 	}
-	if (ck->n_damaged)
+	if (res->n_damaged)
 		return cli_fail(cli, "%s version %llu: %zu of %zu blocks missing or damaged",
-		                m->name, (unsigned long long)m->version, ck->n_damaged,
-		                ck->n_entries);
+		                m->name, (unsigned long long)m->version, res->n_damaged,
+		                res->distinct);
 	return 0;
 }
 
@@ -239,14 +99,14 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	};
 	const char *dir = NULL, *key_path = NULL, *name = NULL;
 	const char **urls = calloc((size_t)argc + 1, sizeof(*urls));
-	struct check ck = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct verify_result res = { 0 };
 	struct manifest m = { 0 };
 	struct repo *repo = NULL;
 	struct key *key = NULL;
 	struct pointer pt;
 	struct circ_err err;
 	uint64_t version = 0, threads = 0;
-	size_t n_urls = 0, zeros = 0;
+	size_t n_urls = 0;
 	int c, ret = 1;
 
 	cli->usage = usage;
@@ -310,16 +170,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	    image_load_manifest(repo, key, &pt, version, &m, NULL, &err))
 		goto fail;
 
-	ck.repo = repo;
-	ck.block_size = m.block_size;
-	ck.entries = malloc(((size_t)m.n_blocks + m.kernel.n_blocks + m.initrd.n_blocks + 1) *
-	                    sizeof(*ck.entries));
-	if (!ck.entries) {
-		ret = cli_fail(cli, "out of memory");
-		goto out;
-	}
-	ck.n_entries = distinct_blocks(&m, ck.entries, &zeros);
-	if (check_blocks(cli, &ck, (unsigned)threads, &m))
+	if (check_blocks(cli, repo, (unsigned)threads, &m, &res))
 		goto out;
 	if (cli->json) {
 		struct buf b = { 0 };
@@ -330,8 +181,8 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		json_u64(&j, "version", m.version);
 		json_u64(&j, "image_size", m.image_size);
 		json_u64(&j, "blocks", m.n_blocks);
-		json_u64(&j, "distinct_blocks", ck.n_entries);
-		json_u64(&j, "zero_blocks", zeros);
+		json_u64(&j, "distinct_blocks", res.distinct);
+		json_u64(&j, "zero_blocks", res.zeros);
 		json_bool(&j, "good", true);
 		ret = cli_json_print(cli, &j);
 		goto out;
@@ -339,14 +190,13 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	printf("%s version %llu: %llu bytes, %u blocks (%zu distinct, %zu zero): "
 	       "signatures and blocks good\n",
 	       name, (unsigned long long)m.version, (unsigned long long)m.image_size, m.n_blocks,
-	       ck.n_entries, zeros);
+	       res.distinct, res.zeros);
 	ret = 0;
 	goto out;
 fail:
 	ret = cli_fail_err(cli, &err);
 out:
-	free(ck.entries);
-	free(ck.damaged);
+	verify_result_release(&res);
 	manifest_release(&m);
 	repo_close(repo);
 	key_free(key);
