@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "client/cli.h"
 #include "util/json.h"
-#include "client/publish.h"
+#include "vdisk/publish.h"
+#include "client/progress.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,14 @@ static int print_json(const struct cli *cli, const char *name, const struct publ
 	return cli_json_print(cli, &j);
 }
 
+static void publish_draw(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+
+	p->total = total;
+	progress_update(p, done);
+}
+
 int cmd_publish(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -102,8 +111,8 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		.block_size = BLOCK_SIZE_DEFAULT,
 		.expires_in = 30 * 86400,
 		.level = 3,
-		.progress = true,
 	};
+	struct progress prog;
 	struct publish_result res;
 	struct circ_err err;
 	uint64_t v;
@@ -188,7 +197,14 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "expected one IMAGE");
 	opts.image = argv[optind];
 
+	progress_start(&prog, "publishing", 0);
+	opts.progress = prog.enabled ? publish_draw : NULL;
+	opts.progress_ctx = &prog;
 	rc = publish_image(&opts, &res, &err);
+	if (!rc || prog.drawn) {
+		prog.total = rc ? prog.total : res.image_size;
+		progress_end(&prog, rc ? 0 : res.image_size);
+	}
 	if (rc == PUBLISH_USAGE)
 		return cli_usage_error(cli, "%s", err.msg);
 	if (rc)

@@ -19,7 +19,7 @@
 #include "blockfs/cache.h"
 #include "blockfs/repo.h"
 #include "vdisk/disk.h"
-#include "client/publish.h"
+#include "vdisk/publish.h"
 #include "tests/unit/packfile.h"
 #include "tests/unit/suites.h"
 #include "tests/unit/testutil.h"

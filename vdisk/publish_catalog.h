@@ -10,7 +10,7 @@
 #include "blockfs/repo.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
-#include "client/publish.h"
+#include "vdisk/publish.h"
 
 /*
  * The repo's catalog with this version in it, encoded and signed: the new

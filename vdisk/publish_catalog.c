@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The repository's signed catalog, rebuilt by every publish. */
-#include "client/publish_catalog.h"
+#include "vdisk/publish_catalog.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "client/publish.h"
+#include "vdisk/publish.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,8 +23,7 @@
 #include "vdisk/image.h"
 #include "vdisk/key.h"
 #include "vdisk/manifest.h"
-#include "client/progress.h"
-#include "client/publish_catalog.h"
+#include "vdisk/publish_catalog.h"
 
 #define BATCH 16 /* blocks a worker claims at once */
 
@@ -35,7 +34,6 @@ struct job {
 	int fd;
 
 	atomic_uint_fast64_t bytes_done;
-	struct progress *prog;
 
 	pthread_mutex_t lock;     /* guards everything below */
 	struct block_id *new_ids; /* stored by this run: removed again on failure */
@@ -166,26 +164,32 @@ static int worker_block(void *ctx, void *scratch, uint64_t i, struct circ_err *e
 static void worker_progress(void *ctx)
 {
 	struct job *job = ctx;
+	uint64_t done = atomic_load(&job->bytes_done);
 
-	progress_update(job->prog, atomic_load(&job->bytes_done));
+	/* The last block counts whole, padding and all: the bar stops at the image's size. */
+	job->opts->progress(job->opts->progress_ctx,
+	                    done < job->m->image_size ? done : job->m->image_size,
+	                    job->m->image_size);
 }
 
-/* Runs the workers; the calling thread draws progress until they finish. */
+/* Runs the workers; the calling thread reports progress until they finish. */
 static int run_workers(struct job *job, unsigned threads, struct circ_err *err)
 {
 	const struct parallel_ops ops = { .thread_start = worker_new,
 		                          .thread_end = worker_free,
 		                          .item = worker_block,
-		                          .progress = worker_progress };
-	struct progress prog;
-	int rc;
+		                          .progress =
+		                              job->opts->progress ? worker_progress : NULL };
 
-	progress_start(&prog, "publishing", job->m->image_size);
-	prog.enabled = prog.enabled && job->opts->progress;
-	job->prog = &prog;
-	rc = parallel_for(job->m->n_blocks, threads, BATCH, &ops, job, err);
-	progress_end(&prog, atomic_load(&job->bytes_done));
-	return rc;
+	return parallel_for(job->m->n_blocks, threads, BATCH, &ops, job, err);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int image_open(const char *path, uint64_t *size, struct circ_err *err)
@@ -552,7 +556,7 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	struct job job = { .opts = opts, .fd = -1 };
 	char mpath[REPO_PATH_MAX], ppath[REPO_PATH_MAX];
 	struct buf mbuf = { 0 }, pbuf = { 0 }, cbuf = { 0 };
-	double t0 = progress_now();
+	double t0 = now_s();
 	struct manifest m = { 0 }, parent = { 0 };
 	struct pointer pt = { 0 }, ppt;
 	struct repo *repo = NULL;
@@ -684,7 +688,7 @@ int publish_image(const struct publish_opts *opts, struct publish_result *res, s
 	res->new_bytes = job.new_bytes;
 	res->kernel_size = m.kernel.size;
 	res->initrd_size = m.initrd.size;
-	res->seconds = progress_now() - t0;
+	res->seconds = now_s() - t0;
 	ret = 0;
 	goto out;
 rollback:

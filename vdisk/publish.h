@@ -26,10 +26,12 @@ struct publish_opts {
 	const char *name;
 	const char *image;
 	uint32_t block_size;
-	uint64_t expires_in;  /* seconds from now */
-	unsigned threads;     /* 0: one per online CPU */
-	int level;            /* zstd level */
-	bool progress;        /* draw progress on a terminal */
+	uint64_t expires_in; /* seconds from now */
+	unsigned threads;    /* 0: one per online CPU */
+	int level;           /* zstd level */
+	/* Bytes of the image done so far, every 100 ms and at the end; may be NULL. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 	const char *prefetch; /* a file of block indices (circ mount --record-reads), or NULL */
 	/*
 	 * The boot kit. With a kernel (a bzImage or an ELF64 file) the kit is
