@@ -230,6 +230,16 @@ int cli_parse_duration(const char *s, uint64_t *seconds)
 	return parse_scaled(s, "smhd", scale, seconds);
 }
 
+struct state_net cli_state_net(const struct cli_net *net, state_progress_fn progress,
+                               void *progress_ctx)
+{
+	return (struct state_net){ .extra_mirrors = net->mirrors,
+		                   .n_extra = net->n_mirrors,
+		                   .timeout_ms = net->timeout_ms,
+		                   .progress = progress,
+		                   .progress_ctx = progress_ctx };
+}
+
 char *cli_state_dir(const struct cli *cli, struct circ_err *err)
 {
 	const char *env = getenv("CIRC_STATE"), *xdg = getenv("XDG_CACHE_HOME");

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "vdisk/state.h"
 
 #define EXIT_USAGE 2
 
@@ -69,8 +70,11 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_duration(const char *s, uint64_t *seconds);
 int cli_parse_u64(const char *s, uint64_t *out);
 
-/* Network and cache options of the client commands (pull, update, mount). */
-#define CLI_MAX_MIRRORS 8
+/*
+ * Network and cache options of the client commands (pull, update, mount).
+ * A disk keeps at most STATE_MAX_MIRRORS sources: pull's URL and its mirrors.
+ */
+#define CLI_MAX_MIRRORS (STATE_MAX_MIRRORS - 1)
 enum {
 	OPT_MIRROR = 0x900,
 	OPT_TIMEOUT,
@@ -90,6 +94,13 @@ struct cli_net {
 	long timeout_ms;
 	uint64_t cache_size;
 };
+
+/*
+ * The engines' network options from the command's: the mirrors (tried
+ * after a disk's own sources) and the timeout; progress may be NULL.
+ */
+struct state_net cli_state_net(const struct cli_net *net, state_progress_fn progress,
+                               void *progress_ctx);
 
 /*
  * The state directory: --state, else $CIRC_STATE, else $XDG_CACHE_HOME/circ,

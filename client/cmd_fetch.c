@@ -65,9 +65,7 @@ int cmd_fetch(struct cli *cli, int argc, char **argv)
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);
-	vo.net = (struct state_net){ .extra_mirrors = net.mirrors,
-		                     .n_extra = net.n_mirrors,
-		                     .timeout_ms = net.timeout_ms };
+	vo.net = cli_state_net(&net, NULL, NULL);
 	vo.cache_size = net.cache_size;
 	vo.read_only = true;
 	rc = vdisk_open(state, argv[optind], &vo, &vd, &err) ||

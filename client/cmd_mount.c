@@ -267,9 +267,7 @@ static int run_mount(const struct cli *cli, const char *state, const struct moun
                      int report_fd)
 {
 	struct vdisk_options vo = {
-		.net = { .extra_mirrors = mo->net.mirrors,
-		         .n_extra = mo->net.n_mirrors,
-		         .timeout_ms = mo->net.timeout_ms },
+		.net = cli_state_net(&mo->net, NULL, NULL),
 		.cache_size = mo->net.cache_size,
 		.readahead = VDISK_DEFAULT_READAHEAD,
 		.read_only = mo->read_only,

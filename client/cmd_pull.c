@@ -67,9 +67,9 @@ int cmd_pull(struct cli *cli, int argc, char **argv)
 	urls[0] = argv[optind];
 	for (size_t i = 0; i < net.n_mirrors; i++)
 		urls[i + 1] = net.mirrors[i];
-	sn = (struct state_net){ .timeout_ms = net.timeout_ms,
-		                 .progress = progress_step,
-		                 .progress_ctx = &steps };
+	/* The mirrors are the disk's own sources here, after URL: none extra. */
+	sn =
+	    cli_state_net(&(struct cli_net){ .timeout_ms = net.timeout_ms }, progress_step, &steps);
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);

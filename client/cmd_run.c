@@ -293,11 +293,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 			                    .net = &sn,
 			                    .cache_size = o.net.cache_size };
 
-		sn = (struct state_net){ .extra_mirrors = o.net.mirrors,
-			                 .n_extra = o.net.n_mirrors,
-			                 .timeout_ms = o.net.timeout_ms,
-			                 .progress = progress_step,
-			                 .progress_ctx = &steps };
+		sn = cli_state_net(&o.net, progress_step, &steps);
 		/* Blocking the stop signals until the boot is recorded (and reset). */
 		vm_stop_signals_block(&old_mask);
 		masked = true;

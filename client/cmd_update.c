@@ -62,11 +62,7 @@ int cmd_update(struct cli *cli, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected one DISK");
-	sn = (struct state_net){ .extra_mirrors = net.mirrors,
-		                 .n_extra = net.n_mirrors,
-		                 .timeout_ms = net.timeout_ms,
-		                 .progress = progress_step,
-		                 .progress_ctx = &steps };
+	sn = cli_state_net(&net, progress_step, &steps);
 	state = cli_state_dir(cli, &err);
 	if (!state)
 		return cli_fail_err(cli, &err);

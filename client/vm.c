@@ -73,9 +73,7 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 	struct vdisk *vds[HV_MAX_DISKS] = { 0 };
 	struct blk_backend bes[HV_MAX_DISKS];
 	struct vdisk_options vo = {
-		.net = { .extra_mirrors = o->net.mirrors,
-		         .n_extra = o->net.n_mirrors,
-		         .timeout_ms = o->net.timeout_ms },
+		.net = cli_state_net(&o->net, NULL, NULL),
 		.cache_size = o->net.cache_size,
 		.readahead = VDISK_DEFAULT_READAHEAD,
 	};

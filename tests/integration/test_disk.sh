@@ -361,6 +361,10 @@ test_trust_refusals() {
 	done
 	expect_fail 1 "expired" "$CIRC" --state st4 pull "$URL" deb --key k.pub
 	expect_fail 2 "expected URL and NAME" "$CIRC" --state st pull "$URL"
+	# A disk keeps 8 sources: pull's URL and 7 mirrors; the command line says so, not the engine.
+	local m=() i
+	for i in 1 2 3 4 5 6 7 8; do m+=(--mirror "http://127.0.0.1:9/$i"); done
+	expect_fail 2 "at most 7 mirrors" "$CIRC" --state st pull "$URL" deb --key k.pub --as m8 "${m[@]}"
 	expect_fail 1 "not an http" "$CIRC" --state st pull "ftp://x" deb --key k.pub
 	expect_fail 1 "no such disk" "$CIRC" --state st update nosuch
 }
