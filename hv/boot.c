@@ -13,23 +13,12 @@
 /* ELF headers are read with memcpy into <elf.h>'s structs: hv only runs on x86-64. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "hv assumes a little-endian host");
 
-/* Nothing the loader writes below 1 MiB may overlap. */
-_Static_assert(BOOT_GDT_ADDR + BOOT_GDT_ENTRIES * 8 <= BOOT_IDT_ADDR, "GDT runs into IDT");
-_Static_assert(BOOT_IDT_ADDR + 8 <= BOOT_ZERO_PAGE, "IDT runs into the zero page");
-_Static_assert(BOOT_ZERO_PAGE + 0x1000 <= BOOT_STACK_TOP - 0x800, "stack too small");
-_Static_assert(BOOT_STACK_TOP <= BOOT_PML4, "stack runs into the page tables");
-_Static_assert(BOOT_PML4 + 0x1000 == BOOT_PDPT && BOOT_PDPT + 0x1000 == BOOT_PD, "page tables");
-_Static_assert(BOOT_PD + 0x1000 <= BOOT_CMDLINE, "page tables run into the command line");
-_Static_assert(BOOT_CMDLINE < BOOT_EBDA_START && BOOT_EBDA_START < ACPI_START, "layout");
-_Static_assert(ACPI_END == MPTABLE_START, "layout");
-_Static_assert(MPTABLE_END <= BOOT_HIMEM_START, "MP table runs into the kernel");
-_Static_assert(BP_E820_TABLE + BP_E820_MAX * BP_E820_ENTRY_SIZE <= 0x1000, "e820 table");
+/* The uapi's offsets are the boot protocol's (Documentation/arch/x86/boot.rst). */
+_Static_assert(BP_HDR == 0x1f1 && HDR_HEADER == 0x202 && HDR_INIT_SIZE == 0x260, "setup header");
+_Static_assert(HDR_END_MIN == 0x264 && HDR_END_MAX == 0x290, "setup header's room");
+_Static_assert(BP_ACPI_RSDP_ADDR == 0x070 && BP_E820_TABLE == 0x2d0, "zero page");
 
 #define PAGE_SIZE         0x1000ull
-#define LARGE_PAGE        (2ull << 20)
-#define PTE_PRESENT_RW    0x3ull
-#define PTE_LARGE         0x80ull
-#define IDT_LIMIT         7 /* one empty gate: any exception before Linux's own IDT is fatal */
 #define CMDLINE_AREA      (BOOT_EBDA_START - BOOT_CMDLINE)
 #define HEAD_MAX          4096u /* enough for the setup header and the ELF header */
 #define ELF_MAX_PHDRS     64u
@@ -38,12 +27,6 @@ _Static_assert(BP_E820_TABLE + BP_E820_MAX * BP_E820_ENTRY_SIZE <= 0x1000, "e820
 #define BZ_ENTRY_64       0x200u        /* startup_64 is 512 bytes into the protected-mode kernel */
 #define BZ_HEAP_END       0xfe00u
 #define BZ_LOADER_UNKNOWN 0xff
-#define LOADED_HIGH       0x01
-#define CAN_USE_HEAP      0x80
-#define XLF_KERNEL_64     0x01
-#define GDT_CODE          0xa09b /* present, DPL 0, execute/read, long mode, 4 KiB granules */
-#define GDT_DATA          0xc093 /* present, DPL 0, read/write, 32-bit, 4 KiB granules */
-#define GDT_TSS           0x808b /* present, busy TSS, 4 KiB granules */
 
 /* A kernel or initrd: an open file or bytes in memory. */
 struct src {
@@ -132,8 +115,8 @@ static int parse_bzimage(const uint8_t *head, size_t head_len, uint64_t file_len
 		    out->version >> 8, out->version & 0xff);
 	out->hdr_end = HDR_HEADER + (size_t)head[HDR_JUMP + 1];
 	if (out->hdr_end < HDR_END_MIN || out->hdr_end > HDR_END_MAX)
-		return err_set(err, EINVAL, "setup header ends at 0x%zx, outside 0x%x..0x%x",
-		               out->hdr_end, HDR_END_MIN, HDR_END_MAX);
+		return err_set(err, EINVAL, "setup header ends at 0x%zx, outside 0x%zx..0x%zx",
+		               out->hdr_end, (size_t)HDR_END_MIN, (size_t)HDR_END_MAX);
 	if (out->hdr_end > head_len)
 		return err_set(err, EINVAL, "truncated: %zu bytes end inside the setup header",
 		               head_len);
@@ -355,88 +338,6 @@ static int plan_elf(const struct guest_mem *m, const struct src *k, const uint8_
 	return 0;
 }
 
-static void write_page_tables(uint8_t *low)
-{
-	memset(low + BOOT_PML4, 0, 3 * PAGE_SIZE);
-	put_u64le(low + BOOT_PML4, BOOT_PDPT | PTE_PRESENT_RW);
-	put_u64le(low + BOOT_PDPT, BOOT_PD | PTE_PRESENT_RW);
-	for (uint64_t i = 0; i < 512; i++)
-		put_u64le(low + BOOT_PD + i * 8, (i * LARGE_PAGE) | PTE_PRESENT_RW | PTE_LARGE);
-}
-
-uint64_t boot_gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
-{
-	return ((uint64_t)(base & 0xff000000u) << 32) | ((uint64_t)(flags & 0xf0ffu) << 40) |
-	       ((uint64_t)(limit & 0x000f0000u) << 32) | ((uint64_t)(base & 0x00ffffffu) << 16) |
-	       (uint64_t)(limit & 0x0000ffffu);
-}
-
-struct boot_segment boot_segment_from_gdt(uint64_t e, uint16_t selector)
-{
-	struct boot_segment s;
-	uint32_t limit = (uint32_t)((e & 0xffff) | ((e >> 32) & 0xf0000));
-
-	memset(&s, 0, sizeof(s));
-	s.base = ((e >> 16) & 0xffffff) | (((e >> 56) & 0xff) << 24);
-	s.selector = selector;
-	s.type = (uint8_t)((e >> 40) & 0xf);
-	s.s = (uint8_t)((e >> 44) & 1);
-	s.dpl = (uint8_t)((e >> 45) & 3);
-	s.present = (uint8_t)((e >> 47) & 1);
-	s.avl = (uint8_t)((e >> 52) & 1);
-	s.l = (uint8_t)((e >> 53) & 1);
-	s.db = (uint8_t)((e >> 54) & 1);
-	s.g = (uint8_t)((e >> 55) & 1);
-	s.limit = s.g ? (limit << 12) | 0xfff : limit;
-	return s;
-}
-
-static void write_gdt(uint8_t *low, struct boot_info *out)
-{
-	const uint64_t gdt[BOOT_GDT_ENTRIES] = {
-		0,
-		boot_gdt_entry(GDT_CODE, 0, 0xfffff),
-		boot_gdt_entry(GDT_DATA, 0, 0xfffff),
-		boot_gdt_entry(GDT_TSS, 0, 0xfffff),
-	};
-
-	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		put_u64le(low + BOOT_GDT_ADDR + i * 8, gdt[i]);
-	memset(low + BOOT_IDT_ADDR, 0, IDT_LIMIT + 1);
-	out->gdt_base = BOOT_GDT_ADDR;
-	out->gdt_limit = BOOT_GDT_ENTRIES * 8 - 1;
-	out->idt_base = BOOT_IDT_ADDR;
-	out->idt_limit = IDT_LIMIT;
-	out->code = boot_segment_from_gdt(gdt[1], BOOT_SEL_CODE);
-	out->data = boot_segment_from_gdt(gdt[2], BOOT_SEL_DATA);
-	out->tss = boot_segment_from_gdt(gdt[3], BOOT_SEL_TSS);
-}
-
-static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
-{
-	uint8_t *e = zp + BP_E820_TABLE + zp[BP_E820_ENTRIES] * BP_E820_ENTRY_SIZE;
-
-	put_u64le(e, addr);
-	put_u64le(e + 8, size);
-	put_u32le(e + 16, type);
-	zp[BP_E820_ENTRIES]++;
-}
-
-/*
- * Low RAM stops at the EBDA; the BIOS area holding the ACPI and MP tables
- * is reserved, so Linux keeps its hands off both.
- */
-static void write_e820(const struct guest_mem *m, uint8_t *zp)
-{
-	zp[BP_E820_ENTRIES] = 0;
-	e820_add(zp, 0, BOOT_EBDA_START, E820_RAM);
-	e820_add(zp, BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, E820_RESERVED);
-	e820_add(zp, ACPI_START, MPTABLE_END - ACPI_START, E820_RESERVED);
-	e820_add(zp, BOOT_HIMEM_START, m->low - BOOT_HIMEM_START, E820_RAM);
-	if (m->size > m->low)
-		e820_add(zp, GUEST_MEM_HIGH_START, m->size - m->low, E820_RAM);
-}
-
 static void write_zero_page(const struct guest_mem *m, uint8_t *zp, const struct plan *p,
                             const uint8_t *head)
 {
@@ -458,7 +359,7 @@ static void write_zero_page(const struct guest_mem *m, uint8_t *zp, const struct
 	put_u32le(zp + HDR_RAMDISK_SIZE, (uint32_t)p->initrd_len);
 	/* Saves Linux the scan of the BIOS area (boot protocol 2.14); older kernels still scan. */
 	put_u64le(zp + BP_ACPI_RSDP_ADDR, ACPI_START);
-	write_e820(m, zp);
+	x86_write_e820(m, zp);
 }
 
 static int load_kernel(struct guest_mem *m, const struct src *k, const struct plan *p,
@@ -492,7 +393,6 @@ static int boot_load_src(struct guest_mem *m, const struct boot_config *cfg, con
                          const struct src *initrd, struct boot_info *out, struct circ_err *err)
 {
 	const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
-	unsigned cpus = cfg->cpus ? cfg->cpus : 1;
 	size_t head_len = k->len < HEAD_MAX ? (size_t)k->len : HEAD_MAX, cmdline_len;
 	uint8_t head[HEAD_MAX], *low;
 	struct plan p;
@@ -520,11 +420,8 @@ static int boot_load_src(struct guest_mem *m, const struct boot_config *cfg, con
 		               "kernel command line is %zu bytes; the kernel takes at most %u",
 		               cmdline_len, p.cmdline_max);
 
-	if (mptable_write(m, cpus, cfg->pci_irqs, cfg->n_pci_irqs, err) ||
-	    acpi_write(m, cpus, cfg->pci_irqs, cfg->n_pci_irqs, err))
-		return -1;
-	write_gdt(low, out);
-	write_page_tables(low);
+	x86_write_gdt(m, &out->tables);
+	x86_write_page_tables(m);
 	memset(low + BOOT_CMDLINE, 0, p.cmdline_max + 1);
 	memcpy(low + BOOT_CMDLINE, cmdline, cmdline_len);
 	write_zero_page(m, low + BOOT_ZERO_PAGE, &p, head);

@@ -4,19 +4,8 @@
  * so that a vCPU can enter it directly in 64-bit mode, as Firecracker does
  * (Linux's 64-bit boot protocol, Documentation/arch/x86/boot.rst).
  *
- * Guest physical layout below 1 MiB (Firecracker's, plus ACPI and MP tables):
- *   0x00500  GDT: null, code 0x08, data 0x10, TSS 0x18
- *   0x00520  IDT, empty
- *   0x07000  zero page (struct boot_params), in RSI
- *   0x08ff0  RSP; the stack grows down towards the zero page's end at 0x8000
- *   0x09000  PML4, 0xa000 PDPT, 0xb000 PD: the first GiB identity-mapped in 2 MiB pages
- *   0x20000  command line
- *   0x9fc00  EBDA, empty
- *   0xe0000  ACPI tables, the RSDP first (hv/acpi.h)
- *   0xf0000  MP table (hv/mptable.h)
- * The e820 map: RAM [0, 0x9fc00), reserved [0x9fc00, 0xa0000) and
- * [0xe0000, 1 MiB), RAM [1 MiB, low) and, with more memory than fits below
- * the PCI hole, RAM from 4 GiB.
+ * The machine around it (GDT, page tables, e820 map, the firmware's
+ * tables) and the layout below 1 MiB are hv/x86.h's.
  * The kernel goes at or above 1 MiB, the initrd as high as the kernel allows
  * below the PCI hole.
  *
@@ -36,81 +25,51 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/err.h"
-#include "hv/acpi.h"
-#include "hv/guest_mem.h"
-#include "hv/mptable.h"
+#include <asm/bootparam.h>
 
-#define BOOT_GDT_ADDR        0x500u
-#define BOOT_IDT_ADDR        0x520u
-#define BOOT_ZERO_PAGE       0x7000u
-#define BOOT_STACK_TOP       0x8ff0u
-#define BOOT_PML4            0x9000u
-#define BOOT_PDPT            0xa000u
-#define BOOT_PD              0xb000u
-#define BOOT_CMDLINE         0x20000u
-#define BOOT_EBDA_START      0x9fc00u
-#define BOOT_HIMEM_START     0x100000u
-#define BOOT_IDENTITY_END    (1ull << 30) /* the page tables map [0, 1 GiB) */
-#define BOOT_SEL_CODE        0x08
-#define BOOT_SEL_DATA        0x10
-#define BOOT_SEL_TSS         0x18
-#define BOOT_GDT_ENTRIES     4
+#include "util/err.h"
+#include "hv/guest_mem.h"
+#include "hv/x86.h"
+
 #define BOOT_ELF_CMDLINE_MAX 2047u /* x86 COMMAND_LINE_SIZE less the NUL */
 
-/* struct boot_params (the zero page): offsets of the fields the loader fills. */
-#define BP_ACPI_RSDP_ADDR    0x070
-#define BP_EXT_RAMDISK_IMAGE 0x0c0
-#define BP_EXT_RAMDISK_SIZE  0x0c4
-#define BP_EXT_CMD_LINE_PTR  0x0c8
-#define BP_E820_ENTRIES      0x1e8
-#define BP_HDR               0x1f1 /* the setup header, at the same offset as in a bzImage */
-#define BP_E820_TABLE        0x2d0
-#define BP_E820_MAX          128
-#define BP_E820_ENTRY_SIZE   20 /* u64 addr, u64 size, u32 type */
-
-/* Setup header fields, as offsets in a bzImage and in the zero page. */
-#define HDR_SETUP_SECTS      0x1f1
-#define HDR_SYSSIZE          0x1f4
-#define HDR_BOOT_FLAG        0x1fe
-#define HDR_JUMP             0x200
-#define HDR_HEADER           0x202
-#define HDR_VERSION          0x206
-#define HDR_TYPE_OF_LOADER   0x210
-#define HDR_LOADFLAGS        0x211
-#define HDR_RAMDISK_IMAGE    0x218
-#define HDR_RAMDISK_SIZE     0x21c
-#define HDR_HEAP_END_PTR     0x224
-#define HDR_CMD_LINE_PTR     0x228
-#define HDR_INITRD_ADDR_MAX  0x22c
-#define HDR_KERNEL_ALIGNMENT 0x230
-#define HDR_RELOCATABLE      0x234
-#define HDR_XLOADFLAGS       0x236
-#define HDR_CMDLINE_SIZE     0x238
-#define HDR_PREF_ADDRESS     0x258
-#define HDR_INIT_SIZE        0x260
-#define HDR_END_MIN          0x264 /* through init_size: what a 64-bit kernel must have */
-#define HDR_END_MAX          0x290 /* where boot_params.hdr's room ends */
-
-#define E820_RAM      1
-#define E820_RESERVED 2
+/*
+ * Offsets of the zero page's fields (struct boot_params, Linux's uapi
+ * <asm/bootparam.h>) and of the setup header's, which sits at the same
+ * offset in a bzImage as in the zero page. The loader reads and writes
+ * them as bytes: a bzImage's header is untrusted and may be short.
+ */
+#define BP_ACPI_RSDP_ADDR    offsetof(struct boot_params, acpi_rsdp_addr)
+#define BP_HDR               offsetof(struct boot_params, hdr)
+#define HDR_OFF(field)       (BP_HDR + offsetof(struct setup_header, field))
+#define HDR_SETUP_SECTS      HDR_OFF(setup_sects)
+#define HDR_SYSSIZE          HDR_OFF(syssize)
+#define HDR_BOOT_FLAG        HDR_OFF(boot_flag)
+#define HDR_JUMP             HDR_OFF(jump)
+#define HDR_HEADER           HDR_OFF(header)
+#define HDR_VERSION          HDR_OFF(version)
+#define HDR_TYPE_OF_LOADER   HDR_OFF(type_of_loader)
+#define HDR_LOADFLAGS        HDR_OFF(loadflags)
+#define HDR_RAMDISK_IMAGE    HDR_OFF(ramdisk_image)
+#define HDR_RAMDISK_SIZE     HDR_OFF(ramdisk_size)
+#define HDR_HEAP_END_PTR     HDR_OFF(heap_end_ptr)
+#define HDR_CMD_LINE_PTR     HDR_OFF(cmd_line_ptr)
+#define HDR_INITRD_ADDR_MAX  HDR_OFF(initrd_addr_max)
+#define HDR_KERNEL_ALIGNMENT HDR_OFF(kernel_alignment)
+#define HDR_RELOCATABLE      HDR_OFF(relocatable_kernel)
+#define HDR_XLOADFLAGS       HDR_OFF(xloadflags)
+#define HDR_CMDLINE_SIZE     HDR_OFF(cmdline_size)
+#define HDR_PREF_ADDRESS     HDR_OFF(pref_address)
+#define HDR_INIT_SIZE        HDR_OFF(init_size)
+/* Through init_size: what a 64-bit kernel's header must have. */
+#define HDR_END_MIN (HDR_INIT_SIZE + sizeof(((struct setup_header *)0)->init_size))
+/* Where the zero page's room for the header ends. */
+#define HDR_END_MAX offsetof(struct boot_params, edd_mbr_sig_buffer)
 
 struct boot_config {
 	const char *kernel_path;
 	const char *initrd_path; /* may be NULL */
 	const char *cmdline;     /* may be NULL: empty */
-	unsigned cpus;           /* 0 counts as 1 */
-	/* PCI INTx routes for the MP table and the DSDT's _PRT. */
-	const struct mptable_pci_irq *pci_irqs;
-	size_t n_pci_irqs;
-};
-
-/* A segment register as the vCPU loads it (maps onto struct kvm_segment). */
-struct boot_segment {
-	uint64_t base;
-	uint32_t limit; /* in bytes, granularity applied */
-	uint16_t selector;
-	uint8_t type, present, dpl, db, s, l, g, avl;
 };
 
 struct boot_info {
@@ -118,11 +77,7 @@ struct boot_info {
 	uint64_t boot_params; /* RSI: the zero page */
 	uint64_t stack;       /* RSP */
 	uint64_t cr3;         /* PML4 */
-	uint64_t gdt_base;
-	uint16_t gdt_limit;
-	uint64_t idt_base;
-	uint16_t idt_limit;
-	struct boot_segment code, data, tss; /* CS; DS, ES, FS, GS, SS; TR */
+	struct x86_tables tables;
 	bool is_bzimage;
 	uint64_t kernel_start, kernel_end; /* what the kernel may use, init_size included */
 	uint64_t initrd_addr, initrd_size; /* 0, 0 without an initrd */
@@ -146,9 +101,11 @@ struct bzimage_info {
 };
 
 /*
- * Loads cfg's kernel and initrd, writes the command line, zero page (with
- * its e820 map), page tables, GDT, ACPI and MP tables, and says how to start the
- * BSP. Other vCPUs start in real mode and wait for the BSP's INIT/SIPI.
+ * Loads cfg's kernel and initrd, writes the command line, the zero page
+ * (with the e820 map and where the ACPI tables are), page tables and GDT,
+ * and says how to start the BSP. Other vCPUs start in real mode and wait
+ * for the BSP's INIT/SIPI. The firmware's tables are the VM's to write
+ * (x86_write_firmware_tables).
  */
 CIRC_MUST_CHECK int boot_load(struct guest_mem *m, const struct boot_config *cfg,
                               struct boot_info *out, struct circ_err *err);
@@ -161,9 +118,5 @@ CIRC_MUST_CHECK int boot_load_mem(struct guest_mem *m, const struct boot_config 
 /* Checks a bzImage's setup header; img is the file's first len bytes, len its size. */
 CIRC_MUST_CHECK int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage_info *out,
                                        struct circ_err *err);
-
-/* A GDT descriptor from Firecracker's compact flags (e.g. 0xa09b), and back. */
-uint64_t boot_gdt_entry(uint16_t flags, uint32_t base, uint32_t limit);
-struct boot_segment boot_segment_from_gdt(uint64_t entry, uint16_t selector);
 
 #endif

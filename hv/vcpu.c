@@ -166,14 +166,14 @@ static int setup_long_mode(struct vcpu *v, const struct boot_info *b, struct cir
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return err_sys(err, errno, "KVM_GET_SREGS");
-	load_segment(&sr.cs, &b->code);
-	load_segment(&sr.ds, &b->data);
+	load_segment(&sr.cs, &b->tables.code);
+	load_segment(&sr.ds, &b->tables.data);
 	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
-	load_segment(&sr.tr, &b->tss);
-	sr.gdt.base = b->gdt_base;
-	sr.gdt.limit = b->gdt_limit;
-	sr.idt.base = b->idt_base;
-	sr.idt.limit = b->idt_limit;
+	load_segment(&sr.tr, &b->tables.tss);
+	sr.gdt.base = b->tables.gdt_base;
+	sr.gdt.limit = b->tables.gdt_limit;
+	sr.idt.base = b->tables.idt_base;
+	sr.idt.limit = b->tables.idt_limit;
 	sr.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_PG;
 	sr.cr3 = b->cr3;
 	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;

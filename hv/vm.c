@@ -16,6 +16,7 @@
 #include "hv/blk_backend.h"
 #include "hv/boot.h"
 #include "hv/mptable.h"
+#include "hv/x86.h"
 #include "hv/virtio_blk.h"
 
 #define TSS_ADDR          0xfffbd000u /* Firecracker's: above RAM, below the BIOS */
@@ -351,8 +352,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct boot_config bc = { .kernel_path = cfg->kernel,
 		                  .initrd_path = cfg->initrd,
-		                  .cmdline = cfg->cmdline ? cfg->cmdline : "",
-		                  .cpus = cfg->cpus };
+		                  .cmdline = cfg->cmdline ? cfg->cmdline : "" };
 	struct mptable_pci_irq irqs[HV_MAX_DISKS];
 	struct console con = { .in = -1, .stop = -1, .stop_fd = -1 };
 	struct sigaction sa = { .sa_handler = ignore_signal };
@@ -398,10 +398,9 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		goto out;
 	if (attach_disks(vm, irqs, err))
 		goto out;
-	/* The kernel goes in last: the MP and ACPI tables name the disks' PCI slots and GSIs. */
-	bc.pci_irqs = irqs;
-	bc.n_pci_irqs = cfg->n_disks;
-	if (boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
+	/* The tables go in once the devices are: they name the disks' PCI slots and GSIs. */
+	if (x86_write_firmware_tables(&vm->mem, cfg->cpus, irqs, cfg->n_disks, err) ||
+	    boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
 		goto out;
 	vm->n_vcpus = cfg->cpus;
 	for (unsigned i = 0; i < cfg->cpus; i++)

@@ -16,7 +16,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char initrd[4096];
-	struct boot_config cfg = { .cmdline = "console=ttyS0", .cpus = 2 };
+	struct boot_config cfg = { .cmdline = "console=ttyS0" };
 	struct guest_mem m;
 	struct boot_info info;
 	struct circ_err err;

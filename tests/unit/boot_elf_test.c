@@ -29,7 +29,7 @@ static Elf64_Phdr *phdr(struct buf *b, unsigned i)
 START_TEST(test_elf_load)
 {
 	const char *cmdline = "console=ttyS0 hello";
-	struct boot_config cfg = { .cmdline = cmdline, .cpus = 4 };
+	struct boot_config cfg = { .cmdline = cmdline };
 	struct circ_err err = { 0 };
 	uint8_t initrd[10000];
 	struct boot_info bi;
@@ -44,6 +44,7 @@ START_TEST(test_elf_load)
 	memset(gp(&m, ELF_BASE, 0x10000), 0xaa, 0x10000);
 	make_guest_elf(&k);
 	fill_random(initrd, sizeof(initrd), 7);
+	ck_assert_msg(x86_write_firmware_tables(&m, 4, NULL, 0, &err) == 0, "%s", err.msg);
 	ck_assert_msg(boot_load_mem(&m, &cfg, k.data, k.len, initrd, sizeof(initrd), &bi, &err) ==
 	                  0,
 	              "%s", err.msg);
@@ -258,7 +259,7 @@ END_TEST
 
 START_TEST(test_elf_initrd_too_big)
 {
-	struct boot_config cfg = { .cpus = 1 };
+	struct boot_config cfg = { 0 };
 	struct circ_err err = { 0 };
 	struct boot_info bi;
 	struct guest_mem m;
@@ -284,7 +285,7 @@ END_TEST
 START_TEST(test_files)
 {
 	char kpath[PATH_MAX], ipath[PATH_MAX], missing[PATH_MAX];
-	struct boot_config cfg = { .cmdline = "c", .cpus = 1 };
+	struct boot_config cfg = { .cmdline = "c" };
 	struct circ_err err = { 0 };
 	uint8_t initrd[3000];
 	struct boot_info bi;

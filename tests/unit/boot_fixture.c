@@ -93,7 +93,7 @@ void make_guest_elf(struct buf *b)
 int load_mem(struct guest_mem *m, const struct buf *k, const char *cmdline, struct boot_info *bi,
              struct circ_err *err)
 {
-	struct boot_config cfg = { .cmdline = cmdline, .cpus = 2 };
+	struct boot_config cfg = { .cmdline = cmdline };
 
 	return boot_load_mem(m, &cfg, k->data, k->len, NULL, 0, bi, err);
 }
@@ -101,7 +101,7 @@ int load_mem(struct guest_mem *m, const struct buf *k, const char *cmdline, stru
 /* Fails the test unless loading k fails with a message containing needle. */
 void expect_fail(struct guest_mem *m, const struct buf *k, size_t len, const char *needle)
 {
-	struct boot_config cfg = { .cmdline = "console=ttyS0", .cpus = 1 };
+	struct boot_config cfg = { .cmdline = "console=ttyS0" };
 	struct circ_err err = { 0 };
 	struct boot_info bi;
 
@@ -159,24 +159,26 @@ void check_identity_map(const struct guest_mem *m, const struct boot_info *bi)
 
 void check_gdt(const struct guest_mem *m, const struct boot_info *bi)
 {
-	const uint8_t *gdt = gp(m, bi->gdt_base, bi->gdt_limit + 1u);
+	const uint8_t *gdt = gp(m, bi->tables.gdt_base, bi->tables.gdt_limit + 1u);
 
-	ck_assert_uint_eq(bi->gdt_base, 0x500);
-	ck_assert_uint_eq(bi->gdt_limit, 31);
+	ck_assert_uint_eq(bi->tables.gdt_base, 0x500);
+	ck_assert_uint_eq(bi->tables.gdt_limit, 31);
 	ck_assert_uint_eq(get_u64le(gdt), 0);
 	ck_assert_uint_eq(get_u64le(gdt + 8), 0x00af9b000000ffffull);
 	ck_assert_uint_eq(get_u64le(gdt + 16), 0x00cf93000000ffffull);
 	ck_assert_uint_eq(get_u64le(gdt + 24), 0x008f8b000000ffffull);
-	ck_assert_uint_eq(bi->code.selector, 0x08);
-	ck_assert(bi->code.l && !bi->code.db && bi->code.present && bi->code.s);
-	ck_assert_uint_eq(bi->code.type, 0xb);
-	ck_assert_uint_eq(bi->code.limit, 0xffffffffu);
-	ck_assert_uint_eq(bi->data.selector, 0x10);
-	ck_assert(!bi->data.l && bi->data.db && bi->data.present && bi->data.s);
-	ck_assert_uint_eq(bi->data.type, 0x3);
-	ck_assert_uint_eq(bi->tss.selector, 0x18);
-	ck_assert(!bi->tss.s && bi->tss.present);
-	ck_assert_uint_eq(bi->tss.type, 0xb);
+	ck_assert_uint_eq(bi->tables.code.selector, 0x08);
+	ck_assert(bi->tables.code.l && !bi->tables.code.db && bi->tables.code.present &&
+	          bi->tables.code.s);
+	ck_assert_uint_eq(bi->tables.code.type, 0xb);
+	ck_assert_uint_eq(bi->tables.code.limit, 0xffffffffu);
+	ck_assert_uint_eq(bi->tables.data.selector, 0x10);
+	ck_assert(!bi->tables.data.l && bi->tables.data.db && bi->tables.data.present &&
+	          bi->tables.data.s);
+	ck_assert_uint_eq(bi->tables.data.type, 0x3);
+	ck_assert_uint_eq(bi->tables.tss.selector, 0x18);
+	ck_assert(!bi->tables.tss.s && bi->tables.tss.present);
+	ck_assert_uint_eq(bi->tables.tss.type, 0xb);
 	ck_assert_uint_eq(bi->stack, 0x8ff0);
 	ck_assert_uint_eq(bi->boot_params, 0x7000);
 }

@@ -210,7 +210,7 @@ END_TEST
 
 START_TEST(test_bzimage_initrd_addr_max)
 {
-	struct boot_config cfg = { .cpus = 1 };
+	struct boot_config cfg = { 0 };
 	struct circ_err err = { 0 };
 	uint8_t initrd[5000] = { 1 };
 	struct boot_info bi;
@@ -255,7 +255,7 @@ END_TEST
 /* Every cut inside the headers and several in the payload fail cleanly. */
 START_TEST(test_truncated)
 {
-	struct boot_config cfg = { .cpus = 1 };
+	struct boot_config cfg = { 0 };
 	struct circ_err err;
 	struct boot_info bi;
 	struct guest_mem m;
@@ -279,7 +279,7 @@ END_TEST
 /* Random damage to the headers: load or fail, never crash (run under ASan). */
 START_TEST(test_mutated_headers)
 {
-	struct boot_config cfg = { .cmdline = "x", .cpus = 2 };
+	struct boot_config cfg = { .cmdline = "x" };
 	struct circ_err err;
 	struct boot_info bi;
 	struct guest_mem m;
@@ -375,9 +375,6 @@ START_TEST(test_debian_load)
 		.kernel_path = debian_kernel(),
 		.initrd_path = ipath,
 		.cmdline = cmdline,
-		.cpus = 2,
-		.pci_irqs = irqs,
-		.n_pci_irqs = 2,
 	};
 	struct circ_err err = { 0 };
 	struct bzimage_info bz;
@@ -397,6 +394,8 @@ START_TEST(test_debian_load)
 	write_file(ipath, initrd.data, initrd.len);
 
 	alloc_mem(&m, size);
+	/* As hv does: the machine's tables, then the kernel, which finds them. */
+	ck_assert_msg(x86_write_firmware_tables(&m, 2, irqs, 2, &err) == 0, "%s", err.msg);
 	ck_assert_msg(boot_load(&m, &cfg, &bi, &err) == 0, "%s", err.msg);
 	ck_assert(bi.is_bzimage);
 	ck_assert_uint_eq(bi.kernel_start, bz.pref_address);
@@ -467,9 +466,7 @@ static void sparse_file(const char *path, uint64_t size)
 START_TEST(test_debian_too_small)
 {
 	char ipath[PATH_MAX];
-	struct boot_config cfg = { .kernel_path = debian_kernel(),
-		                   .initrd_path = ipath,
-		                   .cpus = 1 };
+	struct boot_config cfg = { .kernel_path = debian_kernel(), .initrd_path = ipath };
 	struct circ_err err = { 0 };
 	struct bzimage_info bz;
 	struct boot_info bi;
