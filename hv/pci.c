@@ -54,7 +54,7 @@ static void bar_update(struct pci_bus *pb, struct pci_dev *d, int i)
 	uint16_t cmd = (uint16_t)(d->cfg[PCI_COMMAND] | d->cfg[PCI_COMMAND + 1] << 8);
 	bool io = d->bar_io[i];
 	struct bus *bus = io ? pb->pio : pb->mmio;
-	uint32_t addr = pci_cfg_get32(d, PCI_BAR0 + 4 * i) & (io ? ~3u : ~15u);
+	uint32_t addr = pci_cfg_get32(d, PCI_BASE_ADDRESS_0 + 4 * i) & (io ? ~3u : ~15u);
 	bool on = (cmd & (io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY)) && addr &&
 	          (uint64_t)addr + d->bar_size[i] <= (io ? 0x10000ull : 0x100000000ull);
 
@@ -80,8 +80,8 @@ static void cfg_write(struct pci_bus *pb, struct pci_dev *d, unsigned off, const
 
 		if (o == PCI_COMMAND || o == PCI_COMMAND + 1 || o == PCI_INTERRUPT_LINE) {
 			d->cfg[o] = data[k];
-		} else if (o >= PCI_BAR0 && o < PCI_BAR0 + 4 * PCI_NUM_BARS) {
-			int i = (int)(o - PCI_BAR0) / 4;
+		} else if (o >= PCI_BASE_ADDRESS_0 && o < PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS) {
+			int i = (int)(o - PCI_BASE_ADDRESS_0) / 4;
 			uint32_t v, keep;
 
 			if (!d->bar_size[i])
@@ -89,9 +89,9 @@ static void cfg_write(struct pci_bus *pb, struct pci_dev *d, unsigned off, const
 			d->cfg[o] = data[k];
 			/* Low bits say what kind of BAR it is; bits below its size read as 0. */
 			keep = d->bar_io[i] ? 1u : 0u;
-			v = pci_cfg_get32(d, PCI_BAR0 + 4 * i);
+			v = pci_cfg_get32(d, PCI_BASE_ADDRESS_0 + 4 * i);
 			v = (v & ~(d->bar_size[i] - 1)) | keep;
-			pci_cfg_set32(d, PCI_BAR0 + 4 * i, v);
+			pci_cfg_set32(d, PCI_BASE_ADDRESS_0 + 4 * i, v);
 		}
 	}
 	for (int i = 0; i < PCI_NUM_BARS; i++)
@@ -197,7 +197,7 @@ int pci_register(struct pci_bus *pb, struct pci_dev *dev, uint8_t irq)
 			}
 			pb->mmio_next = addr + size;
 		}
-		pci_cfg_set32(dev, PCI_BAR0 + 4 * i, addr | (dev->bar_io[i] ? 1u : 0u));
+		pci_cfg_set32(dev, PCI_BASE_ADDRESS_0 + 4 * i, addr | (dev->bar_io[i] ? 1u : 0u));
 		dev->bar_addr[i] = addr;
 	}
 	/* As firmware leaves it: decoding on, INTA routed to irq. */

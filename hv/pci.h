@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/pci_regs.h> /* the config space's offsets and bits */
+
 #include "util/err.h"
 #include "hv/bus.h"
 
@@ -22,25 +24,6 @@
 #define PCI_IO_START        0xc000u
 #define PCI_CONF1_ADDR_PORT 0xcf8
 #define PCI_CONF1_DATA_PORT 0xcfc
-
-/* Standard config space offsets. */
-#define PCI_VENDOR_ID           0x00
-#define PCI_DEVICE_ID           0x02
-#define PCI_COMMAND             0x04
-#define PCI_STATUS              0x06
-#define PCI_REVISION_ID         0x08
-#define PCI_CLASS_PROG          0x09
-#define PCI_CLASS_DEVICE        0x0a
-#define PCI_HEADER_TYPE         0x0e
-#define PCI_BAR0                0x10
-#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
-#define PCI_SUBSYSTEM_ID        0x2e
-#define PCI_CAPABILITY_LIST     0x34
-#define PCI_INTERRUPT_LINE      0x3c
-#define PCI_INTERRUPT_PIN       0x3d
-#define PCI_STATUS_CAP_LIST     0x10
-#define PCI_COMMAND_IO          0x1
-#define PCI_COMMAND_MEMORY      0x2
 
 struct pci_dev {
 	uint8_t cfg[PCI_CFG_SIZE];       /* little-endian, as the guest reads it */

@@ -9,11 +9,12 @@
 
 _Static_assert(sizeof(struct virtio_blk_config) == 72, "virtio_blk_config layout");
 _Static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "virtio_blk_config layout");
-_Static_assert(offsetof(struct virtio_blk_config, writeback) == 32, "virtio_blk_config layout");
+_Static_assert(offsetof(struct virtio_blk_config, wce) == 32, "virtio_blk_config layout");
 _Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36,
                "virtio_blk_config layout");
 _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio_blk_outhdr layout");
-_Static_assert(sizeof(struct virtio_blk_discard_seg) == 16, "virtio_blk_discard_seg layout");
+_Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == 16,
+               "virtio_blk_discard_seg layout");
 
 #define VIRTIO_BLK_GATHER_MAX (8u << 20) /* a guest's write gathered into one, at most */
 #define BIT(n)                (1ull << (n))
@@ -39,8 +40,8 @@ void virtio_blk_init(struct virtio_blk *b, struct blk_backend *be)
 	c->seg_max = htole32(VIRTIO_BLK_SEG_MAX);
 	c->blk_size = htole32(VIRTIO_BLK_SECTOR);
 	/* 4 KiB physical blocks steer the guest's file system to whole overlay blocks. */
-	c->topology.physical_block_exp = VIRTIO_BLK_PHYS_BLOCK_EXP;
-	c->topology.min_io_size = htole16(1u << VIRTIO_BLK_PHYS_BLOCK_EXP);
+	c->physical_block_exp = VIRTIO_BLK_PHYS_BLOCK_EXP;
+	c->min_io_size = htole16(1u << VIRTIO_BLK_PHYS_BLOCK_EXP);
 	c->num_queues = htole16(1);
 	c->max_discard_sectors = htole32(VIRTIO_BLK_MAX_DISCARD_SECTORS);
 	c->max_discard_seg = htole32(1);
@@ -242,7 +243,7 @@ static uint8_t do_get_id(struct virtio_blk *b, const struct req *r)
 static uint8_t do_discard(struct virtio_blk *b, const struct req *r)
 {
 	uint64_t len = r->rlen - sizeof(struct virtio_blk_outhdr);
-	struct virtio_blk_discard_seg seg;
+	struct virtio_blk_discard_write_zeroes seg;
 	uint32_t flags;
 
 	if (b->be->read_only)
@@ -257,7 +258,7 @@ static uint8_t do_discard(struct virtio_blk *b, const struct req *r)
 	            piece_to_host, &seg);
 	flags = le32toh(seg.flags);
 	/* Unknown flags must be refused (5.2.6.2); UNMAP is what a discard does anyway. */
-	if (flags & ~(uint32_t)VIRTIO_BLK_DISCARD_F_UNMAP)
+	if (flags & ~(uint32_t)VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
 		return VIRTIO_BLK_S_UNSUPP;
 	if (le32toh(seg.num_sectors) > VIRTIO_BLK_MAX_DISCARD_SECTORS ||
 	    !in_range(b, le64toh(seg.sector),

@@ -16,6 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Request types, status values, feature bits and the structures, as Linux's uapi spells them. */
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+
 #include "util/err.h"
 #include "hv/blk_backend.h"
 #include "hv/guest_mem.h"
@@ -24,84 +28,17 @@
 #include "hv/virtio_pci.h"
 #include "hv/virtq.h"
 
-#define VIRTIO_ID_BLOCK   2
 #define VIRTIO_BLK_SECTOR 512
 
-/* Feature bits. */
-#define VIRTIO_BLK_F_SIZE_MAX     1
-#define VIRTIO_BLK_F_SEG_MAX      2
-#define VIRTIO_BLK_F_GEOMETRY     4
-#define VIRTIO_BLK_F_RO           5
-#define VIRTIO_BLK_F_BLK_SIZE     6
-#define VIRTIO_BLK_F_FLUSH        9
-#define VIRTIO_BLK_F_TOPOLOGY     10
-#define VIRTIO_BLK_F_CONFIG_WCE   11
-#define VIRTIO_BLK_F_MQ           12
-#define VIRTIO_BLK_F_DISCARD      13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* Request types and status values. */
-#define VIRTIO_BLK_T_IN           0
-#define VIRTIO_BLK_T_OUT          1
-#define VIRTIO_BLK_T_FLUSH        4
-#define VIRTIO_BLK_T_GET_ID       8
+/* Not in every uapi's <linux/virtio_blk.h> yet: answered as unsupported. */
+#ifndef VIRTIO_BLK_T_GET_LIFETIME
 #define VIRTIO_BLK_T_GET_LIFETIME 10
-#define VIRTIO_BLK_T_DISCARD      11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK           0
-#define VIRTIO_BLK_S_IOERR        1
-#define VIRTIO_BLK_S_UNSUPP       2
+#endif
 
-#define VIRTIO_BLK_ID_BYTES            20
-#define VIRTIO_BLK_DISCARD_F_UNMAP     1
 #define VIRTIO_BLK_SEG_MAX             (VIRTQ_CHAIN_MAX - 2) /* leaves room for header and status */
 #define VIRTIO_BLK_MAX_DISCARD_SECTORS (1u << 21)            /* 1 GiB per request */
 #define VIRTIO_BLK_DISCARD_ALIGN       8 /* sectors: 4 KiB, the overlay's granularity */
 #define VIRTIO_BLK_PHYS_BLOCK_EXP      3 /* 2^3 sectors per physical block: 4 KiB */
-
-struct virtio_blk_outhdr {
-	uint32_t type;
-	uint32_t ioprio;
-	uint64_t sector;
-};
-
-struct virtio_blk_discard_seg {
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags;
-};
-
-/* The device configuration, little-endian, laid out as in the spec (5.2.4). */
-struct virtio_blk_config {
-	uint64_t capacity; /* 512-byte sectors */
-	uint32_t size_max;
-	uint32_t seg_max;
-	struct {
-		uint16_t cylinders;
-		uint8_t heads;
-		uint8_t sectors;
-	} geometry;
-	uint32_t blk_size;
-	struct {
-		uint8_t physical_block_exp;
-		uint8_t alignment_offset;
-		uint16_t min_io_size;
-		uint32_t opt_io_size;
-	} topology;
-	uint8_t writeback;
-	uint8_t unused0;
-	uint16_t num_queues;
-	uint32_t max_discard_sectors;
-	uint32_t max_discard_seg;
-	uint32_t discard_sector_alignment;
-	uint32_t max_write_zeroes_sectors;
-	uint32_t max_write_zeroes_seg;
-	uint8_t write_zeroes_may_unmap;
-	uint8_t unused1[3];
-	uint32_t max_secure_erase_sectors;
-	uint32_t max_secure_erase_seg;
-	uint32_t secure_erase_sector_alignment;
-};
 
 /* Counted as requests complete; read them with virtio_blk_get_stats from any thread. */
 struct virtio_blk_stats {

@@ -21,11 +21,11 @@ static uint64_t get_le(const uint8_t *p, unsigned len)
 
 static int add_cap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len)
 {
-	uint8_t cap[VIRTIO_PCI_NOTIFY_CAP_LEN] = { 0 };
+	uint8_t cap[VIRTIO_PCI_NOTIFY_CAP_SIZE] = { 0 };
 	uint8_t cap_len =
-	    type == VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_PCI_NOTIFY_CAP_LEN : VIRTIO_PCI_CAP_LEN;
+	    type == VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_PCI_NOTIFY_CAP_SIZE : VIRTIO_PCI_CAP_SIZE;
 
-	cap[0] = VIRTIO_PCI_CAP_ID;
+	cap[0] = PCI_CAP_ID_VNDR;
 	cap[2] = cap_len;
 	cap[3] = type;
 	cap[4] = VIRTIO_PCI_BAR;
@@ -187,9 +187,8 @@ static void set_status(struct virtio_pci *vp, uint8_t v)
 		return;
 	}
 	/* NEEDS_RESET is the device's to set; only a reset clears it, as it clears every bit. */
-	v = (uint8_t)((v & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) |
-	              (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
-	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+	v = (uint8_t)((v & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (old & VIRTIO_CONFIG_S_NEEDS_RESET));
+	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		/*
 		 * A subset of what was offered, including VERSION_1: this device has
 		 * no legacy interface. Otherwise FEATURES_OK stays clear, which the
@@ -197,7 +196,7 @@ static void set_status(struct virtio_pci *vp, uint8_t v)
 		 */
 		if ((vp->driver_features & ~vp->ops.features) || vp->driver_features_high ||
 		    !(vp->driver_features & (1ull << VIRTIO_F_VERSION_1)))
-			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+			v &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
 		else
 			vp->features = vp->driver_features;
 	}
@@ -269,7 +268,7 @@ static void common_field_write(struct virtio_pci *vp, unsigned off, uint64_t v)
 		break;
 	case VIRTIO_PCI_COMMON_GF:
 		/* Features are fixed once accepted. */
-		if (vp->status & VIRTIO_STATUS_FEATURES_OK)
+		if (vp->status & VIRTIO_CONFIG_S_FEATURES_OK)
 			break;
 		if (vp->drv_feature_sel >= 2) {
 			vp->driver_features_high |= v != 0;
@@ -359,17 +358,17 @@ static void common_io(struct virtio_pci *vp, unsigned off, uint8_t *data, uint32
 /* Hands queue q to the device if the driver has it running. */
 static void process_queue(struct virtio_pci *vp, unsigned q)
 {
-	const uint8_t running = VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+	const uint8_t running = VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
 	bool broke = false;
 
 	pthread_mutex_lock(&vp->lock);
 	if ((vp->status & running) == running &&
-	    !(vp->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)) &&
+	    !(vp->status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)) &&
 	    vp->queues[q].ready) {
 		vp->ops.queue_notify(vp->dev, q);
 		if (vp->queues[q].broken) {
 			/* The rings are unusable: tell the driver to reset the device (2.1.2). */
-			vp->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+			vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 			broke = true;
 		}
 	}

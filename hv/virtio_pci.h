@@ -28,69 +28,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/*
+ * The capabilities, common configuration offsets, status bits and feature
+ * bits of the virtio 1.x spec, as Linux's uapi spells them.
+ */
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+
 #include "util/err.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"
 #include "hv/pci.h"
 #include "hv/virtq.h"
 
-#define VIRTIO_PCI_VENDOR_ID      0x1af4
-#define VIRTIO_PCI_DEVICE_ID_BASE 0x1040 /* + virtio device type */
-#define VIRTIO_PCI_SUBSYSTEM_ID   0x1100 /* >= 0x40 as non-transitional devices should have */
-#define VIRTIO_PCI_BAR            0
-#define VIRTIO_PCI_BAR_SIZE       0x4000
-#define VIRTIO_PCI_COMMON_OFF     0x0000
-#define VIRTIO_PCI_COMMON_LEN     0x38 /* struct virtio_pci_common_cfg of virtio 1.1 */
-#define VIRTIO_PCI_ISR_OFF        0x1000
-#define VIRTIO_PCI_ISR_LEN        1
-#define VIRTIO_PCI_DEVICE_OFF     0x2000
-#define VIRTIO_PCI_DEVICE_MAXLEN  0x1000
-#define VIRTIO_PCI_NOTIFY_OFF     0x3000
-#define VIRTIO_PCI_NOTIFY_MULT    4
-#define VIRTIO_PCI_MAX_QUEUES     8
+#define VIRTIO_PCI_VENDOR_ID       0x1af4
+#define VIRTIO_PCI_DEVICE_ID_BASE  0x1040 /* + virtio device type */
+#define VIRTIO_PCI_SUBSYSTEM_ID    0x1100 /* >= 0x40 as non-transitional devices should have */
+#define VIRTIO_PCI_BAR             0
+#define VIRTIO_PCI_BAR_SIZE        0x4000
+#define VIRTIO_PCI_COMMON_OFF      0x0000
+#define VIRTIO_PCI_COMMON_LEN      0x38 /* struct virtio_pci_common_cfg of virtio 1.1 */
+#define VIRTIO_PCI_ISR_OFF         0x1000
+#define VIRTIO_PCI_ISR_LEN         1
+#define VIRTIO_PCI_DEVICE_OFF      0x2000
+#define VIRTIO_PCI_DEVICE_MAXLEN   0x1000
+#define VIRTIO_PCI_NOTIFY_OFF      0x3000
+#define VIRTIO_PCI_NOTIFY_MULT     4
+#define VIRTIO_PCI_MAX_QUEUES      8
+#define VIRTIO_PCI_CAP_SIZE        sizeof(struct virtio_pci_cap)
+#define VIRTIO_PCI_NOTIFY_CAP_SIZE sizeof(struct virtio_pci_notify_cap)
 
-/* The vendor-specific capability (cap_vndr 0x09) and its cfg_type values. */
-#define VIRTIO_PCI_CAP_ID         0x09
-#define VIRTIO_PCI_CAP_COMMON_CFG 1
-#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
-#define VIRTIO_PCI_CAP_ISR_CFG    3
-#define VIRTIO_PCI_CAP_DEVICE_CFG 4
-#define VIRTIO_PCI_CAP_LEN        16 /* vndr, next, len, type, bar, id, pad[2], offset, length */
-#define VIRTIO_PCI_NOTIFY_CAP_LEN 20 /* + notify_off_multiplier */
-
-/* Common configuration registers (offsets in the common region). */
-#define VIRTIO_PCI_COMMON_DFSELECT      0x00
-#define VIRTIO_PCI_COMMON_DF            0x04
-#define VIRTIO_PCI_COMMON_GFSELECT      0x08
-#define VIRTIO_PCI_COMMON_GF            0x0c
-#define VIRTIO_PCI_COMMON_MSIX          0x10
-#define VIRTIO_PCI_COMMON_NUMQ          0x12
-#define VIRTIO_PCI_COMMON_STATUS        0x14
-#define VIRTIO_PCI_COMMON_CFGGENERATION 0x15
-#define VIRTIO_PCI_COMMON_Q_SELECT      0x16
-#define VIRTIO_PCI_COMMON_Q_SIZE        0x18
-#define VIRTIO_PCI_COMMON_Q_MSIX        0x1a
-#define VIRTIO_PCI_COMMON_Q_ENABLE      0x1c
-#define VIRTIO_PCI_COMMON_Q_NOFF        0x1e
-#define VIRTIO_PCI_COMMON_Q_DESCLO      0x20
-#define VIRTIO_PCI_COMMON_Q_DESCHI      0x24
-#define VIRTIO_PCI_COMMON_Q_AVAILLO     0x28
-#define VIRTIO_PCI_COMMON_Q_AVAILHI     0x2c
-#define VIRTIO_PCI_COMMON_Q_USEDLO      0x30
-#define VIRTIO_PCI_COMMON_Q_USEDHI      0x34
-
-/* Device status bits (2.1). */
-#define VIRTIO_STATUS_ACKNOWLEDGE        1
-#define VIRTIO_STATUS_DRIVER             2
-#define VIRTIO_STATUS_DRIVER_OK          4
-#define VIRTIO_STATUS_FEATURES_OK        8
-#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED             0x80
-
-#define VIRTIO_F_VERSION_1    32
-#define VIRTIO_MSI_NO_VECTOR  0xffff
-#define VIRTIO_PCI_ISR_QUEUE  1
-#define VIRTIO_PCI_ISR_CONFIG 2
+#define VIRTIO_PCI_ISR_QUEUE 1
 
 /*
  * What a device model gives the transport. Callbacks run with the

@@ -115,7 +115,7 @@ static void discover(struct trig *t)
 	ck_assert_uint_eq(conf_read(t, t->slot, PCI_INTERRUPT_PIN, 1), 1);
 	ck_assert_uint_eq(conf_read(t, t->slot, PCI_INTERRUPT_LINE, 1), 11);
 	ck_assert(conf_read(t, t->slot, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
-	t->bar = conf_read(t, t->slot, PCI_BAR0, 4);
+	t->bar = conf_read(t, t->slot, PCI_BASE_ADDRESS_0, 4);
 	ck_assert_uint_eq(t->bar & 0xf, 0); /* 32-bit memory BAR */
 	t->bar &= ~0xfu;
 	ck_assert_uint_ne(t->bar, 0);
@@ -124,7 +124,7 @@ static void discover(struct trig *t)
 		unsigned type, off, len;
 
 		ck_assert_uint_lt(++n, 48); /* a capability list must end */
-		if (conf_read(t, t->slot, at, 1) != VIRTIO_PCI_CAP_ID)
+		if (conf_read(t, t->slot, at, 1) != PCI_CAP_ID_VNDR)
 			continue;
 		type = conf_read(t, t->slot, at + 3, 1);
 		ck_assert_uint_eq(conf_read(t, t->slot, at + 4, 1), 0); /* BAR 0 */
@@ -212,15 +212,15 @@ static uint8_t driver_init(struct trig *t, uint64_t want, uint16_t qsize, bool d
 
 	set_status_reg(t, 0);
 	ck_assert_uint_eq(status_reg(t), 0);
-	set_status_reg(t, VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status_reg(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	set_status_reg(t, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	set_status_reg(t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	offered = device_features(t);
 	ck_assert(offered & (1ull << VIRTIO_F_VERSION_1));
 	driver_features(t, want);
-	set_status_reg(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	                      VIRTIO_STATUS_FEATURES_OK);
+	set_status_reg(t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	                      VIRTIO_CONFIG_S_FEATURES_OK);
 	st = status_reg(t);
-	if (!(st & VIRTIO_STATUS_FEATURES_OK))
+	if (!(st & VIRTIO_CONFIG_S_FEATURES_OK))
 		return st;
 	ck_assert_uint_eq(mmio_read(t, t->common + VIRTIO_PCI_COMMON_NUMQ, 2), 1);
 	mmio_write(t, t->common + VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
@@ -245,8 +245,8 @@ static uint8_t driver_init(struct trig *t, uint64_t want, uint16_t qsize, bool d
 	                  qsize && !(qsize & (qsize - 1)) && qsize <= VIRTQ_MAX_SIZE);
 	t->d.size = qsize;
 	if (driver_ok)
-		set_status_reg(t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		                      VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+		set_status_reg(t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+		                      VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 	return status_reg(t);
 }
 
@@ -271,8 +271,8 @@ START_TEST(test_pci_init_and_request)
 	ck_assert_uint_eq(virtio_pci_notify_addr(&t.dev->vp, 0), t.bar + t.notify);
 	ck_assert_uint_eq(virtio_pci_notify_addr(&t.dev->vp, 1), 0);
 	st = driver_init(&t, want_features, 128, true);
-	ck_assert_uint_eq(st, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	                          VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	ck_assert_uint_eq(st, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	                          VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 	ck_assert_uint_eq(virtio_pci_features(&t.dev->vp), want_features);
 	/* The device configuration, in two 32-bit halves and whole. */
 	cap = mmio_read(&t, t.devcfg, 4) | mmio_read(&t, t.devcfg + 4, 4) << 32;
@@ -339,25 +339,25 @@ START_TEST(test_pci_refuses_features)
 	trig_init(&t);
 	/* A feature the device did not offer (multiqueue). */
 	st = driver_init(&t, want_features | 1ull << VIRTIO_BLK_F_MQ, 128, false);
-	ck_assert(!(st & VIRTIO_STATUS_FEATURES_OK));
+	ck_assert(!(st & VIRTIO_CONFIG_S_FEATURES_OK));
 	/* Bit 63, far outside the offer. */
 	st = driver_init(&t, want_features | 1ull << 63, 128, false);
-	ck_assert(!(st & VIRTIO_STATUS_FEATURES_OK));
+	ck_assert(!(st & VIRTIO_CONFIG_S_FEATURES_OK));
 	/* A legacy driver, without VERSION_1, on a device that has no legacy interface. */
 	st = driver_init(&t, want_features & ~(1ull << VIRTIO_F_VERSION_1), 128, false);
-	ck_assert(!(st & VIRTIO_STATUS_FEATURES_OK));
+	ck_assert(!(st & VIRTIO_CONFIG_S_FEATURES_OK));
 	/* Features in select window 2. */
 	set_status_reg(&t, 0);
-	set_status_reg(&t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	set_status_reg(&t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	driver_features(&t, want_features);
 	mmio_write(&t, t.common + VIRTIO_PCI_COMMON_GFSELECT, 2, 4);
 	mmio_write(&t, t.common + VIRTIO_PCI_COMMON_GF, 1, 4);
-	set_status_reg(&t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	                       VIRTIO_STATUS_FEATURES_OK);
-	ck_assert(!(status_reg(&t) & VIRTIO_STATUS_FEATURES_OK));
+	set_status_reg(&t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	                       VIRTIO_CONFIG_S_FEATURES_OK);
+	ck_assert(!(status_reg(&t) & VIRTIO_CONFIG_S_FEATURES_OK));
 	/* After a refusal and a reset, a good offer is accepted, and then features are fixed. */
 	st = driver_init(&t, want_features, 128, true);
-	ck_assert(st & VIRTIO_STATUS_FEATURES_OK);
+	ck_assert(st & VIRTIO_CONFIG_S_FEATURES_OK);
 	driver_features(&t, want_features | 1ull << VIRTIO_BLK_F_MQ);
 	ck_assert_uint_eq(virtio_pci_features(&t.dev->vp), want_features);
 	mmio_write(&t, t.common + VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
@@ -377,8 +377,8 @@ START_TEST(test_pci_queue_rules)
 
 	trig_init(&t);
 	/* A queue size that is not a power of two cannot be enabled. */
-	ck_assert_uint_eq(driver_init(&t, want_features, 100, false) & VIRTIO_STATUS_FEATURES_OK,
-	                  VIRTIO_STATUS_FEATURES_OK);
+	ck_assert_uint_eq(driver_init(&t, want_features, 100, false) & VIRTIO_CONFIG_S_FEATURES_OK,
+	                  VIRTIO_CONFIG_S_FEATURES_OK);
 	ck_assert_uint_eq(mmio_read(&t, t.common + VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 	/* Nor one larger than the device's. */
 	driver_init(&t, want_features, 512, false);
@@ -400,7 +400,7 @@ START_TEST(test_pci_queue_rules)
 	/* An enabled queue's set-up is fixed. */
 	mmio_write(&t, t.common + VIRTIO_PCI_COMMON_Q_SIZE, 32, 2);
 	ck_assert_uint_eq(mmio_read(&t, t.common + VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
-	set_status_reg(&t, status_reg(&t) | VIRTIO_STATUS_DRIVER_OK);
+	set_status_reg(&t, status_reg(&t) | VIRTIO_CONFIG_S_DRIVER_OK);
 	notify_queue(&t);
 	ck_assert_uint_eq(used_idx(&t.d), 1);
 	ck_assert_uint_eq(status_of(&t.d, &rq), VIRTIO_BLK_S_OK);
@@ -428,12 +428,12 @@ START_TEST(test_pci_needs_reset)
 	t.d.desc = DESC_GPA;
 	publish(&t.d, 0);
 	notify_queue(&t);
-	ck_assert(status_reg(&t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	ck_assert(status_reg(&t) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	ck_assert_uint_eq(mmio_read(&t, t.isr, 1), VIRTIO_PCI_ISR_CONFIG);
 	/* The driver cannot clear the bit, only a reset can. */
-	set_status_reg(&t, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-	                       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	ck_assert(status_reg(&t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	set_status_reg(&t, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	                       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+	ck_assert(status_reg(&t) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	set_status_reg(&t, 0);
 	ck_assert_uint_eq(status_reg(&t), 0);
 	trig_fini(&t);

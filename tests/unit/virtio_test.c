@@ -166,7 +166,7 @@ END_TEST
 static uint8_t discard_req(struct rig *r, uint64_t sector, uint32_t num, uint32_t flags,
                            unsigned nseg, uint32_t seg_bytes)
 {
-	struct virtio_blk_discard_seg seg[2] = {
+	struct virtio_blk_discard_write_zeroes seg[2] = {
 		{ htole64(sector), htole32(num), htole32(flags) },
 		{ htole64(sector), htole32(num), htole32(flags) },
 	};
@@ -207,7 +207,7 @@ START_TEST(test_discard)
 	ck_assert_mem_eq(got, zero, 4096);
 	ck_assert_mem_eq(got + 4096, src + 4096, 4096);
 	/* The unmap flag is what a discard does anyway; other flags are refused. */
-	ck_assert_uint_eq(discard_req(&r, 16, 8, VIRTIO_BLK_DISCARD_F_UNMAP, 1, 16),
+	ck_assert_uint_eq(discard_req(&r, 16, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, 1, 16),
 	                  VIRTIO_BLK_S_OK);
 	ck_assert_uint_eq(discard_req(&r, 16, 8, 2, 1, 16), VIRTIO_BLK_S_UNSUPP);
 	/* max_discard_seg is 1. */
