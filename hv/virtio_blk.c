@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(sizeof(struct virtio_blk_config) == 72, "virtio_blk_config layout");
@@ -458,3 +459,43 @@ void virtio_blk_pci_destroy(struct virtio_blk_pci *d)
 	virtio_pci_destroy(&d->vp);
 	free(d);
 }
+
+static int model_create(void *arg, struct pci_bus *pb, const struct guest_mem *m,
+                        const struct irq_line *irq, uint8_t gsi, struct virtio_pci **vp, void **dev,
+                        struct circ_err *err)
+{
+	struct virtio_blk_pci *d;
+
+	if (virtio_blk_pci_create(pb, arg, m, irq, gsi, &d, err))
+		return -1;
+	*vp = &d->vp;
+	*dev = d;
+	return 0;
+}
+
+static void model_destroy(void *dev)
+{
+	virtio_blk_pci_destroy(dev);
+}
+
+static void model_report(void *dev, FILE *f, const char *name)
+{
+	struct virtio_blk_pci *d = dev;
+	struct virtio_blk_stats st;
+
+	virtio_blk_get_stats(&d->blk, &st);
+	fprintf(f,
+	        "hv: %s: %llu reads (%llu bytes), %llu writes (%llu bytes), %llu flushes, %llu "
+	        "discards, %llu errors, %llu malformed\n",
+	        name, (unsigned long long)st.reads, (unsigned long long)st.read_bytes,
+	        (unsigned long long)st.writes, (unsigned long long)st.written_bytes,
+	        (unsigned long long)st.flushes, (unsigned long long)st.discards,
+	        (unsigned long long)st.io_errors, (unsigned long long)st.bad_chains);
+}
+
+const struct hv_device_model virtio_blk_model = {
+	.kind = "disk",
+	.create = model_create,
+	.destroy = model_destroy,
+	.report = model_report,
+};

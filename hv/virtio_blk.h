@@ -22,6 +22,7 @@
 
 #include "util/err.h"
 #include "hv/blk_backend.h"
+#include "hv/device.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"
 #include "hv/pci.h"
@@ -99,5 +100,8 @@ CIRC_MUST_CHECK int virtio_blk_pci_start_worker(struct virtio_blk_pci *d, int no
                                                 struct circ_err *err);
 /* Stops the worker and frees d; after the PCI bus is done with it (it cannot be unregistered). */
 void virtio_blk_pci_destroy(struct virtio_blk_pci *d);
+
+/* virtio-blk as the machine attaches it (hv/device.h): arg is the disk's struct blk_backend. */
+extern const struct hv_device_model virtio_blk_model;
 
 #endif

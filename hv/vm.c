@@ -24,7 +24,6 @@
 #define ESCAPE_CHAR       0x01 /* Ctrl-A, then x: leave the VM */
 
 /* GSIs for virtio disks: IOAPIC pins above the ISA ones, each its own (no sharing). */
-static const uint8_t disk_gsis[HV_MAX_DISKS] = { 16, 17, 18, 19, 20, 21, 22, 23 };
 #define IOAPIC_PINS 24
 
 uint64_t vm_now_ns(void)
@@ -170,30 +169,11 @@ static int register_devices(struct vm *vm, struct circ_err *err)
 	return 0;
 }
 
-static int attach_disks(struct vm *vm, struct mptable_pci_irq *irqs, struct circ_err *err)
+static int attach_disks(struct vm *vm, struct circ_err *err)
 {
-	for (size_t i = 0; i < vm->cfg->n_disks; i++) {
-		struct virtio_blk_pci *d;
-		struct kvm_ioeventfd io = { .len = 2 };
-		struct irq_line line;
-		uint8_t gsi = disk_gsis[i];
-
-		if (irqfd_add(&vm->irqfds, gsi, &line, err) ||
-		    virtio_blk_pci_create(&vm->pci, vm->cfg->disks[i], &vm->mem, &line, gsi, &d,
-		                          err))
-			return err_prefix(err, "disk %zu", i + 1);
-		vm->blks[vm->n_blks++] = d;
-		/* Notifications wake the device's worker inside KVM: no exit, no vCPU time. */
-		vm->notify_fds[i] = eventfd(0, EFD_CLOEXEC);
-		io.addr = virtio_pci_notify_addr(&d->vp, 0);
-		io.fd = vm->notify_fds[i];
-		if (vm->notify_fds[i] < 0 || ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
-			return err_sys(err, errno, "disk %zu: KVM_IOEVENTFD", i + 1);
-		if (virtio_blk_pci_start_worker(d, vm->notify_fds[i], err))
-			return err_prefix(err, "disk %zu", i + 1);
-		irqs[i].slot = d->vp.pci.slot;
-		irqs[i].gsi = gsi;
-	}
+	for (size_t i = 0; i < vm->cfg->n_disks; i++)
+		if (device_attach(vm, &virtio_blk_model, vm->cfg->disks[i], err))
+			return -1;
 	return 0;
 }
 
@@ -331,19 +311,7 @@ static void print_stats(struct vm *vm, FILE *f)
 	fprintf(f, "hv: first KVM_RUN after %.3f ms, first serial byte after %.3f ms\n",
 	        (double)atomic_load(&vm->first_run_ns) / 1e6,
 	        (double)atomic_load(&vm->first_byte_ns) / 1e6);
-	for (size_t i = 0; i < vm->n_blks; i++) {
-		struct virtio_blk_stats st;
-
-		virtio_blk_get_stats(&vm->blks[i]->blk, &st);
-		fprintf(f,
-		        "hv: disk %zu: %llu reads (%llu bytes), %llu writes (%llu bytes), %llu "
-		        "flushes, "
-		        "%llu discards, %llu errors, %llu malformed\n",
-		        i + 1, (unsigned long long)st.reads, (unsigned long long)st.read_bytes,
-		        (unsigned long long)st.writes, (unsigned long long)st.written_bytes,
-		        (unsigned long long)st.flushes, (unsigned long long)st.discards,
-		        (unsigned long long)st.io_errors, (unsigned long long)st.bad_chains);
-	}
+	device_report(vm, f);
 }
 
 int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stats *stats,
@@ -353,7 +321,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	struct boot_config bc = { .kernel_path = cfg->kernel,
 		                  .initrd_path = cfg->initrd,
 		                  .cmdline = cfg->cmdline ? cfg->cmdline : "" };
-	struct mptable_pci_irq irqs[HV_MAX_DISKS];
+	struct mptable_pci_irq irqs[HV_MAX_DEVICES];
 	struct console con = { .in = -1, .stop = -1, .stop_fd = -1 };
 	struct sigaction sa = { .sa_handler = ignore_signal };
 	struct irq_line com1;
@@ -367,8 +335,6 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	vm->t0_ns = vm_now_ns();
 	vm->kvm_fd = vm->vm_fd = -1;
 	/* -1, never 0, is "no descriptor": what is not made yet is not closed. */
-	for (size_t i = 0; i < HV_MAX_DISKS; i++)
-		vm->notify_fds[i] = -1;
 	for (size_t i = 0; i < HV_MAX_CPUS; i++)
 		vm->vcpus[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -396,10 +362,10 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	pm_ready = true;
 	if (register_devices(vm, err))
 		goto out;
-	if (attach_disks(vm, irqs, err))
+	if (attach_disks(vm, err))
 		goto out;
-	/* The tables go in once the devices are: they name the disks' PCI slots and GSIs. */
-	if (x86_write_firmware_tables(&vm->mem, cfg->cpus, irqs, cfg->n_disks, err) ||
+	/* The tables go in once the devices are: they name their PCI slots and GSIs. */
+	if (x86_write_firmware_tables(&vm->mem, cfg->cpus, irqs, device_routes(vm, irqs), err) ||
 	    boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
 		goto out;
 	vm->n_vcpus = cfg->cpus;
@@ -472,11 +438,7 @@ out:
 	if (con.stop >= 0)
 		close(con.stop);
 	/* Devices go after the vCPUs stop: the PCI bus still points at them until then. */
-	for (size_t i = 0; i < vm->n_blks; i++)
-		virtio_blk_pci_destroy(vm->blks[i]);
-	for (size_t i = 0; i < HV_MAX_DISKS; i++)
-		if (vm->notify_fds[i] >= 0)
-			close(vm->notify_fds[i]);
+	device_detach_all(vm);
 	irqfd_set_destroy(&vm->irqfds);
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);

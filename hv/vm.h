@@ -8,6 +8,7 @@
 
 #include "hv/acpi_pm.h"
 #include "hv/bus.h"
+#include "hv/device.h"
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
 #include "hv/i8042.h"
@@ -15,8 +16,6 @@
 #include "hv/pci.h"
 #include "hv/serial.h"
 #include "hv/vcpu.h"
-
-struct virtio_blk_pci;
 
 enum vm_state {
 	VM_RUNNING,
@@ -40,9 +39,8 @@ struct vm {
 	struct irqfd_set irqfds;
 	struct vcpu vcpus[HV_MAX_CPUS];
 	unsigned n_vcpus;
-	struct virtio_blk_pci *blks[HV_MAX_DISKS];
-	int notify_fds[HV_MAX_DISKS];
-	size_t n_blks;
+	struct hv_device devices[HV_MAX_DEVICES]; /* attached by device_attach */
+	size_t n_devices;
 
 	pthread_mutex_t lock; /* guards state and error */
 	pthread_cond_t stopped;
