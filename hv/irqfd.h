@@ -13,23 +13,26 @@
 #include <stdbool.h>
 
 #include "util/err.h"
+#include "hv/evloop.h"
 #include "hv/irq.h"
 
 #define IRQFD_MAX_LINES 16
 
+struct irqfd_set;
+
 struct irqfd_line {
+	struct irqfd_set *set;
 	int trigger, resample;
 	unsigned gsi;
 	bool level;
 };
 
 struct irqfd_set {
-	int vm_fd, epoll_fd, stop_fd;
+	int vm_fd;
 	pthread_mutex_t lock;
 	struct irqfd_line lines[IRQFD_MAX_LINES];
 	unsigned n;
-	pthread_t thread;
-	bool started;
+	struct evloop resampler; /* waits on the lines' resample fds */
 };
 
 /* Sets s up; whether or not it succeeds, s is then to be given to irqfd_set_destroy once. */

@@ -2,10 +2,7 @@
 #include "hv/virtio_pci.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -54,6 +51,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
 	int rc;
 
 	memset(vp, 0, sizeof(*vp));
+	vp->worker.epoll_fd = vp->worker.stop_fd = -1; /* none until started */
 	if (!ops->num_queues || ops->num_queues > VIRTIO_PCI_MAX_QUEUES || !qmax ||
 	    qmax > VIRTQ_MAX_SIZE || (qmax & (qmax - 1)) ||
 	    ops->config_len > VIRTIO_PCI_DEVICE_MAXLEN ||
@@ -64,7 +62,6 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
 	vp->mem = m;
 	if (irq)
 		vp->irq = *irq;
-	vp->stop_fd = -1;
 	for (unsigned i = 0; i < VIRTIO_PCI_MAX_QUEUES; i++)
 		vp->notify_fd[i] = -1;
 	queues_reset(vp);
@@ -433,54 +430,25 @@ void virtio_pci_bar_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, 
 	}
 }
 
-static void *worker_main(void *arg)
+/* A queue's notify fd is readable: one pass handles every notification so far. */
+static enum evloop_next worker_notified(void *ctx, int fd)
 {
-	struct virtio_pci *vp = arg;
-	struct pollfd pfd[VIRTIO_PCI_MAX_QUEUES + 1];
-	unsigned queue[VIRTIO_PCI_MAX_QUEUES + 1];
-	unsigned n = 1;
+	struct virtio_pci *vp = ctx;
+	uint64_t count;
 
-	pfd[0] = (struct pollfd){ .fd = vp->stop_fd, .events = POLLIN };
-	for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
-		if (vp->notify_fd[q] < 0)
-			continue;
-		pfd[n] = (struct pollfd){ .fd = vp->notify_fd[q], .events = POLLIN };
-		queue[n++] = q;
-	}
-	for (;;) {
-		if (poll(pfd, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[0].revents)
-			break;
-		for (unsigned i = 1; i < n; i++) {
-			uint64_t count;
-
-			if (pfd[i].revents & (POLLNVAL | POLLERR)) {
-				/* A closed fd would spin the loop: stop watching it. */
-				pfd[i].fd = -1;
-				continue;
-			}
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			/* One pass handles every notification so far: the count is moot. */
-			if (read(pfd[i].fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-				continue;
-			process_queue(vp, queue[i]);
-		}
-	}
-	return NULL;
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return EVLOOP_FORGET; /* closed under us: stop watching it */
+	for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++)
+		if (vp->notify_fd[q] == fd)
+			process_queue(vp, q);
+	return EVLOOP_KEEP;
 }
 
 int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n, struct circ_err *err)
 {
-	sigset_t all, old;
 	bool any = false;
-	int rc;
 
-	if (vp->worker_running)
+	if (vp->worker.running)
 		return err_set(err, EBUSY, "%s: worker already started", vp->pci.name);
 	if (n > vp->ops.num_queues)
 		return err_set(err, EINVAL, "%s: %u notify fds for %u queues", vp->pci.name, n,
@@ -489,41 +457,27 @@ int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n, s
 		any |= fds[q] >= 0;
 	if (!any)
 		return 0;
-	vp->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (vp->stop_fd < 0)
-		return err_sys(err, errno, "%s: creating the worker's eventfd", vp->pci.name);
+	if (evloop_init(&vp->worker, err))
+		goto fail;
+	for (unsigned q = 0; q < n; q++)
+		if (fds[q] >= 0 && evloop_add(&vp->worker, fds[q], worker_notified, vp, err))
+			goto fail;
 	for (unsigned q = 0; q < n; q++)
 		vp->notify_fd[q] = fds[q];
-	/* Signals are for the vCPU threads (kicks out of KVM_RUN), never this one. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&vp->worker, NULL, worker_main, vp);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
+	if (evloop_start(&vp->worker, vp->pci.name, err)) {
 		for (unsigned q = 0; q < n; q++)
 			vp->notify_fd[q] = -1;
-		close(vp->stop_fd);
-		vp->stop_fd = -1;
-		return err_sys(err, rc, "%s: starting the worker thread", vp->pci.name);
+		goto fail;
 	}
-	vp->worker_running = true;
 	return 0;
+fail:
+	evloop_destroy(&vp->worker);
+	return err_prefix(err, "%s", vp->pci.name);
 }
 
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
-	if (vp->worker_running) {
-		uint64_t one = 1;
-
-		/* A fresh eventfd cannot overflow; cancelling is only a backstop. */
-		if (write(vp->stop_fd, &one, sizeof(one)) < 0)
-			pthread_cancel(vp->worker);
-		pthread_join(vp->worker, NULL);
-		vp->worker_running = false;
-	}
-	if (vp->stop_fd >= 0)
-		close(vp->stop_fd);
-	vp->stop_fd = -1;
+	evloop_destroy(&vp->worker);
 	for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++)
 		vp->notify_fd[q] = -1;
 	pthread_mutex_destroy(&vp->isr_lock);

@@ -36,6 +36,7 @@
 #include <linux/virtio_pci.h>
 
 #include "util/err.h"
+#include "hv/evloop.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"
 #include "hv/pci.h"
@@ -104,9 +105,7 @@ struct virtio_pci {
 	uint8_t isr;
 
 	int notify_fd[VIRTIO_PCI_MAX_QUEUES]; /* the VMM's, -1: inline */
-	int stop_fd;                          /* ends the worker */
-	bool worker_running;
-	pthread_t worker;
+	struct evloop worker;                 /* waits on the notify fds */
 };
 
 /*

@@ -8,16 +8,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hv/blk_backend.h"
 #include "hv/boot.h"
+#include "hv/evloop.h"
 #include "hv/mptable.h"
-#include "hv/x86.h"
 #include "hv/virtio_blk.h"
+#include "hv/x86.h"
 
 #define TSS_ADDR          0xfffbd000u /* Firecracker's: above RAM, below the BIOS */
 #define IDENTITY_MAP_ADDR 0xfffbc000u
@@ -180,10 +180,9 @@ static int attach_disks(struct vm *vm, struct circ_err *err)
 struct console {
 	struct vm *vm;
 	int in;      /* the console's input, or -1 */
-	int stop;    /* ours: the VM has ended, the thread ends */
 	int stop_fd; /* the caller's: stop the VM, or -1 */
-	pthread_t thread;
-	bool started;
+	bool escape; /* Ctrl-A seen */
+	struct evloop loop;
 };
 
 /*
@@ -193,7 +192,7 @@ struct console {
  */
 static bool console_pause(struct console *c)
 {
-	struct pollfd w[2] = { { .fd = c->stop, .events = POLLIN },
+	struct pollfd w[2] = { { .fd = evloop_stop_fd(&c->loop), .events = POLLIN },
 		               { .fd = c->stop_fd, .events = POLLIN } };
 
 	if (poll(w, 2, 1) <= 0)
@@ -203,63 +202,59 @@ static bool console_pause(struct console *c)
 	return false;
 }
 
-/*
- * Feeds the console to the serial port (Ctrl-A x leaves the VM) and watches
- * the caller's stop_fd. poll skips the descriptors that are -1.
- */
-static void *console_thread(void *arg)
+/* The console's input goes to the serial port; Ctrl-A x leaves the VM. */
+static enum evloop_next console_input(void *ctx, int fd)
 {
-	struct console *c = arg;
-	struct pollfd fds[3] = { { .fd = c->in, .events = POLLIN },
-		                 { .fd = c->stop, .events = POLLIN },
-		                 { .fd = c->stop_fd, .events = POLLIN } };
-	bool escape = false;
+	struct console *c = ctx;
+	uint8_t buf[64], out[128];
+	size_t n_out = 0;
+	ssize_t n = read(fd, buf, sizeof(buf));
 
-	for (;;) {
-		uint8_t buf[64], out[64];
-		size_t n_out = 0;
-		ssize_t n;
-
-		if (poll(fds, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return NULL;
-		}
-		if (fds[1].revents)
-			return NULL;
-		if (fds[2].revents) {
-			vm_stop(c->vm, VM_STOP_REQUESTED, NULL);
-			return NULL;
-		}
-		if (!fds[0].revents)
-			continue;
-		n = read(c->in, buf, sizeof(buf));
-		if (n <= 0) {
-			fds[0].fd = -1; /* end of input: the guest runs on without it */
-			continue;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (escape) {
-				escape = false;
-				if (buf[i] == 'x') {
-					vm_stop(c->vm, VM_STOPPED, NULL);
-					return NULL;
-				}
-				if (buf[i] != ESCAPE_CHAR)
-					out[n_out++] = ESCAPE_CHAR;
-			} else if (buf[i] == ESCAPE_CHAR) {
-				escape = true;
-				continue;
+	if (n <= 0)
+		return n < 0 && errno == EINTR ? EVLOOP_KEEP
+		                               : EVLOOP_FORGET; /* the guest runs on */
+	for (ssize_t i = 0; i < n; i++) {
+		if (c->escape) {
+			c->escape = false;
+			if (buf[i] == 'x') {
+				vm_stop(c->vm, VM_STOPPED, NULL);
+				return EVLOOP_END;
 			}
-			out[n_out++] = buf[i];
+			if (buf[i] != ESCAPE_CHAR)
+				out[n_out++] = ESCAPE_CHAR;
+		} else if (buf[i] == ESCAPE_CHAR) {
+			c->escape = true;
+			continue;
 		}
-		/* The UART's FIFO is small; wait for the guest to drain it. */
-		for (size_t done = 0; done < n_out;) {
-			done += serial_feed(&c->vm->serial, out + done, n_out - done);
-			if (done < n_out && !console_pause(c))
-				return NULL;
-		}
+		out[n_out++] = buf[i];
 	}
+	/* The UART's FIFO is small; wait for the guest to drain it. */
+	for (size_t done = 0; done < n_out;) {
+		done += serial_feed(&c->vm->serial, out + done, n_out - done);
+		if (done < n_out && !console_pause(c))
+			return EVLOOP_END;
+	}
+	return EVLOOP_KEEP;
+}
+
+/* The caller's stop_fd: a stop signal ends the VM as asked. */
+static enum evloop_next console_stop(void *ctx, int fd)
+{
+	struct console *c = ctx;
+
+	(void)fd;
+	vm_stop(c->vm, VM_STOP_REQUESTED, NULL);
+	return EVLOOP_END;
+}
+
+/* The console's thread, if it has anything to watch. */
+static int console_start(struct console *c, struct circ_err *err)
+{
+	if (evloop_init(&c->loop, err) ||
+	    (c->in >= 0 && evloop_add(&c->loop, c->in, console_input, c, err)) ||
+	    (c->stop_fd >= 0 && evloop_add(&c->loop, c->stop_fd, console_stop, c, err)))
+		return -1;
+	return evloop_start(&c->loop, "the console", err);
 }
 
 static void ignore_signal(int sig)
@@ -322,7 +317,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		                  .initrd_path = cfg->initrd,
 		                  .cmdline = cfg->cmdline ? cfg->cmdline : "" };
 	struct mptable_pci_irq irqs[HV_MAX_DEVICES];
-	struct console con = { .in = -1, .stop = -1, .stop_fd = -1 };
+	struct console con = { .in = -1, .stop_fd = -1, .loop = { .epoll_fd = -1, .stop_fd = -1 } };
 	struct sigaction sa = { .sa_handler = ignore_signal };
 	struct irq_line com1;
 	struct boot_info boot;
@@ -381,15 +376,14 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		vm->vcpus[i].started = true;
 	}
 	if (cfg->console_in >= 0 || cfg->stop_fd >= 0) {
+		struct circ_err cerr;
+
 		con.vm = vm;
 		con.in = cfg->console_in;
 		con.stop_fd = cfg->stop_fd;
-		con.stop = eventfd(0, EFD_CLOEXEC);
-		con.started =
-		    con.stop >= 0 && pthread_create(&con.thread, NULL, console_thread, &con) == 0;
 		/* Without it a stop signal would go unseen: better not to run at all. */
-		if (!con.started && cfg->stop_fd >= 0)
-			vm_stop(vm, VM_FAILED, "cannot start the console thread");
+		if (console_start(&con, &cerr) && cfg->stop_fd >= 0)
+			vm_stop(vm, VM_FAILED, cerr.msg);
 	}
 
 	pthread_mutex_lock(&vm->lock);
@@ -401,14 +395,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	for (unsigned i = 0; i < vm->n_vcpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
-	if (con.started) {
-		uint64_t one = 1;
-
-		if (write(con.stop, &one, sizeof(one)) < 0) {
-			/* The thread also ends at the console's end of file. */
-		}
-		pthread_join(con.thread, NULL);
-	}
+	evloop_destroy(&con.loop);
 	if (cfg->stats)
 		print_stats(vm, cfg->stats);
 	if (stats)
@@ -435,8 +422,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		break;
 	}
 out:
-	if (con.stop >= 0)
-		close(con.stop);
+	evloop_destroy(&con.loop);
 	/* Devices go after the vCPUs stop: the PCI bus still points at them until then. */
 	device_detach_all(vm);
 	irqfd_set_destroy(&vm->irqfds);
