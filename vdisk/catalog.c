@@ -67,7 +67,7 @@ static int check_entry(const struct catalog_entry *e, int errnum, struct circ_er
 int catalog_encode(struct catalog *c, const struct key *signer, struct buf *out,
                    struct circ_err *err)
 {
-	uint8_t h[CATALOG_HEADER_LEN] = { 0 }, sig[KEY_SIG_LEN];
+	uint8_t h[CATALOG_HEADER_LEN] = { 0 };
 
 	if (c->n_entries)
 		qsort(c->entries, c->n_entries, sizeof(*c->entries), entry_cmp);
@@ -112,11 +112,7 @@ int catalog_encode(struct catalog *c, const struct key *signer, struct buf *out,
 	if (out->len + KEY_SIG_LEN > CATALOG_MAX_LEN)
 		return err_set(err, EFBIG, "the catalog of %u images would exceed %u bytes",
 		               c->n_entries, CATALOG_MAX_LEN);
-	if (key_sign(signer, out->data, out->len, sig, err))
-		return -1;
-	if (buf_append(out, sig, sizeof(sig)))
-		return err_set(err, ENOMEM, "out of memory");
-	return 0;
+	return key_seal(signer, out, err);
 }
 
 /* One entry at d, with `left` bytes before the signature; sets *used. */
@@ -224,25 +220,11 @@ fail:
 int catalog_decode(const uint8_t *data, size_t len, const struct key *pub, struct catalog *c,
                    struct circ_err *err)
 {
-	uint8_t ours[KEY_ID_LEN];
-	char a[17], b[17];
-
 	memset(c, 0, sizeof(*c));
 	if (len < CATALOG_HEADER_LEN + KEY_SIG_LEN || len > CATALOG_MAX_LEN ||
 	    memcmp(data, CATALOG_MAGIC, 8) != 0)
 		return catalog_parse(data, len, c, err);
-	if (!key_verify(pub, data, len - KEY_SIG_LEN, data + len - KEY_SIG_LEN)) {
-		/* The ID is read unverified, only to say which key signed instead. */
-		key_id(pub, ours);
-		if (memcmp(ours, data + 32, KEY_ID_LEN) != 0) {
-			key_id_short(data + 32, a);
-			key_id_short(ours, b);
-			return err_set(err, EPERM,
-			               "catalog is signed by key %s, not by the trusted key %s", a,
-			               b);
-		}
-		return err_set(err, EPERM,
-		               "catalog signature does not verify (tampered or corrupted)");
-	}
+	if (key_open(pub, data, len, 32, "catalog", err))
+		return -1;
 	return catalog_parse(data, len, c, err);
 }

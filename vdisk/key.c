@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "util/buf.h"
+
 struct key {
 	EVP_PKEY *pkey;
 	uint8_t id[KEY_ID_LEN];
@@ -198,4 +200,35 @@ bool key_verify(const struct key *k, const void *data, size_t len, const uint8_t
 	     EVP_DigestVerify(md, sig, KEY_SIG_LEN, data, len) == 1;
 	EVP_MD_CTX_free(md);
 	return ok;
+}
+
+int key_seal(const struct key *signer, struct buf *b, struct circ_err *err)
+{
+	uint8_t sig[KEY_SIG_LEN];
+
+	if (key_sign(signer, b->data, b->len, sig, err))
+		return -1;
+	if (buf_append(b, sig, sizeof(sig)))
+		return err_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+int key_open(const struct key *pub, const uint8_t *data, size_t len, size_t key_id_off,
+             const char *what, struct circ_err *err)
+{
+	uint8_t ours[KEY_ID_LEN];
+	char a[17], b[17];
+
+	if (len <= KEY_SIG_LEN || key_id_off + KEY_ID_LEN > len - KEY_SIG_LEN)
+		return err_set(err, EBADMSG, "%s truncated (%zu bytes)", what, len);
+	if (key_verify(pub, data, len - KEY_SIG_LEN, data + len - KEY_SIG_LEN))
+		return 0;
+	key_id(pub, ours);
+	if (memcmp(ours, data + key_id_off, KEY_ID_LEN) != 0) {
+		key_id_short(data + key_id_off, a);
+		key_id_short(ours, b);
+		return err_set(err, EPERM, "%s is signed by key %s, not by the trusted key %s",
+		               what, a, b);
+	}
+	return err_set(err, EPERM, "%s signature does not verify (tampered or corrupted)", what);
 }

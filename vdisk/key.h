@@ -31,4 +31,20 @@ CIRC_MUST_CHECK int key_sign(const struct key *k, const void *data, size_t len,
                              uint8_t sig[KEY_SIG_LEN], struct circ_err *err);
 bool key_verify(const struct key *k, const void *data, size_t len, const uint8_t sig[KEY_SIG_LEN]);
 
+/*
+ * The signed envelope of the repository's signed files (manifest, pointer,
+ * catalog): their bytes, the signer's key ID at a fixed offset in them,
+ * then an Ed25519 signature over everything before it.
+ *
+ * key_seal signs what b holds and appends the signature. key_open checks
+ * the signature that ends data (len > KEY_SIG_LEN) against pub; on a
+ * mismatch, the key ID at key_id_off (read unverified, only for the
+ * message) tells "signed by another key" from "tampered or corrupted".
+ * what names the file in errors.
+ */
+struct buf;
+CIRC_MUST_CHECK int key_seal(const struct key *signer, struct buf *b, struct circ_err *err);
+CIRC_MUST_CHECK int key_open(const struct key *pub, const uint8_t *data, size_t len,
+                             size_t key_id_off, const char *what, struct circ_err *err);
+
 #endif

@@ -170,40 +170,6 @@ void manifest_release(struct manifest *m)
 	manifest_file_release(&m->initrd);
 }
 
-/* Signs b's contents and appends the signature. */
-static int sign_append(const struct key *signer, struct buf *b, struct circ_err *err)
-{
-	uint8_t sig[KEY_SIG_LEN];
-
-	if (key_sign(signer, b->data, b->len, sig, err))
-		return -1;
-	if (buf_append(b, sig, sizeof(sig)))
-		return err_set(err, ENOMEM, "out of memory");
-	return 0;
-}
-
-/*
- * Checks the signature that ends data. The key ID field is read unverified
- * only to say which key signed when it is not the one we trust.
- */
-static int verify_trailer(const struct key *pub, const uint8_t *data, size_t len, size_t key_id_off,
-                          const char *what, struct circ_err *err)
-{
-	uint8_t ours[KEY_ID_LEN];
-	char a[17], b[17];
-
-	if (key_verify(pub, data, len - KEY_SIG_LEN, data + len - KEY_SIG_LEN))
-		return 0;
-	key_id(pub, ours);
-	if (memcmp(ours, data + key_id_off, KEY_ID_LEN) != 0) {
-		key_id_short(data + key_id_off, a);
-		key_id_short(ours, b);
-		return err_set(err, EPERM, "%s is signed by key %s, not by the trusted key %s",
-		               what, a, b);
-	}
-	return err_set(err, EPERM, "%s signature does not verify (tampered or corrupted)", what);
-}
-
 /* A boot file as the encoder is handed it: consistent with its size and the block size. */
 static int check_file(const struct manifest_file *f, uint32_t block_size, const char *what,
                       struct circ_err *err)
@@ -334,7 +300,7 @@ int manifest_encode(struct manifest *m, const struct key *signer, struct buf *ou
 			goto oom;
 	if (buf_append_zeros(out, pad8(4 * (size_t)m->n_prefetch) - 4 * (size_t)m->n_prefetch))
 		goto oom;
-	ret = sign_append(signer, out, err);
+	ret = key_seal(signer, out, err);
 	goto out;
 oom:
 	err_set(err, ENOMEM, "out of memory");
@@ -558,7 +524,7 @@ int manifest_decode(const uint8_t *data, size_t len, const struct key *pub, stru
 	memset(m, 0, sizeof(*m));
 	if (len < MANIFEST_HEADER_LEN + KEY_SIG_LEN || memcmp(data, MANIFEST_MAGIC, 8) != 0)
 		return manifest_parse(data, len, m, err);
-	if (verify_trailer(pub, data, len, 64, "manifest", err))
+	if (key_open(pub, data, len, 64, "manifest", err))
 		return -1;
 	return manifest_parse(data, len, m, err);
 }
@@ -607,7 +573,7 @@ int pointer_encode(struct pointer *pt, const struct key *signer, struct buf *out
 	if (buf_append(out, h, header_len) || buf_append(out, pt->name, name_len) ||
 	    buf_append_zeros(out, pad8(name_len) - name_len))
 		return err_set(err, ENOMEM, "out of memory");
-	return sign_append(signer, out, err);
+	return key_seal(signer, out, err);
 }
 
 int pointer_parse(const uint8_t *d, size_t len, struct pointer *pt, struct circ_err *err)
@@ -664,7 +630,7 @@ int pointer_decode(const uint8_t *data, size_t len, const struct key *pub, struc
 	memset(pt, 0, sizeof(*pt));
 	if (len < POINTER_HEADER_LEN + KEY_SIG_LEN || memcmp(data, POINTER_MAGIC, 8) != 0)
 		return pointer_parse(data, len, pt, err);
-	if (verify_trailer(pub, data, len, 80, "pointer", err))
+	if (key_open(pub, data, len, 80, "pointer", err))
 		return -1;
 	return pointer_parse(data, len, pt, err);
 }
