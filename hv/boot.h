@@ -105,7 +105,8 @@ struct bzimage_info {
  * (with the e820 map and where the ACPI tables are), page tables and GDT,
  * and says how to start the BSP. Other vCPUs start in real mode and wait
  * for the BSP's INIT/SIPI. The firmware's tables are the VM's to write
- * (x86_write_firmware_tables).
+ * (x86_write_firmware_tables), before or after: the zero page points the
+ * kernel at the ACPI tables' fixed address whether or not they are there.
  */
 CIRC_MUST_CHECK int boot_load(struct guest_mem *m, const struct boot_config *cfg,
                               struct boot_info *out, struct circ_err *err);

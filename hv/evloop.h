@@ -38,6 +38,12 @@ struct evloop {
 	} watches[EVLOOP_MAX];
 };
 
+/* A loop not set up yet: evloop_destroy of it does nothing. */
+#define EVLOOP_NONE                           \
+	{                                     \
+		.epoll_fd = -1, .stop_fd = -1 \
+	}
+
 /* Sets l up; whether or not it succeeds, l is then to be given to evloop_destroy once. */
 CIRC_MUST_CHECK int evloop_init(struct evloop *l, struct circ_err *err);
 /* Watches fd (the caller's) with fn; before evloop_start. */

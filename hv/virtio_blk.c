@@ -8,7 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
-_Static_assert(sizeof(struct virtio_blk_config) == 72, "virtio_blk_config layout");
+/*
+ * The uapi's struct grows with the kernel headers (secure erase in 6.0,
+ * zoned devices in 6.3): the device exposes the fields up to write zeroes,
+ * all it offers, whatever the headers' size.
+ */
+_Static_assert(VIRTIO_BLK_CONFIG_LEN <= sizeof(struct virtio_blk_config), "virtio_blk_config");
+_Static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56,
+               "virtio_blk_config layout");
 _Static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "virtio_blk_config layout");
 _Static_assert(offsetof(struct virtio_blk_config, wce) == 32, "virtio_blk_config layout");
 _Static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36,
@@ -52,7 +59,7 @@ void virtio_blk_init(struct virtio_blk *b, struct blk_backend *be)
 void virtio_blk_config_read(const struct virtio_blk *b, uint32_t off, void *data, uint32_t len)
 {
 	const uint8_t *c = (const uint8_t *)&b->config;
-	uint32_t have = sizeof(b->config);
+	uint32_t have = VIRTIO_BLK_CONFIG_LEN;
 
 	memset(data, 0, len);
 	if (off < have)
@@ -416,7 +423,7 @@ int virtio_blk_pci_create(struct pci_bus *pb, struct blk_backend *be, const stru
 		.pci_class = 0x018000, /* mass storage, other */
 		.num_queues = 1,
 		.queue_max = VIRTQ_MAX_SIZE,
-		.config_len = sizeof(struct virtio_blk_config),
+		.config_len = VIRTIO_BLK_CONFIG_LEN,
 		.config_read = blk_pci_config_read,
 		.queue_notify = blk_pci_queue_notify,
 	};

@@ -30,6 +30,8 @@
 #include "hv/virtq.h"
 
 #define VIRTIO_BLK_SECTOR 512
+/* The configuration the device exposes: through write_zeroes_may_unmap and its padding. */
+#define VIRTIO_BLK_CONFIG_LEN 60
 
 /* Not in every uapi's <linux/virtio_blk.h> yet: answered as unsupported. */
 #ifndef VIRTIO_BLK_T_GET_LIFETIME

@@ -51,7 +51,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
 	int rc;
 
 	memset(vp, 0, sizeof(*vp));
-	vp->worker.epoll_fd = vp->worker.stop_fd = -1; /* none until started */
+	vp->worker = (struct evloop)EVLOOP_NONE; /* none until started */
 	if (!ops->num_queues || ops->num_queues > VIRTIO_PCI_MAX_QUEUES || !qmax ||
 	    qmax > VIRTQ_MAX_SIZE || (qmax & (qmax - 1)) ||
 	    ops->config_len > VIRTIO_PCI_DEVICE_MAXLEN ||

@@ -250,9 +250,14 @@ static enum evloop_next console_stop(void *ctx, int fd)
 /* The console's thread, if it has anything to watch. */
 static int console_start(struct console *c, struct circ_err *err)
 {
-	if (evloop_init(&c->loop, err) ||
-	    (c->in >= 0 && evloop_add(&c->loop, c->in, console_input, c, err)) ||
-	    (c->stop_fd >= 0 && evloop_add(&c->loop, c->stop_fd, console_stop, c, err)))
+	if (evloop_init(&c->loop, err))
+		return -1;
+	/* epoll refuses what is always ready (a file, /dev/null): then there is no input to wait
+	 * for. */
+	if (c->in >= 0 && evloop_add(&c->loop, c->in, console_input, c, err) &&
+	    err->errnum != EPERM)
+		return -1;
+	if (c->stop_fd >= 0 && evloop_add(&c->loop, c->stop_fd, console_stop, c, err))
 		return -1;
 	return evloop_start(&c->loop, "the console", err);
 }
@@ -317,7 +322,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		                  .initrd_path = cfg->initrd,
 		                  .cmdline = cfg->cmdline ? cfg->cmdline : "" };
 	struct mptable_pci_irq irqs[HV_MAX_DEVICES];
-	struct console con = { .in = -1, .stop_fd = -1, .loop = { .epoll_fd = -1, .stop_fd = -1 } };
+	struct console con = { .in = -1, .stop_fd = -1, .loop = EVLOOP_NONE };
 	struct sigaction sa = { .sa_handler = ignore_signal };
 	struct irq_line com1;
 	struct boot_info boot;

@@ -146,7 +146,7 @@ static void discover(struct trig *t)
 			t->isr = off;
 			break;
 		case VIRTIO_PCI_CAP_DEVICE_CFG:
-			ck_assert_uint_ge(len, sizeof(struct virtio_blk_config));
+			ck_assert_uint_ge(len, VIRTIO_BLK_CONFIG_LEN);
 			t->devcfg = off;
 			break;
 		}
