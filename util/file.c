@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,19 +68,25 @@ int file_write_atomic_at(const struct fileio *fio, int dirfd, const char *path, 
 	if (!fio)
 		fio = &fileio_system;
 	/*
-	 * Hidden, beside path, and unique to the writing thread: concurrent
-	 * writers never share one, and a repository's clean-up recognises the
-	 * prefix of what a crash left.
+	 * Hidden, beside path, with a random name made with O_EXCL: writers in
+	 * other processes (other PID namespaces too) never share one or remove
+	 * each other's, and a repository's clean-up recognises the prefix of
+	 * what a crash left.
 	 */
-	if (asprintf(&tmp, "%.*s" FILE_TMP_PREFIX "%ld-%ld", slash ? (int)(slash - path + 1) : 0,
-	             path, (long)getpid(), (long)gettid()) < 0)
-		return err_set(err, ENOMEM, "out of memory");
-	/*
-	 * A temporary left by a crashed thread of the same ID would keep its
-	 * mode through O_TRUNC: a file meant to be 0600 could end up wider.
-	 */
-	fio->unlink(fio->ctx, dirfd, tmp);
-	fd = fio->open(fio->ctx, dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fd = -EEXIST;
+	for (int attempt = 0; attempt < 8 && fd == -EEXIST; attempt++) {
+		uint64_t r;
+
+		free(tmp);
+		tmp = NULL;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint64_t)getpid() << 32 ^ (uint64_t)gettid() ^ (uint64_t)attempt;
+		if (asprintf(&tmp, "%.*s" FILE_TMP_PREFIX "%ld-%016llx",
+		             slash ? (int)(slash - path + 1) : 0, path, (long)getpid(),
+		             (unsigned long long)r) < 0)
+			return err_set(err, ENOMEM, "out of memory");
+		fd = fio->open(fio->ctx, dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	}
 	if (fd < 0) {
 		rc = err_sys(err, -fd, "creating %s", tmp);
 		goto out;
