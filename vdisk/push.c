@@ -672,6 +672,7 @@ int migrate_push(const char *state, const char *disk, const struct push_options 
 	bool changed, won, finish_again = false;
 	char why[256];
 	const char *stale;
+	uint64_t seen;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -679,6 +680,9 @@ int migrate_push(const char *state, const char *disk, const struct push_options 
 	if (vdisk_open(state, disk, &vo, &p.vd, err))
 		return err_prefix(err, "cannot check in");
 	if (copy_conf(&p.conf, vdisk_conf(p.vd), err) || open_remote(&p, err))
+		goto out;
+	/* Raised after the commit: a damaged record must stop the push before it. */
+	if (remote_seen_load(state, p.conf.user, p.conf.remote_disk, &seen, err))
 		goto out;
 	read_token(vdisk_dir(p.vd), p.token);
 	if (remote_get_head(&p.r, p.conf.remote_disk, &p.head, p.etag, sizeof(p.etag),
@@ -765,5 +769,5 @@ out:
 	disk_secrets_wipe(&p.sec);
 	rc = vdisk_close_after(p.vd, rc, err);
 	/* The pending file is gone now: this runs once. */
-	return finish_again ? migrate_push(state, disk, o, res, err) : rc;
+	return finish_again && !rc ? migrate_push(state, disk, o, res, err) : rc;
 }

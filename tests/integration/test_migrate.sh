@@ -253,6 +253,14 @@ test_refusals() {
 	expect_fail 1 "invalid user name" "$CIRC" --state B checkout "$URL" home --user 'a/b'
 	cmp head.before repo/users/alice/home/head || die "a refused checkout changed the head"
 	[ ! -e B/disks/home ] || die "a refused checkout left a local disk"
+	# A damaged record of the highest check-in seen stops a push before its commit.
+	[ -f A/users/alice/home.seen ] || die "no A/users/alice/home.seen after a push"
+	cp A/users/alice/home.seen seen.good
+	echo garbage >A/users/alice/home.seen
+	write_at A home 1 m
+	expect_fail 1 "is damaged" "$CIRC" --state A push home
+	cmp head.before repo/users/alice/home/head || die "a push refused for its seen file moved the head"
+	cp seen.good A/users/alice/home.seen
 	# Push while mounted.
 	mount_disk A home mnt
 	expect_fail 1 "in use" "$CIRC" --state A push home
