@@ -17,13 +17,17 @@ else
 	echo "note: could not fetch Debian's kernel; boot loader tests against it are skipped"
 fi
 
-# A check over the sources: PASS, or FAIL with what it printed.
+# A check over the sources: PASS, SKIP (exit 77, with why), or FAIL with what it printed.
 source_check() {
-	local name=$1 out
+	local name=$1 out rc=0
 	shift
-	if out=$("$@" 2>&1); then
+	out=$("$@" 2>&1) || rc=$?
+	if [ "$rc" -eq 0 ]; then
 		echo "PASS: $name"
 		passed=$((passed + 1))
+	elif [ "$rc" -eq 77 ]; then
+		echo "SKIP: $name: $out"
+		skipped=$((skipped + 1))
 	else
 		echo "$out" | head -n 20
 		echo "FAIL: $name"
