@@ -39,8 +39,10 @@ int state_seen_read(const char *path, uint64_t *seen, struct circ_err *err)
 	int rc = 0;
 
 	*seen = 0;
-	if (file_read_all(path, 64, &b, err))
+	if (file_read_all(path, 64, &b, err)) {
+		buf_free(&b); /* a read that failed part way keeps its buffer */
 		return err->errnum == ENOENT ? 0 : -1; /* none yet: nothing seen */
+	}
 	if (buf_append(&b, "", 1)) {
 		rc = err_set(err, ENOMEM, "out of memory");
 	} else {
