@@ -81,14 +81,6 @@ static int print_json(const struct cli *cli, const char *name, const struct publ
 	return cli_json_print(cli, &j);
 }
 
-static void publish_draw(void *ctx, uint64_t done, uint64_t total)
-{
-	struct progress *p = ctx;
-
-	p->total = total;
-	progress_update(p, done);
-}
-
 int cmd_publish(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -198,12 +190,14 @@ int cmd_publish(struct cli *cli, int argc, char **argv)
 	opts.image = argv[optind];
 
 	progress_start(&prog, "publishing", 0);
-	opts.progress = prog.enabled ? publish_draw : NULL;
+	opts.progress = prog.enabled ? progress_report : NULL;
 	opts.progress_ctx = &prog;
 	rc = publish_image(&opts, &res, &err);
-	if (!rc || prog.drawn) {
-		prog.total = rc ? prog.total : res.image_size;
-		progress_end(&prog, rc ? 0 : res.image_size);
+	if (!rc) {
+		prog.total = res.image_size;
+		progress_end(&prog, res.image_size);
+	} else if (prog.drawn) {
+		progress_end(&prog, 0);
 	}
 	if (rc == PUBLISH_USAGE)
 		return cli_usage_error(cli, "%s", err.msg);

@@ -29,14 +29,6 @@ static const char usage[] =
     "  --threads N     blocks checked at once (default: 8 over HTTP, else one per CPU)\n"
     "  --json          one JSON object on stdout instead of the summary line\n";
 
-static void verify_draw(void *ctx, uint64_t done, uint64_t total)
-{
-	struct progress *p = ctx;
-
-	p->total = total; /* known once the engine has listed the distinct blocks */
-	progress_update(p, done);
-}
-
 /* Checks every block of m, naming each missing or damaged one; 0 when all are good. */
 static int check_blocks(const struct cli *cli, struct repo *repo, unsigned threads,
                         const struct manifest *m, struct verify_result *res)
@@ -47,7 +39,7 @@ static int check_blocks(const struct cli *cli, struct repo *repo, unsigned threa
 	int rc;
 
 	progress_start(&prog, "verifying", 0);
-	o.progress = prog.enabled ? verify_draw : NULL;
+	o.progress = prog.enabled ? progress_report : NULL;
 	rc = verify_blocks(repo, m, &o, res, &err);
 	progress_end(&prog, rc ? 0 : (uint64_t)res->distinct * m->block_size);
 	if (rc)

@@ -90,6 +90,14 @@ void progress_end(struct progress *p, uint64_t done)
 	p->drawn = false;
 }
 
+void progress_report(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+
+	p->total = total;
+	progress_update(p, done);
+}
+
 void progress_step(void *ctx, const char *what, bool bytes, uint64_t done, uint64_t total)
 {
 	struct progress_steps *s = ctx;

@@ -24,6 +24,12 @@ void progress_start_blocks(struct progress *p, const char *what, uint64_t total)
 void progress_update(struct progress *p, uint64_t done);
 /* Draws the final state and ends the line. */
 void progress_end(struct progress *p, uint64_t done);
+/*
+ * For engines that report (done, total) through a callback (publish,
+ * verify): ctx is a started struct progress, whose total the engine's
+ * replaces (it may know it only once it has begun).
+ */
+void progress_report(void *ctx, uint64_t done, uint64_t total);
 
 /*
  * For engines that report their steps (state_progress_fn): ctx is a struct
