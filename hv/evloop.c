@@ -39,6 +39,17 @@ int evloop_add(struct evloop *l, int fd, evloop_fn fn, void *ctx, struct circ_er
 	return 0;
 }
 
+void evloop_watch_enable(struct evloop *l, int fd, bool on)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.u32 = i };
+
+		/* Only for a descriptor it watches, which MOD cannot fail on. */
+		if (l->watches[i].fd == fd)
+			epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+	}
+}
+
 static void *evloop_main(void *arg)
 {
 	struct evloop *l = arg;

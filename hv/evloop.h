@@ -49,6 +49,11 @@ CIRC_MUST_CHECK int evloop_init(struct evloop *l, struct circ_err *err);
 /* Watches fd (the caller's) with fn; before evloop_start. */
 CIRC_MUST_CHECK int evloop_add(struct evloop *l, int fd, evloop_fn fn, void *ctx,
                                struct circ_err *err);
+/*
+ * Stops (on false) or resumes watching fd, from any thread: a device whose
+ * guest has no room for more input leaves it unread until there is.
+ */
+void evloop_watch_enable(struct evloop *l, int fd, bool on);
 CIRC_MUST_CHECK int evloop_start(struct evloop *l, const char *what, struct circ_err *err);
 /* The eventfd that says the loop is to end: for a handler that must wait (poll it too). */
 int evloop_stop_fd(const struct evloop *l);

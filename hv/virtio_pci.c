@@ -139,6 +139,7 @@ static void isr_raise(struct virtio_pci *vp, uint8_t bit)
 
 void virtio_pci_raise(struct virtio_pci *vp)
 {
+	__atomic_fetch_add(&vp->interrupts, 1, __ATOMIC_RELAXED);
 	isr_raise(vp, VIRTIO_PCI_ISR_QUEUE);
 }
 
@@ -352,16 +353,17 @@ static void common_io(struct virtio_pci *vp, unsigned off, uint8_t *data, uint32
 	pthread_mutex_unlock(&vp->lock);
 }
 
-/* Hands queue q to the device if the driver has it running. */
-static void process_queue(struct virtio_pci *vp, unsigned q)
+/* Hands queue q to the device if the driver has it running; whether it did. */
+static bool process_queue(struct virtio_pci *vp, unsigned q)
 {
 	const uint8_t running = VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
-	bool broke = false;
+	bool broke = false, ran = false;
 
 	pthread_mutex_lock(&vp->lock);
 	if ((vp->status & running) == running &&
 	    !(vp->status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)) &&
 	    vp->queues[q].ready) {
+		ran = true;
 		vp->ops.queue_notify(vp->dev, q);
 		if (vp->queues[q].broken) {
 			/* The rings are unusable: tell the driver to reset the device (2.1.2). */
@@ -372,6 +374,18 @@ static void process_queue(struct virtio_pci *vp, unsigned q)
 	pthread_mutex_unlock(&vp->lock);
 	if (broke)
 		isr_raise(vp, VIRTIO_PCI_ISR_CONFIG);
+	return ran;
+}
+
+bool virtio_pci_kick(struct virtio_pci *vp, unsigned q)
+{
+	return q < vp->ops.num_queues && process_queue(vp, q);
+}
+
+void virtio_pci_get_counts(const struct virtio_pci *vp, uint64_t *notifies, uint64_t *interrupts)
+{
+	*notifies = __atomic_load_n(&vp->notifies, __ATOMIC_RELAXED);
+	*interrupts = __atomic_load_n(&vp->interrupts, __ATOMIC_RELAXED);
 }
 
 static void notify(struct virtio_pci *vp, unsigned q)
@@ -388,6 +402,7 @@ static void notify(struct virtio_pci *vp, unsigned q)
 		if (write(fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
 			return;
 	}
+	__atomic_fetch_add(&vp->notifies, 1, __ATOMIC_RELAXED);
 	process_queue(vp, q);
 }
 
@@ -436,17 +451,39 @@ static enum evloop_next worker_notified(void *ctx, int fd)
 	struct virtio_pci *vp = ctx;
 	uint64_t count;
 
-	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		return EVLOOP_FORGET; /* closed under us: stop watching it */
+	if (read(fd, &count, sizeof(count)) < 0) {
+		if (errno != EAGAIN)
+			return EVLOOP_FORGET; /* closed under us: stop watching it */
+	} else {
+		/* Each count is one write of the guest's that KVM turned into a signal. */
+		__atomic_fetch_add(&vp->notifies, count, __ATOMIC_RELAXED);
+	}
 	for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++)
 		if (vp->notify_fd[q] == fd)
 			process_queue(vp, q);
 	return EVLOOP_KEEP;
 }
 
+int virtio_pci_watch(struct virtio_pci *vp, int fd, evloop_fn fn, void *ctx, struct circ_err *err)
+{
+	if (vp->worker.running)
+		return err_set(err, EBUSY, "%s: worker already started", vp->pci.name);
+	if (vp->n_watches == VIRTIO_PCI_MAX_WATCHES)
+		return err_set(err, ENOSPC, "%s: at most %d watches", vp->pci.name,
+		               VIRTIO_PCI_MAX_WATCHES);
+	vp->watches[vp->n_watches++] = (struct evloop_watch){ fd, fn, ctx };
+	return 0;
+}
+
+void virtio_pci_watch_enable(struct virtio_pci *vp, int fd, bool on)
+{
+	if (vp->worker.running)
+		evloop_watch_enable(&vp->worker, fd, on);
+}
+
 int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n, struct circ_err *err)
 {
-	bool any = false;
+	bool any = vp->n_watches > 0;
 
 	if (vp->worker.running)
 		return err_set(err, EBUSY, "%s: worker already started", vp->pci.name);
@@ -461,6 +498,10 @@ int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n, s
 		goto fail;
 	for (unsigned q = 0; q < n; q++)
 		if (fds[q] >= 0 && evloop_add(&vp->worker, fds[q], worker_notified, vp, err))
+			goto fail;
+	for (unsigned i = 0; i < vp->n_watches; i++)
+		if (evloop_add(&vp->worker, vp->watches[i].fd, vp->watches[i].fn,
+		               vp->watches[i].ctx, err))
 			goto fail;
 	for (unsigned q = 0; q < n; q++)
 		vp->notify_fd[q] = fds[q];

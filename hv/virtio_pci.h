@@ -56,6 +56,7 @@
 #define VIRTIO_PCI_NOTIFY_OFF      0x3000
 #define VIRTIO_PCI_NOTIFY_MULT     4
 #define VIRTIO_PCI_MAX_QUEUES      8
+#define VIRTIO_PCI_MAX_WATCHES     2 /* a device's own descriptors on its worker */
 #define VIRTIO_PCI_CAP_SIZE        sizeof(struct virtio_pci_cap)
 #define VIRTIO_PCI_NOTIFY_CAP_SIZE sizeof(struct virtio_pci_notify_cap)
 
@@ -103,9 +104,12 @@ struct virtio_pci {
 	/* ISR and the line's level change together, or a level could outlive its ISR bit. */
 	pthread_mutex_t isr_lock;
 	uint8_t isr;
+	uint64_t notifies, interrupts; /* atomic: the guest's notify writes, interrupts raised */
 
 	int notify_fd[VIRTIO_PCI_MAX_QUEUES]; /* the VMM's, -1: inline */
-	struct evloop worker;                 /* waits on the notify fds */
+	struct evloop worker;                 /* waits on the notify fds and the watches */
+	unsigned n_watches;
+	struct evloop_watch watches[VIRTIO_PCI_MAX_WATCHES];
 };
 
 /*
@@ -127,6 +131,22 @@ CIRC_MUST_CHECK int virtio_pci_register(struct virtio_pci *vp, struct pci_bus *p
  */
 CIRC_MUST_CHECK int virtio_pci_start_worker(struct virtio_pci *vp, const int *fds, unsigned n,
                                             struct circ_err *err);
+/*
+ * Has the worker also watch fd (the device's: a network back end's input),
+ * calling fn(ctx, fd) on its thread. Before virtio_pci_start_worker.
+ */
+CIRC_MUST_CHECK int virtio_pci_watch(struct virtio_pci *vp, int fd, evloop_fn fn, void *ctx,
+                                     struct circ_err *err);
+/* Stops (on false) or resumes the worker's watch on fd, from any thread; no worker: nothing. */
+void virtio_pci_watch_enable(struct virtio_pci *vp, int fd, bool on);
+/*
+ * Processes queue q as a notification of it would, from any thread that
+ * does not hold the transport's lock (a watch's handler, a test). False
+ * when the driver has q not running, so nothing was done.
+ */
+bool virtio_pci_kick(struct virtio_pci *vp, unsigned q);
+/* The guest's notifications so far (each a write, an exit to KVM) and the interrupts raised. */
+void virtio_pci_get_counts(const struct virtio_pci *vp, uint64_t *notifies, uint64_t *interrupts);
 /* Stops the worker. The PCI bus has no unregister: destroy vp after the bus is done with. */
 void virtio_pci_destroy(struct virtio_pci *vp);
 

@@ -148,6 +148,11 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *ou
 	return walk(q, m, desc, out->head, out);
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	q->last_avail_idx--;
+}
+
 void virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len)
 {
 	struct virtq_desc *desc;

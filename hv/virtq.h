@@ -103,6 +103,12 @@ void virtq_reset(struct virtq *q);
  */
 int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *out);
 
+/*
+ * Gives back the chain the last virtq_pop took, unused: the next pop takes
+ * it again (a receive queue's buffer that no frame came for).
+ */
+void virtq_unpop(struct virtq *q);
+
 /* Writes the used element for head, then (release) the used index. */
 void virtq_push(struct virtq *q, const struct guest_mem *m, uint16_t head, uint32_t len);
 
