@@ -3,7 +3,7 @@
 
 BUILD	?= build
 CC	?= cc
-PKGS	:= fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt
+PKGS	:= fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt slirp
 PREFIX	?= /usr/local
 
 # Sanitizer builds live in their own tree so they never mix with normal objects.

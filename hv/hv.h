@@ -2,8 +2,9 @@
 /*
  * hv: a small hypervisor on Linux KVM (VT-x or AMD-V). It boots a Linux
  * bzImage or an ELF64 kernel in 64-bit mode, with a serial console, the
- * i8042 reset line, ACPI-style power-off, a PCI host bridge and virtio-blk
- * disks backed by circ disks or raw files.
+ * i8042 reset line, ACPI-style power-off, a PCI host bridge, virtio-blk
+ * disks backed by circ disks or raw files, and virtio-net cards on a user
+ * network (libslirp) or a tap interface.
  */
 #ifndef CIRC_HV_H
 #define CIRC_HV_H
@@ -16,9 +17,16 @@
 #include "util/err.h"
 
 struct blk_backend;
+struct net_backend;
 
 #define HV_MAX_DISKS 8
+#define HV_MAX_NICS  2
 #define HV_MAX_CPUS  64
+
+struct hv_nic {
+	struct net_backend *be; /* the caller's */
+	uint8_t mac[6];
+};
 
 struct hv_config {
 	const char *kernel;
@@ -28,6 +36,8 @@ struct hv_config {
 	unsigned cpus;
 	struct blk_backend *disks[HV_MAX_DISKS]; /* the caller's; attached in order */
 	size_t n_disks;
+	struct hv_nic nics[HV_MAX_NICS]; /* attached after the disks, in order */
+	size_t n_nics;
 	int console_in;  /* -1: no input */
 	int console_out; /* the guest's serial output */
 	/*

@@ -17,6 +17,7 @@
 #include "hv/evloop.h"
 #include "hv/mptable.h"
 #include "hv/virtio_blk.h"
+#include "hv/virtio_net.h"
 #include "hv/x86.h"
 
 #define TSS_ADDR          0xfffbd000u /* Firecracker's: above RAM, below the BIOS */
@@ -169,11 +170,20 @@ static int register_devices(struct vm *vm, struct circ_err *err)
 	return 0;
 }
 
-static int attach_disks(struct vm *vm, struct circ_err *err)
+static int attach_devices(struct vm *vm, struct circ_err *err)
 {
+	struct virtio_net_args nics[HV_MAX_NICS];
+
 	for (size_t i = 0; i < vm->cfg->n_disks; i++)
 		if (device_attach(vm, &virtio_blk_model, vm->cfg->disks[i], err))
 			return -1;
+	for (size_t i = 0; i < vm->cfg->n_nics; i++) {
+		/* The model copies what it needs of its arguments. */
+		nics[i].be = vm->cfg->nics[i].be;
+		memcpy(nics[i].mac, vm->cfg->nics[i].mac, sizeof(nics[i].mac));
+		if (device_attach(vm, &virtio_net_model, &nics[i], err))
+			return -1;
+	}
 	return 0;
 }
 
@@ -343,9 +353,11 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	bus_init(&vm->mmio);
 	if (irqfd_set_init(&vm->irqfds, -1, err))
 		goto out;
-	if (cfg->cpus < 1 || cfg->cpus > HV_MAX_CPUS || cfg->n_disks > HV_MAX_DISKS) {
-		err_set(err, EINVAL, "between 1 and %d vCPUs and at most %d disks", HV_MAX_CPUS,
-		        HV_MAX_DISKS);
+	if (cfg->cpus < 1 || cfg->cpus > HV_MAX_CPUS || cfg->n_disks > HV_MAX_DISKS ||
+	    cfg->n_nics > HV_MAX_NICS) {
+		err_set(err, EINVAL,
+		        "between 1 and %d vCPUs, at most %d disks and %d network cards",
+		        HV_MAX_CPUS, HV_MAX_DISKS, HV_MAX_NICS);
 		goto out;
 	}
 	/* vCPU threads are kicked out of KVM_RUN with SIGUSR1; it must not kill us. */
@@ -362,7 +374,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	pm_ready = true;
 	if (register_devices(vm, err))
 		goto out;
-	if (attach_disks(vm, err))
+	if (attach_devices(vm, err))
 		goto out;
 	/* The tables go in once the devices are: they name their PCI slots and GSIs. */
 	if (x86_write_firmware_tables(&vm->mem, cfg->cpus, irqs, device_routes(vm, irqs), err) ||

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net as a device model, without KVM: the tests play the guest
+ * driver (virtio_fixture.h) on two queues in a fake guest memory, over the
+ * memory back end, and check each frame both ways, the header the device
+ * writes, malformed chains, a full receive ring and a guest that never
+ * gives buffers back. Then the network back ends: the forward specs, the
+ * guest-forward relay, and libslirp answering DHCP and refusing or
+ * forwarding a TCP connection (all on this host, nothing leaves it).
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hv/net_backend.h"
+#include "hv/net_relay.h"
+#include "hv/net_user.h"
+#include "hv/virtio_net.h"
+#include "hv/virtq.h"
+#include "tests/unit/suites.h"
+#include "tests/unit/testutil.h"
+#include "tests/unit/virtio_fixture.h"
+
+#define RXQ_GPA 0x1000ull /* desc, avail +0x1000, used +0x2000 */
+#define TXQ_GPA 0x5000ull
+#define DEPTH   8
+
+struct nrig {
+	struct guest_mem m;
+	struct drv rx, tx; /* the driver's two queues */
+	struct virtq q[2];
+	struct net_backend be;
+	struct virtio_net net;
+};
+
+static const uint8_t test_mac[NET_MAC_LEN] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+
+static void queue_init(struct nrig *r, struct drv *d, struct virtq *q, uint64_t base)
+{
+	drv_init(d, &r->m);
+	d->desc = base;
+	d->avail = base + 0x1000;
+	d->used = base + 0x2000;
+	memset(gptr(d, d->avail, 4), 0, 4);
+	memset(gptr(d, d->used, 4), 0, 4);
+	*q = (struct virtq){
+		.size = QSIZE, .ready = true, .desc = d->desc, .avail = d->avail, .used = d->used
+	};
+}
+
+static void nrig_init(struct nrig *r)
+{
+	struct circ_err err;
+
+	memset(r, 0, sizeof(*r));
+	ck_assert_int_eq(guest_mem_alloc(&r->m, MEM_SIZE, &err), 0);
+	queue_init(r, &r->rx, &r->q[VIRTIO_NET_RXQ], RXQ_GPA);
+	queue_init(r, &r->tx, &r->q[VIRTIO_NET_TXQ], TXQ_GPA);
+	r->tx.heap = 4ull << 20; /* the two drivers allocate from different halves */
+	ck_assert_int_eq(net_backend_open_memory(DEPTH, &r->be, &err), 0);
+	virtio_net_init(&r->net, &r->be, test_mac);
+}
+
+static void nrig_fini(struct nrig *r)
+{
+	net_backend_close(&r->be);
+	guest_mem_free(&r->m);
+}
+
+/* A frame of len bytes: broadcast, from test_mac, EtherType 0x88b5, then a pattern from seed. */
+static void make_frame(uint8_t *f, size_t len, unsigned seed)
+{
+	memset(f, 0xff, 6);
+	memcpy(f + 6, test_mac, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+	for (size_t i = 14; i < len; i++)
+		f[i] = (uint8_t)(seed + i * 7);
+}
+
+/* The driver sends frame over pieces of the given lengths (the header's 12 bytes first). */
+static void send_frame(struct nrig *r, const uint8_t *frame, size_t len, const uint32_t *pieces,
+                       unsigned n)
+{
+	uint8_t all[VIRTIO_NET_HDR_LEN + 2048];
+	struct tbuf b[8];
+	size_t off = 0;
+
+	ck_assert_uint_le(len, 2048);
+	memset(all, 0xaa, VIRTIO_NET_HDR_LEN); /* the device must ignore the header */
+	memcpy(all + VIRTIO_NET_HDR_LEN, frame, len);
+	for (unsigned i = 0; i < n; i++) {
+		b[i] = (struct tbuf){ galloc(&r->tx, pieces[i]), pieces[i], false };
+		memcpy(gptr(&r->tx, b[i].gpa, pieces[i]), all + off, pieces[i]);
+		off += pieces[i];
+	}
+	ck_assert_uint_eq(off, VIRTIO_NET_HDR_LEN + len);
+	add_chain(&r->tx, b, n);
+}
+
+/* The driver gives one receive buffer of len bytes; returns its GPA. */
+static uint64_t give_rx(struct nrig *r, uint32_t len)
+{
+	struct tbuf b = { galloc(&r->rx, len), len, true };
+
+	memset(gptr(&r->rx, b.gpa, len), 0xcc, len);
+	add_chain(&r->rx, &b, 1);
+	return b.gpa;
+}
+
+START_TEST(test_config)
+{
+	struct nrig r;
+	uint8_t c[VIRTIO_NET_CONFIG_LEN + 4];
+
+	nrig_init(&r);
+	virtio_net_config_read(&r.net, 0, c, sizeof(c));
+	ck_assert_mem_eq(c, test_mac, 6);
+	ck_assert_uint_eq(c[6] | c[7] << 8, VIRTIO_NET_S_LINK_UP);
+	ck_assert_uint_eq(c[8] | c[9] << 8, 1);
+	ck_assert_uint_eq(c[10] | c[11], 0); /* past the end */
+	ck_assert(r.net.features & (1ull << VIRTIO_NET_F_MAC));
+	ck_assert(r.net.features & (1ull << VIRTIO_NET_F_STATUS));
+	ck_assert(r.net.features & (1ull << VIRTIO_F_VERSION_1));
+	/* No offloads: the device never has to understand a checksum or a segment. */
+	ck_assert(!(r.net.features & (1ull << VIRTIO_NET_F_CSUM)));
+	ck_assert(!(r.net.features & (1ull << VIRTIO_NET_F_MRG_RXBUF)));
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_tx_frames)
+{
+	static const uint32_t one[] = { VIRTIO_NET_HDR_LEN + 60 };
+	static const uint32_t split[] = { 5, 7, 20, 1, 1500 + VIRTIO_NET_HDR_LEN - 33 };
+	struct nrig r;
+	uint8_t f[1514], got[2048];
+	struct virtio_net_stats st;
+
+	nrig_init(&r);
+	make_frame(f, 60, 1);
+	send_frame(&r, f, 60, one, 1);
+	make_frame(f, 1500, 2);
+	/* The header itself split across buffers, the frame across four more. */
+	send_frame(&r, f, 1500, split, 5);
+	ck_assert_int_eq(virtio_net_tx_process(&r.net, &r.q[VIRTIO_NET_TXQ], &r.m), 2);
+	ck_assert_uint_eq(used_idx(&r.tx), 2);
+	ck_assert_uint_eq(used_elem(&r.tx, 0).len, 0);
+	ck_assert_uint_eq(net_memory_take(&r.be, got, sizeof(got)), 60);
+	make_frame(f, 60, 1);
+	ck_assert_mem_eq(got, f, 60);
+	ck_assert_uint_eq(net_memory_take(&r.be, got, sizeof(got)), 1500);
+	make_frame(f, 1500, 2);
+	ck_assert_mem_eq(got, f, 1500);
+	ck_assert_uint_eq(net_memory_take(&r.be, got, sizeof(got)), 0);
+	virtio_net_get_stats(&r.net, &st);
+	ck_assert_uint_eq(st.tx_frames, 2);
+	ck_assert_uint_eq(st.tx_bytes, 1560);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_tx_malformed)
+{
+	struct nrig r;
+	struct virtio_net_stats st;
+	uint8_t got[64];
+	struct tbuf b[2];
+
+	nrig_init(&r);
+	/* A header and nothing else. */
+	b[0] = (struct tbuf){ galloc(&r.tx, 12), 12, false };
+	add_chain(&r.tx, b, 1);
+	/* A frame shorter than an Ethernet header. */
+	b[0] = (struct tbuf){ galloc(&r.tx, 12 + 13), 12 + 13, false };
+	add_chain(&r.tx, b, 1);
+	/* A device-writable buffer in a transmit chain. */
+	b[0] = (struct tbuf){ galloc(&r.tx, 12 + 60), 12 + 60, false };
+	b[1] = (struct tbuf){ galloc(&r.tx, 16), 16, true };
+	add_chain(&r.tx, b, 2);
+	/* A descriptor pointing outside guest RAM. */
+	b[0] = (struct tbuf){ MEM_SIZE - 8, 64, false };
+	add_chain(&r.tx, b, 1);
+	ck_assert_int_eq(virtio_net_tx_process(&r.net, &r.q[VIRTIO_NET_TXQ], &r.m), 4);
+	/* Each completed, empty, and none reached the network. */
+	ck_assert_uint_eq(used_idx(&r.tx), 4);
+	for (uint16_t i = 0; i < 4; i++)
+		ck_assert_uint_eq(used_elem(&r.tx, i).len, 0);
+	ck_assert_uint_eq(net_memory_take(&r.be, got, sizeof(got)), 0);
+	virtio_net_get_stats(&r.net, &st);
+	ck_assert_uint_eq(st.tx_frames, 0);
+	ck_assert_uint_eq(st.tx_dropped, 2);
+	ck_assert_uint_eq(st.bad_chains, 2);
+	ck_assert(!r.q[VIRTIO_NET_TXQ].broken);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_rx_frames)
+{
+	struct nrig r;
+	uint8_t f[1514];
+	uint64_t buf[2];
+	struct virtio_net_stats st;
+	const uint8_t *p;
+
+	nrig_init(&r);
+	buf[0] = give_rx(&r, 12 + 1514);
+	buf[1] = give_rx(&r, 12 + 1514);
+	make_frame(f, 1514, 3);
+	ck_assert_int_eq(net_memory_put(&r.be, f, 1514), 0);
+	make_frame(f, 64, 4);
+	ck_assert_int_eq(net_memory_put(&r.be, f, 64), 0);
+	give_rx(&r, 2048);
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 2);
+	ck_assert(!r.net.rx_starved); /* stopped for want of frames, not of buffers */
+	ck_assert_uint_eq(used_idx(&r.rx), 2);
+	ck_assert_uint_eq(used_elem(&r.rx, 0).len, 12 + 1514);
+	ck_assert_uint_eq(used_elem(&r.rx, 1).len, 12 + 64);
+	p = gptr(&r.rx, buf[0], 12 + 1514);
+	/* No offloads: flags, GSO and checksum fields zero; num_buffers 1. */
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(p[i], 0);
+	ck_assert_uint_eq(p[10] | p[11] << 8, 1);
+	make_frame(f, 1514, 3);
+	ck_assert_mem_eq(p + 12, f, 1514);
+	p = gptr(&r.rx, buf[1], 12 + 64 + 1);
+	make_frame(f, 64, 4);
+	ck_assert_mem_eq(p + 12, f, 64);
+	ck_assert_uint_eq(p[12 + 64], 0xcc); /* nothing past the frame */
+	virtio_net_get_stats(&r.net, &st);
+	ck_assert_uint_eq(st.rx_frames, 2);
+	ck_assert_uint_eq(st.rx_bytes, 1514 + 64);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_rx_split_buffers)
+{
+	struct nrig r;
+	uint8_t f[600], got[12 + 600];
+	struct tbuf b[3];
+	size_t off = 0;
+
+	nrig_init(&r);
+	/* The header torn across the first two buffers, the frame across all three. */
+	b[0] = (struct tbuf){ galloc(&r.rx, 7), 7, true };
+	b[1] = (struct tbuf){ galloc(&r.rx, 100), 100, true };
+	b[2] = (struct tbuf){ galloc(&r.rx, 1000), 1000, true };
+	add_chain(&r.rx, b, 3);
+	make_frame(f, sizeof(f), 5);
+	ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 1);
+	ck_assert_uint_eq(used_elem(&r.rx, 0).len, 12 + 600);
+	for (int i = 0; i < 3 && off < sizeof(got); i++) {
+		size_t n = b[i].len < sizeof(got) - off ? b[i].len : sizeof(got) - off;
+
+		memcpy(got + off, gptr(&r.rx, b[i].gpa, n), n);
+		off += n;
+	}
+	ck_assert_uint_eq(got[10] | got[11] << 8, 1);
+	ck_assert_mem_eq(got + 12, f, sizeof(f));
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_rx_full_ring)
+{
+	struct nrig r;
+	uint8_t f[100];
+	struct virtio_net_stats st;
+
+	nrig_init(&r);
+	give_rx(&r, 2048);
+	for (unsigned i = 0; i < 3; i++) {
+		make_frame(f, sizeof(f), 10 + i);
+		ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	}
+	/* One buffer: one frame in, the others wait in the back end. */
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 1);
+	ck_assert(r.net.rx_starved);
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 0);
+	ck_assert(r.net.rx_starved);
+	/* The guest gives two more: the waiting frames arrive, in order. */
+	uint64_t b1 = give_rx(&r, 2048), b2 = give_rx(&r, 2048);
+
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 2);
+	make_frame(f, sizeof(f), 11);
+	ck_assert_mem_eq((uint8_t *)gptr(&r.rx, b1, 112) + 12, f, sizeof(f));
+	make_frame(f, sizeof(f), 12);
+	ck_assert_mem_eq((uint8_t *)gptr(&r.rx, b2, 112) + 12, f, sizeof(f));
+	virtio_net_get_stats(&r.net, &st);
+	ck_assert_uint_eq(st.rx_frames, 3);
+	ck_assert_uint_eq(st.rx_dropped, 0);
+	ck_assert_uint_ge(st.rx_stalls, 2);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_rx_never_replenished)
+{
+	struct nrig r;
+	uint8_t f[100];
+
+	nrig_init(&r);
+	/* No buffer ever: the back end holds what it can and refuses the rest; nothing is lost
+	 * silently. */
+	for (unsigned i = 0; i < DEPTH; i++) {
+		make_frame(f, sizeof(f), i);
+		ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	}
+	ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), -ENOSPC);
+	for (int pass = 0; pass < 3; pass++) {
+		ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 0);
+		ck_assert(r.net.rx_starved);
+	}
+	ck_assert_uint_eq(used_idx(&r.rx), 0);
+	/* A driver that is not running has its input dropped, as a NIC that is down. */
+	ck_assert_uint_eq(virtio_net_rx_drop(&r.net), DEPTH);
+	ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_rx_malformed)
+{
+	struct nrig r;
+	uint8_t f[1000];
+	struct virtio_net_stats st;
+	struct tbuf b[2];
+
+	nrig_init(&r);
+	/* A readable buffer, one too small for a header and an Ethernet header, one outside RAM. */
+	b[0] = (struct tbuf){ galloc(&r.rx, 2048), 2048, false };
+	add_chain(&r.rx, b, 1);
+	b[0] = (struct tbuf){ galloc(&r.rx, 20), 20, true };
+	add_chain(&r.rx, b, 1);
+	b[0] = (struct tbuf){ MEM_SIZE - 100, 2048, true };
+	add_chain(&r.rx, b, 1);
+	/* Then one too small for the frame: the frame is dropped, the buffer used for the next. */
+	uint64_t small = give_rx(&r, 12 + 500);
+
+	make_frame(f, sizeof(f), 20);
+	ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	make_frame(f, 400, 21);
+	ck_assert_int_eq(net_memory_put(&r.be, f, 400), 0);
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 4);
+	for (uint16_t i = 0; i < 3; i++)
+		ck_assert_uint_eq(used_elem(&r.rx, i).len, 0);
+	ck_assert_uint_eq(used_elem(&r.rx, 3).len, 12 + 400);
+	ck_assert_mem_eq((uint8_t *)gptr(&r.rx, small, 412) + 12, f, 400);
+	virtio_net_get_stats(&r.net, &st);
+	ck_assert_uint_eq(st.bad_chains, 3);
+	ck_assert_uint_eq(st.rx_dropped, 1);
+	ck_assert_uint_eq(st.rx_frames, 1);
+	nrig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_broken_ring)
+{
+	struct nrig r;
+	uint8_t f[64];
+
+	nrig_init(&r);
+	/* The avail index claims more entries than the ring has: the queue is unusable. */
+	struct virtq_avail *a = avail_ring(&r.tx);
+
+	a->idx = htole16(QSIZE + 5);
+	make_frame(f, sizeof(f), 1);
+	ck_assert_int_eq(virtio_net_tx_process(&r.net, &r.q[VIRTIO_NET_TXQ], &r.m), 0);
+	ck_assert(r.q[VIRTIO_NET_TXQ].broken);
+	r.q[VIRTIO_NET_RXQ].used = MEM_SIZE; /* a used ring outside RAM */
+	ck_assert_int_eq(net_memory_put(&r.be, f, sizeof(f)), 0);
+	ck_assert_int_eq(virtio_net_rx_process(&r.net, &r.q[VIRTIO_NET_RXQ], &r.m), 0);
+	ck_assert(r.q[VIRTIO_NET_RXQ].broken);
+	nrig_fini(&r);
+}
+END_TEST
+
+/* The network back ends. */
+
+START_TEST(test_fwd_parse)
+{
+	struct net_fwd f;
+	struct circ_err err;
+	char a[INET_ADDRSTRLEN];
+
+	ck_assert_int_eq(net_fwd_parse_host("tcp::8080-:80", &f, &err), 0);
+	ck_assert(!f.udp);
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.host_addr, a, sizeof(a)), "127.0.0.1");
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.guest_addr, a, sizeof(a)), "10.0.2.15");
+	ck_assert_uint_eq(f.host_port, 8080);
+	ck_assert_uint_eq(f.guest_port, 80);
+	ck_assert_int_eq(net_fwd_parse_host("udp:0.0.0.0:5353-10.0.2.20:53", &f, &err), 0);
+	ck_assert(f.udp);
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.host_addr, a, sizeof(a)), "0.0.0.0");
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.guest_addr, a, sizeof(a)), "10.0.2.20");
+	ck_assert_int_eq(net_fwd_parse_host(":2222-:22", &f, &err), 0);
+	ck_assert_uint_eq(f.host_port, 2222);
+	static const char *const bad_host[] = {
+		"",
+		"tcp",
+		"tcp::8080",
+		"tcp::0-:80",
+		"tcp::65536-:80",
+		"sctp::1-:2",
+		"tcp:1.2.3:1-:2",
+		"tcp::1-:x",
+		"tcp::1-10.0.2.300:2",
+		"tcp::-1-:2",
+	};
+	for (size_t i = 0; i < sizeof(bad_host) / sizeof(bad_host[0]); i++) {
+		ck_assert_msg(net_fwd_parse_host(bad_host[i], &f, &err) == -1, "%s", bad_host[i]);
+		ck_assert_ptr_nonnull(strstr(err.msg, "hostfwd"));
+	}
+
+	ck_assert_int_eq(net_fwd_parse_guest("tcp:10.0.2.100:80-tcp:127.0.0.1:8000", &f, &err), 0);
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.guest_addr, a, sizeof(a)), "10.0.2.100");
+	ck_assert_str_eq(inet_ntop(AF_INET, &f.host_addr, a, sizeof(a)), "127.0.0.1");
+	ck_assert_uint_eq(f.guest_port, 80);
+	ck_assert_uint_eq(f.host_port, 8000);
+	ck_assert_int_eq(net_fwd_parse_guest(":10.0.2.100:80-tcp:127.0.0.1:8000", &f, &err), -1);
+	static const char *const bad_guest[] = {
+		"udp:10.0.2.100:53-tcp:127.0.0.1:53", "tcp:10.0.2.100:80-127.0.0.1:8000",
+		"tcp::80-tcp:127.0.0.1:8000",         "tcp:10.0.2.100:80-tcp::8000",
+		"tcp:10.0.3.100:80-tcp:127.0.0.1:1",  "tcp:10.0.2.2:80-tcp:127.0.0.1:1",
+		"tcp:10.0.2.100:80-udp:127.0.0.1:1",  "tcp:10.0.2.100:80",
+	};
+	for (size_t i = 0; i < sizeof(bad_guest) / sizeof(bad_guest[0]); i++) {
+		ck_assert_msg(net_fwd_parse_guest(bad_guest[i], &f, &err) == -1, "%s",
+		              bad_guest[i]);
+		ck_assert_ptr_nonnull(strstr(err.msg, "guestfwd"));
+	}
+}
+END_TEST
+
+/* A TCP listener on a free loopback port. */
+static int listen_loopback(uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+START_TEST(test_relay)
+{
+	struct net_fwd f = { .host_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct net_relay *r;
+	struct circ_err err;
+	char buf[16];
+	int lfd = listen_loopback(&f.host_port), c, s;
+	char dir[sizeof(sa.sun_path)];
+	struct stat st;
+
+	ck_assert_int_eq(net_relay_start(&f, 1, &r, &err), 0);
+	/* Only this user can reach the forward's socket. */
+	ck_assert_int_eq(stat(net_relay_path(r, 0), &st), 0);
+	strcpy(dir, net_relay_path(r, 0));
+	*strrchr(dir, '/') = 0;
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	for (int round = 0; round < 2; round++) {
+		strcpy(sa.sun_path, net_relay_path(r, 0));
+		c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		s = accept(lfd, NULL, NULL);
+		ck_assert_int_ge(s, 0);
+		ck_assert_int_eq(write(c, "ping", 4), 4);
+		ck_assert_int_eq(read(s, buf, sizeof(buf)), 4);
+		ck_assert_mem_eq(buf, "ping", 4);
+		ck_assert_int_eq(write(s, "pong!", 5), 5);
+		ck_assert_int_eq(read(c, buf, sizeof(buf)), 5);
+		ck_assert_mem_eq(buf, "pong!", 5);
+		/* Each end's close reaches the other. */
+		if (round == 0) {
+			close(s);
+			ck_assert_int_eq(read(c, buf, sizeof(buf)), 0);
+			close(c);
+		} else {
+			close(c);
+			ck_assert_int_eq(read(s, buf, sizeof(buf)), 0);
+			close(s);
+		}
+	}
+	/* Stopping with a connection open ends it. */
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	s = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+	char path[sizeof(sa.sun_path)];
+
+	strcpy(path, net_relay_path(r, 0));
+	net_relay_stop(r);
+	ck_assert_int_eq(read(s, buf, sizeof(buf)), 0);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	ck_assert_int_ne(access(dir, F_OK), 0);
+	close(c);
+	close(s);
+	close(lfd);
+}
+END_TEST
+
+/* Waits for a frame from the back end; its length, or 0 after 5 s. */
+static ssize_t wait_frame(struct net_backend *be, uint8_t *buf, size_t cap)
+{
+	struct iovec iov = { buf, cap };
+
+	for (int i = 0; i < 50; i++) {
+		struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
+		ssize_t n = be->ops->recv(be->ctx, &iov, 1);
+
+		if (n != 0)
+			return n;
+		poll(&p, 1, 100);
+	}
+	return 0;
+}
+
+static uint16_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Ethernet and IPv4 from 10.0.2.15 (test_mac) to dst, to slirp's gateway MAC; returns the payload.
+ */
+static uint8_t *ipv4(uint8_t *f, const uint8_t *dst_mac, uint8_t proto, const char *src,
+                     const char *dst, size_t len)
+{
+	uint8_t *ip = f + 14;
+
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, test_mac, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + len) >> 8);
+	ip[3] = (uint8_t)(20 + len);
+	ip[8] = 64;
+	ip[9] = proto;
+	inet_pton(AF_INET, src, ip + 12);
+	inet_pton(AF_INET, dst, ip + 16);
+	uint16_t c = sum16(ip, 20, 0);
+
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	return ip + 20;
+}
+
+/* DHCPDISCOVER from test_mac; the offered address, from slirp's answer. */
+static void dhcp_offer(struct net_backend *be, uint8_t *gw_mac, char *yiaddr)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t f[14 + 20 + 8 + 300], r[2048],
+	    *udp = ipv4(f, bcast, 17, "0.0.0.0", "255.255.255.255", 8 + 300);
+	struct iovec iov = { f, sizeof(f) };
+	ssize_t n;
+
+	memset(udp, 0, 8 + 300);
+	udp[1] = 68;
+	udp[3] = 67;
+	udp[4] = (8 + 300) >> 8;
+	udp[5] = (8 + 300) & 0xff;
+	udp[8] = 1;
+	udp[9] = 1;
+	udp[10] = 6;
+	memcpy(udp + 8 + 4, "CIRC", 4);
+	memcpy(udp + 8 + 28, test_mac, 6);
+	memcpy(udp + 8 + 236, "\x63\x82\x53\x63\x35\x01\x01\xff", 8);
+	ck_assert_int_eq(be->ops->send(be->ctx, &iov, 1), 0);
+	n = wait_frame(be, r, sizeof(r));
+	ck_assert_int_ge(n, 14 + 20 + 8 + 240);
+	ck_assert_uint_eq(r[23], 17);        /* UDP */
+	ck_assert_uint_eq(r[42], 2);         /* BOOTREPLY */
+	ck_assert_mem_eq(r + 46, "CIRC", 4); /* our transaction */
+	memcpy(gw_mac, r + 6, 6);
+	inet_ntop(AF_INET, r + 58, yiaddr, INET_ADDRSTRLEN);
+}
+
+/* A TCP segment from 10.0.2.15:40000 to dst:port with flags, seq and ack; returns the answer's
+ * flags. */
+static uint8_t tcp_send(struct net_backend *be, const uint8_t *gw_mac, const char *dst,
+                        uint16_t port, uint8_t flags, uint32_t seq, uint32_t *ack)
+{
+	uint8_t f[14 + 20 + 20], r[2048], *tcp = ipv4(f, gw_mac, 6, "10.0.2.15", dst, 20);
+	uint8_t pseudo[12 + 20];
+	struct iovec iov = { f, sizeof(f) };
+	uint32_t a = *ack, their;
+	uint16_t c;
+	ssize_t n;
+
+	memset(tcp, 0, 20);
+	tcp[0] = 40000 >> 8;
+	tcp[1] = 40000 & 0xff;
+	tcp[2] = (uint8_t)(port >> 8);
+	tcp[3] = (uint8_t)port;
+	for (int i = 0; i < 4; i++) {
+		tcp[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+		tcp[8 + i] = (uint8_t)(a >> (24 - 8 * i));
+	}
+	tcp[12] = 5 << 4; /* header length */
+	tcp[13] = flags;
+	tcp[14] = 0xff; /* window */
+	memcpy(pseudo, f + 26, 8);
+	pseudo[8] = 0;
+	pseudo[9] = 6;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	memcpy(pseudo + 12, tcp, 20);
+	c = sum16(pseudo, sizeof(pseudo), 0);
+	tcp[16] = (uint8_t)(c >> 8);
+	tcp[17] = (uint8_t)c;
+	ck_assert_int_eq(be->ops->send(be->ctx, &iov, 1), 0);
+	if (!(flags & 0x02))
+		return 0; /* an ACK is not answered */
+	for (int i = 0; i < 8; i++) {
+		n = wait_frame(be, r, sizeof(r));
+		ck_assert_int_gt(n, 0);
+		/* slirp may ARP first; the answer is TCP to our port. */
+		if (n >= 54 && r[12] == 0x08 && r[13] == 0 && r[23] == 6 && r[36] == 40000 >> 8) {
+			their = (uint32_t)r[38] << 24 | (uint32_t)r[39] << 16 |
+			        (uint32_t)r[40] << 8 | r[41];
+			*ack = their + 1;
+			return r[47];
+		}
+	}
+	ck_abort_msg("no TCP answer from slirp");
+	return 0;
+}
+
+START_TEST(test_user_network)
+{
+	struct net_user_config cfg = { .restrict_guest = true };
+	struct net_backend be;
+	struct circ_err err;
+	uint8_t gw_mac[6];
+	char yiaddr[INET_ADDRSTRLEN];
+	uint16_t port;
+	uint32_t ack = 0;
+	int lfd = listen_loopback(&port), s;
+
+	ck_assert_int_eq(
+	    net_fwd_parse_guest("tcp:10.0.2.100:80-tcp:127.0.0.1:1", &cfg.guestfwd[0], &err), 0);
+	cfg.guestfwd[0].host_port = port;
+	cfg.n_guestfwd = 1;
+	ck_assert_int_eq(net_backend_open_user(&cfg, &be, &err), 0);
+	dhcp_offer(&be, gw_mac, yiaddr);
+	ck_assert_str_eq(yiaddr, "10.0.2.15");
+	/* Restricted: a connection anywhere else is refused (RST), the forward's is taken
+	 * (SYN+ACK). */
+	ck_assert_uint_eq(tcp_send(&be, gw_mac, "10.0.2.2", 22, 0x02, 1, &ack) & 0x04, 0x04);
+	ack = 0;
+	ck_assert_uint_eq(tcp_send(&be, gw_mac, "10.0.2.100", 80, 0x02, 1, &ack) & 0x12, 0x12);
+	/* Once the handshake is done, the connection reaches the host port through the relay. */
+	tcp_send(&be, gw_mac, "10.0.2.100", 80, 0x10, 2, &ack);
+	s = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+	close(s);
+	net_backend_close(&be);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_user_network_bad_hostfwd)
+{
+	struct net_user_config cfg = { 0 };
+	struct net_backend be;
+	struct circ_err err;
+	uint16_t port;
+	int lfd = listen_loopback(&port);
+	char spec[64];
+
+	/* A host port already taken: the error names the forward. */
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u-:80", port);
+	ck_assert_int_eq(net_fwd_parse_host(spec, &cfg.hostfwd[0], &err), 0);
+	cfg.n_hostfwd = 1;
+	ck_assert_int_eq(net_backend_open_user(&cfg, &be, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "hostfwd tcp:127.0.0.1:"));
+	ck_assert_int_eq(be.rx_fd, -1);
+	close(lfd);
+}
+END_TEST
+
+Suite *virtio_net_suite(void)
+{
+	Suite *s = suite_create("virtio_net");
+	TCase *dev = tcase_create("device");
+	TCase *be = tcase_create("backends");
+
+	tcase_add_test(dev, test_config);
+	tcase_add_test(dev, test_tx_frames);
+	tcase_add_test(dev, test_tx_malformed);
+	tcase_add_test(dev, test_rx_frames);
+	tcase_add_test(dev, test_rx_split_buffers);
+	tcase_add_test(dev, test_rx_full_ring);
+	tcase_add_test(dev, test_rx_never_replenished);
+	tcase_add_test(dev, test_rx_malformed);
+	tcase_add_test(dev, test_broken_ring);
+	suite_add_tcase(s, dev);
+
+	tcase_set_timeout(be, 30);
+	tcase_add_test(be, test_fwd_parse);
+	tcase_add_test(be, test_relay);
+	tcase_add_test(be, test_user_network);
+	tcase_add_test(be, test_user_network_bad_hostfwd);
+	suite_add_tcase(s, be);
+	return s;
+}
