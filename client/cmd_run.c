@@ -158,6 +158,10 @@ enum {
 	OPT_STATS,
 	OPT_KEY,
 	OPT_RESET,
+	OPT_NET,
+	OPT_HOSTFWD,
+	OPT_GUESTFWD,
+	OPT_MAC,
 };
 
 int cmd_run(struct cli *cli, int argc, char **argv)
@@ -174,6 +178,10 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		{ "stats", no_argument, NULL, OPT_STATS },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "reset", no_argument, NULL, OPT_RESET },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "hostfwd", required_argument, NULL, OPT_HOSTFWD },
+		{ "guestfwd", required_argument, NULL, OPT_GUESTFWD },
+		{ "mac", required_argument, NULL, OPT_MAC },
 		{ 0 },
 	};
 	struct vm_opts o = { .vmm = VMM_AUTO, .mem = 512ull << 20, .cpus = 1 };
@@ -249,6 +257,16 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		case OPT_RESET:
 			reset = true;
 			break;
+		case OPT_NET:
+		case OPT_HOSTFWD:
+		case OPT_GUESTFWD:
+		case OPT_MAC:
+			if (vm_net_parse(cli, &o.nic,
+			                 (enum vm_net_opt)(VM_NET_OPT_NET + c - OPT_NET), optarg)) {
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			break;
 		default:
 			goto out;
 		}
@@ -277,6 +295,10 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 	}
 	if ((key || reset) && !kiosk) {
 		rc = cli_usage_error(cli, "--key and --reset go with URL NAME or DISK");
+		goto out;
+	}
+	if (vm_net_finish(cli, &o.nic, o.n_disks ? o.disks[0].name : NULL)) {
+		rc = EXIT_USAGE;
 		goto out;
 	}
 	state = cli_state_dir(cli, &err);

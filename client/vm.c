@@ -72,6 +72,7 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 		                 .stats = o->stats ? stderr : NULL };
 	struct vdisk *vds[HV_MAX_DISKS] = { 0 };
 	struct blk_backend bes[HV_MAX_DISKS];
+	struct net_backend nic = { .rx_fd = -1 };
 	struct vdisk_options vo = {
 		.net = cli_state_net(&o->net, NULL, NULL),
 		.cache_size = o->net.cache_size,
@@ -112,6 +113,13 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 		cfg.disks[i] = &bes[i];
 		cfg.n_disks++;
 	}
+	if (o->nic.kind != VM_NET_NONE) {
+		if (vm_net_open(&o->nic, &nic, &err))
+			goto fail;
+		cfg.nics[0].be = &nic;
+		memcpy(cfg.nics[0].mac, o->nic.mac, sizeof(cfg.nics[0].mac));
+		cfg.n_nics = 1;
+	}
 	tty_raw();
 	rc = hv_run(&cfg, &outcome, NULL, &err);
 	tty_restore();
@@ -122,6 +130,7 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 fail:
 	rc = cli_fail_err(cli, &err);
 out:
+	net_backend_close(&nic);
 	for (size_t i = 0; i < cfg.n_disks; i++)
 		blk_backend_close(cfg.disks[i]);
 	for (size_t i = 0; i < o->n_disks; i++)
@@ -382,7 +391,8 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	sigset_t stops, old_mask;
 	int stopped_by = 0;
 	pid_t vm;
-	char *argv[64 + 4 * HV_MAX_DISKS], mem[32], cpus[16], *append = NULL;
+	char *argv[64 + 4 * HV_MAX_DISKS + VM_NET_QEMU_ARGS], mem[32], cpus[16], *append = NULL;
+	char *net_args[2] = { 0 };
 	char *mounts[HV_MAX_DISKS] = { 0 }, *drives[HV_MAX_DISKS] = { 0 };
 	char tmpl[] = RUN_DIR_PREFIX "XXXXXX";
 	const char *base = NULL;
@@ -466,6 +476,10 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		argv[n++] = "-drive";
 		argv[n++] = drives[i];
 	}
+	if (vm_net_qemu_args(&o->nic, argv, &n, net_args)) {
+		rc = cli_fail(cli, "out of memory");
+		goto out;
+	}
 	argv[n] = NULL;
 	cli_info(cli, "running qemu-system-x86_64 (-accel %s)", kvm_fast ? "kvm" : "tcg");
 	if (sigpending(&pending) == 0 &&
@@ -508,6 +522,8 @@ out:
 		rmdir(base);
 	}
 	free(append);
+	free(net_args[0]);
+	free(net_args[1]);
 	if (stopped_by) {
 		fprintf(stderr, "circ run: stopped by %s: the VM is stopped, its disks unmounted\n",
 		        strsignal(stopped_by));

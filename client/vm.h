@@ -14,6 +14,7 @@
 
 #include "hv/hv.h"
 #include "client/cli.h"
+#include "client/vm_net.h"
 
 #define EXIT_REBOOT  3
 #define EXIT_STOPPED 4
@@ -38,7 +39,8 @@ struct vm_opts {
 	uint64_t mem;
 	unsigned cpus;
 	bool stats;
-	struct cli_net net;
+	struct cli_net net; /* how circ disks reach their server */
+	struct vm_net nic;  /* the guest's network card */
 };
 
 /* Runs the VM; returns circ run's exit status (0 power-off, 3, 4, 1 error). */
