@@ -9,6 +9,11 @@
 #   check     prints CIRC-VERSION <content of /etc/circ-version> and, when
 #             /circ-test.txt exists, CIRC-FILE <its content>; powers off
 #   poweroff  powers off
+#   net       brings eth0 up by DHCP (udhcpc), prints CIRC-NET-IP <address>,
+#             fetches circ.url= with wget and prints CIRC-NET-GOT <its md5sum>
+#             (or CIRC-NET-FAIL <why>); powers off, or with circ.serve=1
+#             serves /usr/share/circ over HTTP on port 80, prints
+#             CIRC-NET-SERVING and waits to be stopped
 #   (none)    a shell on the console; `poweroff` stops the machine
 # /etc/circ-version holds 1. --update makes the next version of an existing
 # image in place with `debugfs -w`, as a real update would: it writes the
@@ -121,11 +126,13 @@ export PATH=/bin:/sbin HOME=/root PS1='circ:\w# '
 [ -d /sys/kernel ] || mount -t sysfs sysfs /sys
 [ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev
 mount -o remount,rw / 2>/dev/null
-root= test=
+root= test= url= serve=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	root=*) root=${arg#root=} ;;
 	circ.test=*) test=${arg#circ.test=} ;;
+	circ.url=*) url=${arg#circ.url=} ;;
+	circ.serve=*) serve=${arg#circ.serve=} ;;
 	esac
 done
 [ -n "$root" ] || root=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
@@ -149,6 +156,27 @@ check)
 	stop
 	;;
 poweroff) stop ;;
+net)
+	ip link set lo up
+	if ! ip link set eth0 up 2>/dev/null; then
+		echo "CIRC-NET-FAIL no eth0"
+	elif ! udhcpc -i eth0 -n -q -t 5 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1; then
+		echo "CIRC-NET-FAIL no DHCP lease"
+	else
+		echo "CIRC-NET-IP $(ip -4 -o addr show eth0 | awk '{ print $4 }')"
+		if err=$(wget -q -O /tmp/circ-got "$url" 2>&1); then
+			sum=$(md5sum </tmp/circ-got)
+			echo "CIRC-NET-GOT ${sum%% *}"
+		else
+			echo "CIRC-NET-FAIL wget $url: $err"
+		fi
+		if [ "$serve" = 1 ] && httpd -p 80 -h /usr/share/circ; then
+			echo CIRC-NET-SERVING
+			while :; do sleep 3600; done
+		fi
+	fi
+	stop
+	;;
 esac
 # busybox's poweroff, halt and reboot signal PID 1: USR2, USR1, TERM.
 trap stop USR1 USR2
@@ -162,6 +190,18 @@ EOF
 chmod 755 "$t/sbin/init"
 
 echo 1 >"$t/etc/circ-version"
+# udhcpc's script: udhcpc configures nothing by itself.
+cat >"$t/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case $1 in
+bound | renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -z "$router" ] || ip route add default via "${router%% *}" dev "$interface"
+	;;
+esac
+EOF
+chmod 755 "$t/etc/udhcpc.script"
 echo circ >"$t/etc/hostname"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$t/etc/passwd"
 echo 'root:x:0:' >"$t/etc/group"

@@ -11,6 +11,14 @@
  * machine through the i8042 instead, "crash=1" triple-faults, "echo=1" reads
  * a line from the console and prints it back.
  *
+ * "net=1" skips the disks and drives the virtio-net card instead: it asks for
+ * an address by DHCP (a user network's gateway answers with 10.0.2.15),
+ * pings the server that answered, and prints what it got. "net=2" is for a
+ * tap: no DHCP; it pings host=N (an IPv4 address as a decimal number) from
+ * ip=N, to the broadcast MAC, and waits for the reply.
+ * "netbench=N" sends N 64-byte frames of a local EtherType in batches of 32,
+ * one notify a batch, polling the used ring, for the exits-per-frame figure.
+ *
  * Benchmark modes (bench/hv.sh): "byte=1" writes one byte ('c') to the serial
  * port and powers off at once. "bench=1 qd1=N qd32=M" skips the tests: on the
  * first disk, with a queue of BENCH_QSIZE, it reads N 4 KiB blocks one at a
@@ -42,6 +50,16 @@
 #define BENCH_DATA   0x600000ul /* 4 KiB a request */
 #define BENCH_QSIZE  128        /* 32 requests of 3 descriptors in flight */
 #define BENCH_DEPTH  32
+
+/* The network card's rings and buffers. */
+#define NET_RING    0x420000ul /* RX ring, TX ring 0x4000 above */
+#define NET_RXBUF   0x700000ul
+#define NET_TXBUF   0x720000ul
+#define NET_BUF     2048u
+#define NET_QSIZE   32u
+#define NET_RX_BUFS 16u
+#define NET_HDR     12u
+#define NET_BATCH   32u
 
 #define VIRTIO_STATUS_ACK         1
 #define VIRTIO_STATUS_DRIVER      2
@@ -287,19 +305,17 @@ struct blk {
 	uint64_t features;
 };
 
-#define COMMON8(b, off)  (*(volatile uint8_t *)((b)->common + (off)))
-#define COMMON16(b, off) (*(volatile uint16_t *)((b)->common + (off)))
-#define COMMON32(b, off) (*(volatile uint32_t *)((b)->common + (off)))
-#define COMMON64(b, off) (*(volatile uint64_t *)((b)->common + (off)))
+/* A virtio-pci function's regions, from its vendor capabilities. */
+struct vcaps {
+	volatile uint8_t *common, *isr, *device, *notify_base;
+	uint32_t notify_mult;
+};
 
-static bool blk_init(struct blk *b, unsigned slot, unsigned index, uint16_t qsize)
+static bool virtio_caps(unsigned slot, struct vcaps *c)
 {
-	uint32_t notify_mult = 0, notify_off = 0;
 	uint8_t cap = (uint8_t)pci_read(slot, 0x34);
-	volatile uint8_t *notify_base = 0;
-	uint8_t *ring = (uint8_t *)(RING_BASE + index * 0x4000ul);
 
-	memset(b, 0, sizeof(*b));
+	memset(c, 0, sizeof(*c));
 	for (int guard = 0; cap && guard < 48; guard++) {
 		uint32_t w0 = pci_read(slot, cap);
 		unsigned type = (w0 >> 24) & 0xff, bar = pci_read(slot, cap + 4) & 0xff;
@@ -308,54 +324,101 @@ static bool blk_init(struct blk *b, unsigned slot, unsigned index, uint16_t qsiz
 
 		if ((w0 & 0xff) == 0x09) {
 			if (type == 1)
-				b->common = (volatile uint8_t *)(base + off);
+				c->common = (volatile uint8_t *)(base + off);
 			else if (type == 2) {
-				notify_base = (volatile uint8_t *)(base + off);
-				notify_mult = pci_read(slot, cap + 16);
+				c->notify_base = (volatile uint8_t *)(base + off);
+				c->notify_mult = pci_read(slot, cap + 16);
 			} else if (type == 3)
-				b->isr = (volatile uint8_t *)(base + off);
+				c->isr = (volatile uint8_t *)(base + off);
 			else if (type == 4)
-				b->device = (volatile uint8_t *)(base + off);
+				c->device = (volatile uint8_t *)(base + off);
 		}
 		cap = (uint8_t)(w0 >> 8);
 	}
-	if (!b->common || !notify_base || !b->isr || !b->device)
-		return false;
-	COMMON8(b, 20) = 0;
-	COMMON8(b, 20) = VIRTIO_STATUS_ACK;
-	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER;
-	COMMON32(b, 0) = 0;
-	b->features = COMMON32(b, 4);
-	COMMON32(b, 0) = 1;
-	b->features |= (uint64_t)COMMON32(b, 4) << 32;
-	if (!(b->features >> 32 & 1))
+	return c->common && c->notify_base && c->isr && c->device;
+}
+
+#define COMMON8(b, off)  (*(volatile uint8_t *)((b)->common + (off)))
+#define COMMON16(b, off) (*(volatile uint16_t *)((b)->common + (off)))
+#define COMMON32(b, off) (*(volatile uint32_t *)((b)->common + (off)))
+#define COMMON64(b, off) (*(volatile uint64_t *)((b)->common + (off)))
+
+/* Reset, ACK, DRIVER, then the wanted features of the low 32 and VERSION_1. */
+static bool virtio_negotiate(struct vcaps *c, uint32_t want, uint64_t *features)
+{
+	COMMON8(c, 20) = 0;
+	COMMON8(c, 20) = VIRTIO_STATUS_ACK;
+	COMMON8(c, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER;
+	COMMON32(c, 0) = 0;
+	*features = COMMON32(c, 4);
+	COMMON32(c, 0) = 1;
+	*features |= (uint64_t)COMMON32(c, 4) << 32;
+	if (!(*features >> 32 & 1))
 		return false; /* not VIRTIO_F_VERSION_1 */
-	COMMON32(b, 8) = 0;
-	COMMON32(b, 12) =
-	    (uint32_t)b->features &
-	    (1u << VIRTIO_BLK_F_RO | 1u << VIRTIO_BLK_F_FLUSH | 1u << VIRTIO_BLK_F_DISCARD);
-	COMMON32(b, 8) = 1;
-	COMMON32(b, 12) = 1;
-	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-	if (!(COMMON8(b, 20) & VIRTIO_STATUS_FEATURES_OK))
+	COMMON32(c, 8) = 0;
+	COMMON32(c, 12) = (uint32_t)*features & want;
+	COMMON32(c, 8) = 1;
+	COMMON32(c, 12) = 1;
+	COMMON8(c, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+	return (COMMON8(c, 20) & VIRTIO_STATUS_FEATURES_OK) != 0;
+}
+
+/* A split queue in 16 KiB at ring: descriptors, then avail at +4 KiB, used at +8 KiB. */
+struct vq {
+	struct vq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[] */
+	volatile uint16_t *used;  /* flags, idx, then {u32 id, u32 len}[] */
+	volatile uint16_t *notify;
+	uint16_t next_used, qsize;
+};
+
+static bool virtio_queue(struct vcaps *c, unsigned qi, uint8_t *ring, uint16_t qsize, struct vq *q)
+{
+	COMMON16(c, 22) = (uint16_t)qi;
+	if (COMMON16(c, 24) < qsize)
 		return false;
-	COMMON16(b, 22) = 0;
-	if (COMMON16(b, 24) < qsize)
-		return false;
-	COMMON16(b, 24) = qsize;
-	b->qsize = qsize;
+	COMMON16(c, 24) = qsize;
+	q->qsize = qsize;
+	q->next_used = 0;
 	memset(ring, 0, 0x4000);
-	b->desc = (struct vq_desc *)ring;
-	b->avail = (volatile uint16_t *)(ring + 0x1000);
-	b->used = (volatile uint16_t *)(ring + 0x2000);
-	COMMON64(b, 32) = (uint64_t)b->desc;
-	COMMON64(b, 40) = (uint64_t)b->avail;
-	COMMON64(b, 48) = (uint64_t)b->used;
-	notify_off = COMMON16(b, 30);
-	COMMON16(b, 28) = 1;
-	b->notify = (volatile uint16_t *)(notify_base + notify_off * notify_mult);
-	COMMON8(b, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+	q->desc = (struct vq_desc *)ring;
+	q->avail = (volatile uint16_t *)(ring + 0x1000);
+	q->used = (volatile uint16_t *)(ring + 0x2000);
+	COMMON64(c, 32) = (uint64_t)q->desc;
+	COMMON64(c, 40) = (uint64_t)q->avail;
+	COMMON64(c, 48) = (uint64_t)q->used;
+	q->notify = (volatile uint16_t *)(c->notify_base + COMMON16(c, 30) * c->notify_mult);
+	COMMON16(c, 28) = 1;
+	return true;
+}
+
+static void virtio_driver_ok(struct vcaps *c)
+{
+	COMMON8(c, 20) = VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 	                 VIRTIO_STATUS_DRIVER_OK;
+}
+
+static bool blk_init(struct blk *b, unsigned slot, unsigned index, uint16_t qsize)
+{
+	struct vcaps c;
+	struct vq q;
+
+	memset(b, 0, sizeof(*b));
+	if (!virtio_caps(slot, &c) ||
+	    !virtio_negotiate(
+	        &c, 1u << VIRTIO_BLK_F_RO | 1u << VIRTIO_BLK_F_FLUSH | 1u << VIRTIO_BLK_F_DISCARD,
+	        &b->features) ||
+	    !virtio_queue(&c, 0, (uint8_t *)(RING_BASE + index * 0x4000ul), qsize, &q))
+		return false;
+	b->common = c.common;
+	b->isr = c.isr;
+	b->device = c.device;
+	b->desc = q.desc;
+	b->avail = q.avail;
+	b->used = q.used;
+	b->notify = q.notify;
+	b->qsize = qsize;
+	virtio_driver_ok(&c);
 	return true;
 }
 
@@ -458,6 +521,326 @@ static void check(bool ok, const char *what)
 	puts(ok ? ": ok\n" : ": FAIL\n");
 }
 
+/* The network card: RX queue 0 with NET_RX_BUFS buffers posted, TX queue 1. */
+struct net {
+	struct vcaps c;
+	struct vq rx, tx;
+	uint8_t mac[6];
+	uint16_t rx_avail, tx_avail;
+};
+
+static void net_post_rx(struct net *n, uint16_t id)
+{
+	n->rx.desc[id] = (struct vq_desc){ NET_RXBUF + (uint64_t)id * NET_BUF, NET_BUF, 2, 0 };
+	n->rx.avail[2 + n->rx_avail % n->rx.qsize] = id;
+	n->rx_avail++;
+}
+
+static bool net_init(struct net *n, unsigned slot)
+{
+	uint64_t features;
+
+	if (!virtio_caps(slot, &n->c) || !virtio_negotiate(&n->c, 1u << 5 /* MAC */, &features) ||
+	    !(features & 1u << 5) ||
+	    !virtio_queue(&n->c, 0, (uint8_t *)NET_RING, NET_QSIZE, &n->rx) ||
+	    !virtio_queue(&n->c, 1, (uint8_t *)(NET_RING + 0x4000), NET_QSIZE, &n->tx))
+		return false;
+	for (int i = 0; i < 6; i++)
+		n->mac[i] = n->c.device[i];
+	n->rx_avail = n->tx_avail = 0;
+	virtio_driver_ok(&n->c);
+	for (uint16_t i = 0; i < NET_RX_BUFS; i++)
+		net_post_rx(n, i);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	n->rx.avail[1] = n->rx_avail;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*n->rx.notify = 0;
+	return true;
+}
+
+/* Puts frames [0, count) of TX buffer slots on the ring with one notify, and waits for them. */
+static void net_send_batch(struct net *n, const uint16_t *lens, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		uint16_t id = (uint16_t)i;
+
+		n->tx.desc[id] = (struct vq_desc){ NET_TXBUF + (uint64_t)i * NET_BUF,
+			                           (uint32_t)(NET_HDR + lens[i]), 0, 0 };
+		n->tx.avail[2 + (uint16_t)(n->tx_avail + i) % n->tx.qsize] = id;
+	}
+	n->tx_avail = (uint16_t)(n->tx_avail + count);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	n->tx.avail[1] = n->tx_avail;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*n->tx.notify = 1;
+	while ((uint16_t)(n->tx.used[1] - n->tx.next_used) < count)
+		__asm__ volatile("pause");
+	n->tx.next_used = (uint16_t)(n->tx.next_used + count);
+}
+
+/* The frame in TX slot 0, past the header the device ignores. */
+static uint8_t *net_tx_frame(void)
+{
+	memset((void *)NET_TXBUF, 0, NET_HDR);
+	return (uint8_t *)NET_TXBUF + NET_HDR;
+}
+
+static void net_send(struct net *n, uint16_t len)
+{
+	net_send_batch(n, &len, 1);
+}
+
+/* The next received frame (its length in *len), or 0 after about spins polls; repost with net_done.
+ */
+static const uint8_t *net_recv(struct net *n, uint32_t *len, uint64_t spins, uint16_t *id)
+{
+	const volatile uint32_t *elem;
+
+	while (n->rx.used[1] == n->rx.next_used) {
+		if (!spins--)
+			return 0;
+		__asm__ volatile("pause");
+	}
+	elem = (const volatile uint32_t *)(n->rx.used + 2) + 2 * (n->rx.next_used % n->rx.qsize);
+	*id = (uint16_t)elem[0];
+	*len = elem[1] >= NET_HDR ? elem[1] - NET_HDR : 0;
+	n->rx.next_used++;
+	return (const uint8_t *)(NET_RXBUF + (uint64_t)(*id % NET_RX_BUFS) * NET_BUF + NET_HDR);
+}
+
+static void net_done(struct net *n, uint16_t id)
+{
+	net_post_rx(n, id % NET_RX_BUFS);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	n->rx.avail[1] = n->rx_avail;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	*n->rx.notify = 0;
+}
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static uint16_t inet_sum(const uint8_t *p, unsigned len)
+{
+	uint32_t sum = 0;
+
+	for (unsigned i = 0; i + 1 < len; i += 2)
+		sum += be16(p + i);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Ethernet and IPv4 headers (34 bytes) for a payload of len bytes; returns the payload. */
+static uint8_t *ip_header(struct net *n, uint8_t *f, const uint8_t *dst_mac, uint8_t proto,
+                          uint32_t src, uint32_t dst, unsigned len)
+{
+	uint8_t *ip = f + 14;
+
+	for (int i = 0; i < 6; i++) {
+		f[i] = dst_mac[i];
+		f[6 + i] = n->mac[i];
+	}
+	put16(f + 12, 0x0800);
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(20 + len));
+	ip[8] = 64;
+	ip[9] = proto;
+	put32(ip + 12, src);
+	put32(ip + 16, dst);
+	put16(ip + 10, inet_sum(ip, 20));
+	return ip + 20;
+}
+
+static void putip(uint32_t a)
+{
+	for (int i = 3; i >= 0; i--) {
+		putdec(a >> (8 * i) & 0xff);
+		if (i)
+			putc('.');
+	}
+}
+
+static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+#define DHCP_XID  0x43495243u /* "CIRC" */
+#define BOOTP_LEN 300u
+
+/* DHCPDISCOVER, broadcast; the offer's address, server and its MAC, or false. */
+static bool dhcp_discover(struct net *n, uint32_t *yiaddr, uint32_t *server, uint8_t server_mac[6])
+{
+	uint8_t *f = net_tx_frame(), *udp, *bp;
+	const uint8_t *r;
+	uint32_t len;
+	uint16_t id;
+
+	udp = ip_header(n, f, broadcast, 17, 0, 0xffffffffu, 8 + BOOTP_LEN);
+	put16(udp, 68);
+	put16(udp + 2, 67);
+	put16(udp + 4, 8 + BOOTP_LEN);
+	put16(udp + 6, 0); /* no checksum */
+	bp = udp + 8;
+	memset(bp, 0, BOOTP_LEN);
+	bp[0] = 1; /* BOOTREQUEST */
+	bp[1] = 1; /* Ethernet */
+	bp[2] = 6;
+	put32(bp + 4, DHCP_XID);
+	put16(bp + 10, 0x8000); /* broadcast reply */
+	for (int i = 0; i < 6; i++)
+		bp[28 + i] = n->mac[i];
+	put32(bp + 236, 0x63825363); /* the DHCP magic cookie */
+	bp[240] = 53;                /* message type: DISCOVER */
+	bp[241] = 1;
+	bp[242] = 1;
+	bp[243] = 255;
+	net_send(n, (uint16_t)(34 + 8 + BOOTP_LEN));
+	for (int tries = 0; tries < 16; tries++) {
+		r = net_recv(n, &len, 20000000, &id);
+		if (!r)
+			return false;
+		/* An offer: IPv4, UDP from port 67 to 68, BOOTREPLY with our xid. */
+		if (len >= 34 + 8 + 240 && be16(r + 12) == 0x0800 && r[23] == 17 &&
+		    be16(r + 34) == 67 && be16(r + 36) == 68 && r[42] == 2 &&
+		    be16(r + 46) == (DHCP_XID >> 16) && be16(r + 48) == (DHCP_XID & 0xffff)) {
+			*yiaddr = (uint32_t)be16(r + 58) << 16 | be16(r + 60);
+			*server = (uint32_t)be16(r + 26) << 16 | be16(r + 28);
+			for (int i = 0; i < 6; i++)
+				server_mac[i] = r[6 + i];
+			net_done(n, id);
+			return true;
+		}
+		net_done(n, id);
+	}
+	return false;
+}
+
+/* An ICMP echo from src to dst; true when the reply comes back. */
+static bool ping(struct net *n, uint32_t src, uint32_t dst, const uint8_t *dst_mac)
+{
+	uint8_t *f = net_tx_frame(), *icmp;
+	const uint8_t *r;
+	uint32_t len;
+	uint16_t id;
+
+	icmp = ip_header(n, f, dst_mac, 1, src, dst, 8 + 32);
+	icmp[0] = 8; /* echo request */
+	icmp[1] = 0;
+	put16(icmp + 2, 0);
+	put16(icmp + 4, 0xc1c);
+	put16(icmp + 6, 1);
+	for (int i = 0; i < 32; i++)
+		icmp[8 + i] = (uint8_t)('a' + i % 26);
+	put16(icmp + 2, inet_sum(icmp, 8 + 32));
+	net_send(n, 34 + 8 + 32);
+	for (int tries = 0; tries < 16; tries++) {
+		r = net_recv(n, &len, 20000000, &id);
+		if (!r)
+			return false;
+		/* The reply: IPv4 ICMP from dst, type 0, our identifier, our payload. */
+		if (len >= 34 + 8 + 32 && be16(r + 12) == 0x0800 && r[23] == 1 &&
+		    ((uint32_t)be16(r + 26) << 16 | be16(r + 28)) == dst && r[34] == 0 &&
+		    be16(r + 38) == 0xc1c && memcmp(r + 42, icmp + 8, 32) == 0) {
+			net_done(n, id);
+			return true;
+		}
+		net_done(n, id);
+	}
+	return false;
+}
+
+/* netbench: count frames of 64 bytes (EtherType 0x88b5, local experimental) in batches. */
+static void net_bench(struct net *n, uint64_t count)
+{
+	uint16_t lens[NET_BATCH];
+	uint64_t batches = 0;
+
+	for (unsigned i = 0; i < NET_BATCH; i++) {
+		uint8_t *f = (uint8_t *)NET_TXBUF + (uint64_t)i * NET_BUF;
+
+		memset(f, 0, NET_HDR + 64);
+		for (int b = 0; b < 6; b++) {
+			f[NET_HDR + b] = 0xff;
+			f[NET_HDR + 6 + b] = n->mac[b];
+		}
+		put16(f + NET_HDR + 12, 0x88b5);
+		lens[i] = 64;
+	}
+	for (uint64_t done = 0; done < count; batches++) {
+		unsigned batch = count - done < NET_BATCH ? (unsigned)(count - done) : NET_BATCH;
+
+		net_send_batch(n, lens, batch);
+		done += batch;
+	}
+	puts("netbench: frames=");
+	putdec8(count);
+	puts(" notifies=");
+	putdec8(batches);
+	putc('\n');
+}
+
+static void net_main(const uint8_t *boot_params, const char *cmdline)
+{
+	struct net n;
+	uint32_t ip = 0, server = 0;
+	uint8_t server_mac[6];
+	unsigned slot;
+
+	for (slot = 0; slot < 32; slot++)
+		if (pci_read(slot, 0) == (0x1041u << 16 | 0x1af4u))
+			break;
+	check(slot < 32 && net_init(&n, slot), "virtio-net card");
+	if (slot == 32)
+		poweroff(boot_params);
+	puts("mac: ");
+	for (int i = 0; i < 6; i++) {
+		const char *hex = "0123456789abcdef";
+
+		putc(hex[n.mac[i] >> 4]);
+		putc(hex[n.mac[i] & 15]);
+		if (i < 5)
+			putc(':');
+	}
+	putc('\n');
+	if (arg(cmdline, "netbench")) {
+		net_bench(&n, arg(cmdline, "netbench"));
+	} else if (arg(cmdline, "net") == 2) {
+		ip = (uint32_t)arg(cmdline, "ip");
+		server = (uint32_t)arg(cmdline, "host");
+		check(ping(&n, ip, server, broadcast), "ping the host");
+	} else {
+		bool offer = dhcp_discover(&n, &ip, &server, server_mac);
+
+		check(offer, "dhcp offer");
+		if (offer) {
+			puts("dhcp: address ");
+			putip(ip);
+			puts(" from ");
+			putip(server);
+			putc('\n');
+			check(ping(&n, ip, server, server_mac), "ping the gateway");
+		}
+	}
+	puts("circ test guest: done\n");
+	poweroff(boot_params);
+}
+
 void guest_main(const uint8_t *boot_params);
 
 void guest_main(const uint8_t *boot_params)
@@ -509,6 +892,8 @@ void guest_main(const uint8_t *boot_params)
 	}
 	bench = arg(cmdline, "bench") != 0;
 	map_mmio_hole();
+	if (arg(cmdline, "net") || arg(cmdline, "netbench"))
+		net_main(boot_params, cmdline);
 	for (unsigned slot = 0; slot < 32 && n < 4; slot++)
 		if (pci_read(slot, 0) == (0x1042u << 16 | 0x1af4u) &&
 		    blk_init(&disks[n], slot, n, bench ? BENCH_QSIZE : QSIZE))
