@@ -10,18 +10,41 @@
 /* QEMU's own prefix for guests' cards: locally administered, unicast. */
 static const uint8_t mac_prefix[3] = { 0x52, 0x54, 0x00 };
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "xx:xx:xx:xx:xx:xx", hex digits only; a card's address is unicast and not all zeros. */
 static int parse_mac(const char *s, uint8_t mac[NET_MAC_LEN])
 {
-	unsigned v[NET_MAC_LEN];
-	char end;
+	static const uint8_t zero[NET_MAC_LEN];
 
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-	           &end) != NET_MAC_LEN ||
-	    strlen(s) != 17)
+	if (strlen(s) != 3 * NET_MAC_LEN - 1)
 		return -1;
-	for (int i = 0; i < NET_MAC_LEN; i++)
-		mac[i] = (uint8_t)v[i];
-	return mac[0] & 1 ? -1 : 0; /* a group address is no card's */
+	for (int i = 0; i < NET_MAC_LEN; i++) {
+		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < NET_MAC_LEN - 1 && s[3 * i + 2] != ':'))
+			return -1;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (mac[0] & 1) || !memcmp(mac, zero, sizeof(zero)) ? -1 : 0;
+}
+
+/* What Linux takes for an interface name, less what would split QEMU's options. */
+static bool tap_name_ok(const char *name, size_t len)
+{
+	if (!len || len >= IFNAMSIZ || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] == '/' || name[i] == ',' || name[i] == ':' || name[i] == '=' ||
+		    (unsigned char)name[i] <= ' ' || name[i] == 0x7f)
+			return false;
+	return true;
 }
 
 int vm_net_parse(const struct cli *cli, struct vm_net *n, enum vm_net_opt opt, const char *arg)
@@ -38,7 +61,7 @@ int vm_net_parse(const struct cli *cli, struct vm_net *n, enum vm_net_opt opt, c
 			n->user.restrict_guest = strchr(arg, ',') != NULL;
 		} else if (!strncmp(arg, "tap:", 4)) {
 			len = strlen(arg + 4);
-			if (!len || len >= sizeof(n->tap) || strchr(arg + 4, '/'))
+			if (!tap_name_ok(arg + 4, len))
 				return cli_usage_error(cli, "bad tap interface name '%s'", arg + 4);
 			n->kind = VM_NET_TAP;
 			memcpy(n->tap, arg + 4, len + 1);
@@ -52,14 +75,14 @@ int vm_net_parse(const struct cli *cli, struct vm_net *n, enum vm_net_opt opt, c
 			return cli_usage_error(cli, "at most %d --hostfwd", NET_USER_MAX_FWDS);
 		if (net_fwd_parse_host(arg, &n->user.hostfwd[n->user.n_hostfwd], &err))
 			return cli_usage_error(cli, "%s", err.msg);
-		n->hostfwd[n->user.n_hostfwd++] = arg;
+		n->user.n_hostfwd++;
 		return 0;
 	case VM_NET_OPT_GUESTFWD:
 		if (n->user.n_guestfwd == NET_USER_MAX_FWDS)
 			return cli_usage_error(cli, "at most %d --guestfwd", NET_USER_MAX_FWDS);
 		if (net_fwd_parse_guest(arg, &n->user.guestfwd[n->user.n_guestfwd], &err))
 			return cli_usage_error(cli, "%s", err.msg);
-		n->guestfwd[n->user.n_guestfwd++] = arg;
+		n->user.n_guestfwd++;
 		return 0;
 	case VM_NET_OPT_MAC:
 		if (parse_mac(arg, n->mac))
@@ -148,9 +171,18 @@ int vm_net_qemu_args(const struct vm_net *n, char **argv, size_t *n_args, char *
 			if (append(&netdev, "hostfwd", v))
 				goto out;
 		}
-		for (size_t i = 0; i < n->user.n_guestfwd; i++)
-			if (append(&netdev, "guestfwd", n->guestfwd[i]))
+		for (size_t i = 0; i < n->user.n_guestfwd; i++) {
+			const struct net_fwd *f = &n->user.guestfwd[i];
+			char host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN], v[80];
+
+			/* QEMU's chardev: one connection, made as QEMU starts (docs/hv.md). */
+			inet_ntop(AF_INET, &f->host_addr, host, sizeof(host));
+			inet_ntop(AF_INET, &f->guest_addr, guest, sizeof(guest));
+			snprintf(v, sizeof(v), "tcp:%s:%u-tcp:%s:%u", guest, f->guest_port, host,
+			         f->host_port);
+			if (append(&netdev, "guestfwd", v))
 				goto out;
+		}
 	}
 	if (asprintf(&device, "virtio-net-pci,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
 	             n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]) < 0) {

@@ -24,29 +24,29 @@ enum vm_net_kind {
 
 struct vm_net {
 	enum vm_net_kind kind;
-	struct net_user_config user;            /* VM_NET_USER */
-	const char *hostfwd[NET_USER_MAX_FWDS]; /* the specs as given, for QEMU */
-	const char *guestfwd[NET_USER_MAX_FWDS];
-	char tap[IFNAMSIZ]; /* VM_NET_TAP */
+	struct net_user_config user; /* VM_NET_USER */
+	char tap[IFNAMSIZ];          /* VM_NET_TAP */
 	bool have_mac;
 	uint8_t mac[NET_MAC_LEN];
 };
 
 /* The options' help lines, for circ run --help. */
-#define VM_NET_HELP                                                                           \
-	"  --net none|user[,restrict]|tap:IFNAME\n"                                           \
-	"                       a virtio-net card: user is a private network behind the\n"    \
-	"                       host's own sockets (DHCP, DNS, outbound TCP/UDP; no root);\n" \
-	"                       restrict lets the guest reach only its --guestfwd ports;\n"   \
-	"                       tap:IFNAME joins a tap interface an administrator made\n"     \
-	"                       (default none)\n"                                             \
-	"  --hostfwd [tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT\n"                            \
-	"                       with --net user: a host port that forwards to the guest\n"    \
-	"                       (HOSTADDR default 127.0.0.1; repeatable)\n"                   \
-	"  --guestfwd [tcp]:GUESTADDR:PORT-tcp:HOSTADDR:PORT\n"                               \
-	"                       with --net user: connections the guest makes to GUESTADDR\n"  \
-	"                       (in 10.0.2.0/24) go to a host port (repeatable)\n"            \
-	"  --mac MAC            the card's address (default: derived from the first disk's\n" \
+#define VM_NET_HELP                                                                            \
+	"  --net none|user[,restrict]|tap:IFNAME\n"                                            \
+	"                       a virtio-net card: user is a private network behind the\n"     \
+	"                       host's own sockets (DHCP, DNS, outbound TCP/UDP; no root);\n"  \
+	"                       restrict lets the guest reach only its --guestfwd ports;\n"    \
+	"                       tap:IFNAME joins a tap interface an administrator made\n"      \
+	"                       (default none)\n"                                              \
+	"  --hostfwd [tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT\n"                             \
+	"                       with --net user: a host port that forwards to the guest\n"     \
+	"                       (HOSTADDR default 127.0.0.1; repeatable)\n"                    \
+	"  --guestfwd [tcp]:GUESTADDR:PORT-tcp:HOSTADDR:PORT\n"                                \
+	"                       with --net user: connections the guest makes to GUESTADDR\n"   \
+	"                       (in 10.0.2.0/24) go to a host port (repeatable): on hv,\n"     \
+	"                       a host connection each; on QEMU, one stream for all, opened\n" \
+	"                       as QEMU starts\n"                                              \
+	"  --mac MAC            the card's address (default: derived from the first disk's\n"  \
 	"                       name, 52:54:00:xx:xx:xx)\n"
 
 enum vm_net_opt {

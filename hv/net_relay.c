@@ -2,6 +2,7 @@
 #include "hv/net_relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,12 +15,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RELAY_BUF 16384
+#define RELAY_BUF        16384
+#define RELAY_MAX_CONNS  64    /* at a time: each holds two threads and two descriptors */
+#define RELAY_CONNECT_MS 10000 /* a host that neither takes nor refuses a connection */
+#define RELAY_BACKOFF_MS 1000  /* out of descriptors: stop accepting this long */
 
 struct relay_conn {
 	struct net_relay *r;
 	int guest, host; /* the Unix end slirp connected, the TCP end we did */
-	unsigned live;   /* pump threads still running */
+	size_t fwd;      /* which forward */
+	unsigned live;   /* references: the pumps that run or will */
 	struct relay_conn *next;
 };
 
@@ -29,19 +34,15 @@ struct net_relay {
 	int listen_fd[NET_USER_MAX_FWDS];
 	struct sockaddr_in target[NET_USER_MAX_FWDS];
 	char path[NET_USER_MAX_FWDS][sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int stop_fd;
+	int stop_fd; /* written once, at the stop: readable for every thread from then on */
 	pthread_t acceptor;
 	bool running;
+	bool backoff; /* the acceptor's: accept failed for want of resources */
 
-	pthread_mutex_t lock; /* conns, and each conn's live */
+	pthread_mutex_t lock; /* conns, n_conns, and each conn's live */
 	pthread_cond_t gone;  /* a connection ended */
 	struct relay_conn *conns;
-	bool stopping;
-};
-
-struct pump {
-	struct relay_conn *c;
-	int from, to;
+	unsigned n_conns;
 };
 
 static void conn_release(struct relay_conn *c)
@@ -58,27 +59,26 @@ static void conn_release(struct relay_conn *c)
 		close(c->guest);
 		close(c->host);
 		free(c);
+		r->n_conns--;
 		pthread_cond_broadcast(&r->gone);
 	}
 	pthread_mutex_unlock(&r->lock);
 }
 
 /* One direction: copies until its source ends, then passes the end on. */
-static void *pump_main(void *arg)
+static void pump(struct relay_conn *c, int from, int to)
 {
-	struct pump p = *(struct pump *)arg;
 	char buf[RELAY_BUF];
 
-	free(arg);
 	for (;;) {
-		ssize_t n = read(p.from, buf, sizeof(buf)), off = 0;
+		ssize_t n = read(from, buf, sizeof(buf)), off = 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		while (off < n) {
-			ssize_t w = send(p.to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+			ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -88,72 +88,107 @@ static void *pump_main(void *arg)
 		}
 	}
 out:
-	shutdown(p.to, SHUT_WR);
-	shutdown(p.from, SHUT_RD);
-	conn_release(p.c);
+	shutdown(to, SHUT_WR);
+	shutdown(from, SHUT_RD);
+	conn_release(c);
+}
+
+static void *host_to_guest(void *arg)
+{
+	struct relay_conn *c = arg;
+
+	pump(c, c->host, c->guest);
 	return NULL;
 }
 
-static bool start_pump(struct relay_conn *c, int from, int to)
+static bool start_thread(void *(*fn)(void *), struct relay_conn *c)
 {
-	struct pump *p = malloc(sizeof(*p));
 	pthread_attr_t attr;
 	pthread_t t;
 	sigset_t all, old;
 	int rc;
 
-	if (!p)
-		return false;
-	*p = (struct pump){ c, from, to };
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&t, &attr, pump_main, p);
+	rc = pthread_create(&t, &attr, fn, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (rc)
-		free(p);
 	return rc == 0;
 }
 
-/* A guest connected to forward i: join it to the host port, or close it (the guest sees a reset).
+/*
+ * Connects to the host port without blocking anyone else (a host that
+ * never answers holds only this connection, and a stop ends the wait),
+ * then pumps guest to host while a second thread pumps back.
  */
+static void *guest_to_host(void *arg)
+{
+	struct relay_conn *c = arg;
+	struct net_relay *r = c->r;
+	struct pollfd p[2] = { { .fd = c->host, .events = POLLOUT },
+		               { .fd = r->stop_fd, .events = POLLIN } };
+	int soerr = EINPROGRESS;
+	socklen_t len = sizeof(soerr);
+
+	if (connect(c->host, (struct sockaddr *)&r->target[c->fwd], sizeof(r->target[c->fwd])) == 0)
+		soerr = 0;
+	else if (errno == EINPROGRESS && poll(p, 2, RELAY_CONNECT_MS) > 0 && !p[1].revents)
+		getsockopt(c->host, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (soerr) {
+		/* The guest's connection, accepted already, ends at once. */
+		pthread_mutex_lock(&r->lock);
+		c->live = 1;
+		pthread_mutex_unlock(&r->lock);
+		conn_release(c);
+		return NULL;
+	}
+	fcntl(c->host, F_SETFL, fcntl(c->host, F_GETFL) & ~O_NONBLOCK);
+	if (!start_thread(host_to_guest, c)) {
+		shutdown(c->guest, SHUT_RDWR);
+		shutdown(c->host, SHUT_RDWR);
+		conn_release(c);
+	}
+	pump(c, c->guest, c->host);
+	return NULL;
+}
+
+/* A guest connected to forward i: relay it, on threads of its own. */
 static void relay_accept(struct net_relay *r, size_t i)
 {
-	int guest = accept4(r->listen_fd[i], NULL, NULL, SOCK_CLOEXEC), host;
-	struct relay_conn *c;
-	bool orphan;
+	int guest = accept4(r->listen_fd[i], NULL, NULL, SOCK_CLOEXEC), host = -1;
+	struct relay_conn *c = NULL;
 
-	if (guest < 0)
+	if (guest < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			r->backoff = true;
 		return;
-	host = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	/* Blocking, as the forwards go to the host or its LAN: a refusal comes at once. */
-	if (host < 0 || connect(host, (struct sockaddr *)&r->target[i], sizeof(r->target[i])) < 0 ||
-	    !(c = calloc(1, sizeof(*c)))) {
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->n_conns < RELAY_MAX_CONNS &&
+	    (host = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) >= 0 &&
+	    (c = calloc(1, sizeof(*c)))) {
+		*c = (struct relay_conn){
+			.r = r, .guest = guest, .host = host, .fwd = i, .live = 2, .next = r->conns
+		};
+		r->conns = c;
+		r->n_conns++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!c) {
+		/* Too many at once, or out of resources: this one is closed. */
 		close(guest);
 		if (host >= 0)
 			close(host);
 		return;
 	}
-	*c = (struct relay_conn){ .r = r, .guest = guest, .host = host, .live = 2 };
-	/* Under the lock no pump can release c before it is counted right. */
-	pthread_mutex_lock(&r->lock);
-	c->next = r->conns;
-	r->conns = c;
-	c->live -= !start_pump(c, guest, host);
-	c->live -= !start_pump(c, host, guest);
-	if (c->live < 2) {
-		/* Half a relay is none: end the pump that runs, or free c here. */
-		shutdown(guest, SHUT_RDWR);
-		shutdown(host, SHUT_RDWR);
-	}
-	orphan = c->live == 0;
-	if (orphan)
+	if (!start_thread(guest_to_host, c)) {
+		pthread_mutex_lock(&r->lock);
 		c->live = 1;
-	pthread_mutex_unlock(&r->lock);
-	if (orphan)
+		pthread_mutex_unlock(&r->lock);
 		conn_release(c);
+	}
 }
 
 static void *acceptor_main(void *arg)
@@ -165,13 +200,20 @@ static void *acceptor_main(void *arg)
 	for (size_t i = 0; i < r->n; i++)
 		pfd[i + 1] = (struct pollfd){ .fd = r->listen_fd[i], .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, r->n + 1, -1) < 0) {
+		/* Out of descriptors, the listening sockets stay readable: rest them a while. */
+		bool rest = r->backoff;
+		int n = poll(pfd, rest ? 1 : r->n + 1, rest ? RELAY_BACKOFF_MS : -1);
+
+		r->backoff = false;
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL;
 		}
 		if (pfd[0].revents)
 			return NULL;
+		if (rest)
+			continue;
 		for (size_t i = 0; i < r->n; i++)
 			if (pfd[i + 1].revents)
 				relay_accept(r, i);

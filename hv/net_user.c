@@ -43,6 +43,8 @@ struct user_net {
 	unsigned n_pfd, cap_pfd;
 	int wake_fd; /* slirp's notify and the stop both write it */
 	bool stop, running;
+	bool polling; /* the thread sleeps in poll on descriptors slirp named before */
+	bool woken;   /* and wake_fd has been written since */
 	pthread_t thread;
 	struct net_relay *relay;
 	uint64_t guest_errors;
@@ -284,6 +286,8 @@ static void *user_main(void *arg)
 		u->n_pfd = 1; /* pfd[0] is wake_fd */
 		slirp_pollfds_fill(u->slirp, &timeout, add_poll, u);
 		timeout = timers_due_in(u, timeout);
+		u->polling = true;
+		u->woken = false;
 		pthread_mutex_unlock(&u->lock);
 		rc = poll(u->pfd, u->n_pfd, timeout == UINT32_MAX ? -1 : (int)timeout);
 		if (rc > 0 && u->pfd[0].revents) {
@@ -292,6 +296,7 @@ static void *user_main(void *arg)
 			CIRC_BEST_EFFORT(read(u->wake_fd, &v, sizeof(v)));
 		}
 		pthread_mutex_lock(&u->lock);
+		u->polling = false;
 		if (u->stop)
 			break;
 		slirp_pollfds_poll(u->slirp, rc < 0 && errno != EINTR, get_revents, u);
@@ -317,6 +322,15 @@ static int user_send(void *ctx, const struct iovec *iov, unsigned n)
 	}
 	pthread_mutex_lock(&u->lock);
 	slirp_input(u->slirp, frame, (int)len);
+	/*
+	 * The frame may have made a socket (a connect, a UDP flow, a guest
+	 * forward) or queued output that the sleeping thread does not poll
+	 * for: it must look again, once a sleep.
+	 */
+	if (u->polling && !u->woken) {
+		u->woken = true;
+		wake(u);
+	}
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
@@ -428,9 +442,9 @@ static int add_forwards(struct user_net *u, const struct net_user_config *cfg, s
 
 		if (slirp_add_unix(u->slirp, net_relay_path(u->relay, i), &ga,
 		                   cfg->guestfwd[i].guest_port) < 0)
-			return err_set(err, EEXIST, "guestfwd %s:%u: taken twice",
-			               inet_ntop(AF_INET, &ga, ip, sizeof(ip)),
-			               cfg->guestfwd[i].guest_port);
+			return err_set(
+			    err, EEXIST, "guestfwd %s:%u: libslirp refused it (given twice?)",
+			    inet_ntop(AF_INET, &ga, ip, sizeof(ip)), cfg->guestfwd[i].guest_port);
 	}
 	return 0;
 }
@@ -537,9 +551,14 @@ static int parse_endpoint(const char *s, const char *end, struct in_addr *a, uin
 	return parse_port(colon + 1, (size_t)(end - colon - 1), port);
 }
 
-/* A leading "tcp:" or "udp:" (or nothing: tcp); returns what follows. */
+/*
+ * A leading "tcp:" or "udp:", or QEMU's empty protocol (":" before
+ * "[ADDR]:PORT"), or none: tcp. Returns what follows.
+ */
 static const char *parse_proto(const char *s, bool *udp)
 {
+	const char *dash = strchr(s, '-'), *second;
+
 	*udp = false;
 	if (!strncmp(s, "tcp:", 4))
 		return s + 4;
@@ -547,6 +566,9 @@ static const char *parse_proto(const char *s, bool *udp)
 		*udp = true;
 		return s + 4;
 	}
+	second = s[0] == ':' ? strchr(s + 1, ':') : NULL;
+	if (second && (!dash || second < dash))
+		return s + 1;
 	return s;
 }
 
@@ -572,6 +594,7 @@ int net_fwd_parse_host(const char *spec, struct net_fwd *out, struct circ_err *e
 int net_fwd_parse_guest(const char *spec, struct net_fwd *out, struct circ_err *err)
 {
 	struct in_addr net = addr(USER_NET), mask = addr(USER_MASK), gw = addr(USER_GATEWAY);
+	struct in_addr dns = addr(USER_DNS), guest = addr(USER_DHCP);
 	const char *s, *dash, *dev;
 	bool dev_udp;
 
@@ -586,11 +609,13 @@ int net_fwd_parse_guest(const char *spec, struct net_fwd *out, struct circ_err *
 		    err, EINVAL,
 		    "bad guestfwd '%s' (want [tcp]:GUESTADDR:GUESTPORT-tcp:HOSTADDR:HOSTPORT)",
 		    spec);
+	/* The gateway, the name server and the guest itself have addresses of their own. */
 	if ((out->guest_addr.s_addr & mask.s_addr) != net.s_addr ||
-	    out->guest_addr.s_addr == gw.s_addr)
+	    out->guest_addr.s_addr == gw.s_addr || out->guest_addr.s_addr == dns.s_addr ||
+	    out->guest_addr.s_addr == guest.s_addr)
 		return err_set(
 		    err, EINVAL,
-		    "guestfwd '%s': the guest address must be in %s/24 and not the gateway %s",
-		    spec, USER_NET, USER_GATEWAY);
+		    "guestfwd '%s': the guest address must be in %s/24 and not %s, %s or %s", spec,
+		    USER_NET, USER_GATEWAY, USER_DNS, USER_DHCP);
 	return 0;
 }

@@ -138,7 +138,8 @@ static void write_rx_header(struct virtio_net *n)
 	memset(&h, 0, sizeof(h));
 	h.num_buffers = htole16(1);
 	for (unsigned i = 0; i < n->chain.n; i++)
-		iov[k++] = (struct iovec){ n->chain.bufs[i].host, n->chain.bufs[i].len };
+		if (n->chain.bufs[i].len)
+			iov[k++] = (struct iovec){ n->chain.bufs[i].host, n->chain.bufs[i].len };
 	net_iov_scatter(iov, k, (const uint8_t *)&h, sizeof(h));
 }
 
@@ -175,8 +176,10 @@ int virtio_net_rx_process(struct virtio_net *n, struct virtq *q, const struct gu
 			continue;
 		}
 		if (got <= 0) {
-			if (got < 0)
+			if (got < 0) {
 				count(&n->stats.backend_errors, 1);
+				n->rx_failed = (int)-got;
+			}
 			virtq_unpop(q);
 			break;
 		}
@@ -198,6 +201,8 @@ unsigned virtio_net_rx_drop(struct virtio_net *n)
 
 	while ((got = n->be->ops->recv(n->be->ctx, &iov, 1)) > 0 || got == -EMSGSIZE)
 		dropped++;
+	if (got < 0)
+		n->rx_failed = (int)-got;
 	count(&n->stats.rx_dropped, dropped);
 	return dropped;
 }
@@ -220,6 +225,7 @@ static void net_pci_config_read(void *dev, uint32_t off, uint8_t *data, uint32_t
 /* Input is left in the back end while the guest has no buffer for it. */
 static void rx_watch(struct virtio_net_pci *d, bool on)
 {
+	on = on && !d->net.rx_failed;
 	if (d->rx_watching != on) {
 		d->rx_watching = on;
 		virtio_pci_watch_enable(&d->vp, d->net.be->rx_fd, on);
@@ -273,6 +279,14 @@ static enum evloop_next net_rx_ready(void *ctx, int fd)
 	(void)fd;
 	if (!virtio_pci_kick(&d->vp, VIRTIO_NET_RXQ))
 		virtio_net_rx_drop(&d->net);
+	if (d->net.rx_failed) {
+		/* A tap whose interface was deleted stays in error: watched, it would spin. */
+		fprintf(stderr,
+		        "hv: virtio-net: receiving from the %s back end failed (%s): "
+		        "the card receives nothing more\n",
+		        d->net.be->kind, strerror(d->net.rx_failed));
+		return EVLOOP_FORGET;
+	}
 	return EVLOOP_KEEP;
 }
 

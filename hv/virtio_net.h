@@ -53,6 +53,7 @@ struct virtio_net {
 	uint8_t config[VIRTIO_NET_CONFIG_LEN];
 	struct virtio_net_stats stats;
 	bool rx_starved;          /* the last receive pass found no buffer */
+	int rx_failed;            /* the back end's receive failed with this errno: no more input */
 	struct virtq_chain chain; /* scratch for the chain being handled */
 	struct iovec iov[VIRTQ_CHAIN_MAX];
 };

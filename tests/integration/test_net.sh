@@ -80,15 +80,23 @@ EOF
 
 test_bad_net_options() {
 	[ -f "$GUEST" ] || die "$GUEST is not built"
+	for opt in "--net none|user" "--hostfwd" "--guestfwd" "--mac MAC"; do
+		"$CIRC" run --help | grep -qF -- "$opt" || die "circ run --help does not tell of $opt"
+	done
 	expect_fail 2 "none, user, user,restrict or tap" "$CIRC" run --kernel "$GUEST" --net wifi
 	expect_fail 2 "bad tap interface name" "$CIRC" run --kernel "$GUEST" --net tap:
 	expect_fail 2 "bad hostfwd" "$CIRC" run --kernel "$GUEST" --net user --hostfwd tcp::80
 	expect_fail 2 "bad guestfwd" "$CIRC" run --kernel "$GUEST" --net user --guestfwd tcp:10.0.2.100:80
-	expect_fail 2 "not the gateway" "$CIRC" run --kernel "$GUEST" --net user \
+	expect_fail 2 "not 10.0.2.2, 10.0.2.3 or 10.0.2.15" "$CIRC" run --kernel "$GUEST" --net user \
 		--guestfwd tcp:10.0.2.2:80-tcp:127.0.0.1:80
 	expect_fail 2 "go with --net user" "$CIRC" run --kernel "$GUEST" --hostfwd tcp::8080-:80
 	expect_fail 2 "bad --mac" "$CIRC" run --kernel "$GUEST" --net user --mac 01:00:5e:00:00:01
 	expect_fail 2 "bad --mac" "$CIRC" run --kernel "$GUEST" --net user --mac 52:54:00:00:00
+	expect_fail 2 "bad --mac" "$CIRC" run --kernel "$GUEST" --net user --mac " 2:54:00:aa:bb:cc"
+	expect_fail 2 "bad --mac" "$CIRC" run --kernel "$GUEST" --net user --mac 00:00:00:00:00:00
+	expect_fail 2 "bad tap interface name" "$CIRC" run --kernel "$GUEST" --net tap:a,b
+	expect_fail 2 "not 10.0.2.2, 10.0.2.3 or 10.0.2.15" "$CIRC" run --kernel "$GUEST" --net user \
+		--guestfwd tcp:10.0.2.3:53-tcp:127.0.0.1:53
 	# A host port that is taken (nginx holds it): one line naming the forward, before the guest runs.
 	start_nginx "location / { return 200; }"
 	taken=${URL##*:}

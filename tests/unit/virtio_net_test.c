@@ -406,6 +406,9 @@ START_TEST(test_fwd_parse)
 	ck_assert_str_eq(inet_ntop(AF_INET, &f.guest_addr, a, sizeof(a)), "10.0.2.20");
 	ck_assert_int_eq(net_fwd_parse_host(":2222-:22", &f, &err), 0);
 	ck_assert_uint_eq(f.host_port, 2222);
+	ck_assert_int_eq(net_fwd_parse_host("::2223-:22", &f, &err), 0);
+	ck_assert_uint_eq(f.host_port, 2223);
+	ck_assert(!f.udp);
 	static const char *const bad_host[] = {
 		"",
 		"tcp",
@@ -428,11 +431,14 @@ START_TEST(test_fwd_parse)
 	ck_assert_str_eq(inet_ntop(AF_INET, &f.host_addr, a, sizeof(a)), "127.0.0.1");
 	ck_assert_uint_eq(f.guest_port, 80);
 	ck_assert_uint_eq(f.host_port, 8000);
-	ck_assert_int_eq(net_fwd_parse_guest(":10.0.2.100:80-tcp:127.0.0.1:8000", &f, &err), -1);
+	/* QEMU's empty protocol is tcp. */
+	ck_assert_int_eq(net_fwd_parse_guest(":10.0.2.100:80-tcp:127.0.0.1:8000", &f, &err), 0);
+	ck_assert_uint_eq(f.guest_port, 80);
 	static const char *const bad_guest[] = {
 		"udp:10.0.2.100:53-tcp:127.0.0.1:53", "tcp:10.0.2.100:80-127.0.0.1:8000",
 		"tcp::80-tcp:127.0.0.1:8000",         "tcp:10.0.2.100:80-tcp::8000",
 		"tcp:10.0.3.100:80-tcp:127.0.0.1:1",  "tcp:10.0.2.2:80-tcp:127.0.0.1:1",
+		"tcp:10.0.2.3:53-tcp:127.0.0.1:1",    "tcp:10.0.2.15:80-tcp:127.0.0.1:1",
 		"tcp:10.0.2.100:80-udp:127.0.0.1:1",  "tcp:10.0.2.100:80",
 	};
 	for (size_t i = 0; i < sizeof(bad_guest) / sizeof(bad_guest[0]); i++) {
@@ -500,7 +506,24 @@ START_TEST(test_relay)
 			close(s);
 		}
 	}
+	/* A host port that refuses: the guest's connection ends at once. */
+	struct net_fwd refused = f;
+	struct net_relay *r2;
+	uint16_t dead;
+	int dfd = listen_loopback(&dead);
+
+	close(dfd); /* nothing listens there now */
+	refused.host_port = dead;
+	ck_assert_int_eq(net_relay_start(&refused, 1, &r2, &err), 0);
+	strcpy(sa.sun_path, net_relay_path(r2, 0));
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(read(c, buf, sizeof(buf)), 0);
+	close(c);
+	net_relay_stop(r2);
+
 	/* Stopping with a connection open ends it. */
+	strcpy(sa.sun_path, net_relay_path(r, 0));
 	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	s = accept(lfd, NULL, NULL);
@@ -680,6 +703,15 @@ START_TEST(test_user_network)
 	s = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(s, 0);
 	close(s);
+	net_backend_close(&be);
+
+	/* The same SYN on an unrestricted network reaches the listening host port. */
+	cfg.restrict_guest = false;
+	cfg.n_guestfwd = 0;
+	ck_assert_int_eq(net_backend_open_user(&cfg, &be, &err), 0);
+	dhcp_offer(&be, gw_mac, yiaddr);
+	ack = 0;
+	ck_assert_uint_eq(tcp_send(&be, gw_mac, "10.0.2.2", port, 0x02, 1, &ack) & 0x12, 0x12);
 	net_backend_close(&be);
 	close(lfd);
 }
