@@ -3,7 +3,7 @@
 
 BUILD	?= build
 CC	?= cc
-PKGS	:= fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt slirp
+PKGS	:= fuse3 libcurl libzstd libxxhash libcrypto libmicrohttpd libcrypt slirp libvncserver
 PREFIX	?= /usr/local
 
 # Sanitizer builds live in their own tree so they never mix with normal objects.
@@ -82,6 +82,10 @@ $(BUILD)/slowloris: tests/tools/slowloris.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 $(BUILD)/disktraffic: tests/tools/disktraffic.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+# The display tests' VNC client.
+$(BUILD)/vnctool: tests/tools/vnctool.c
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags libvncclient libpng 2>/dev/null) $(ALL_LDFLAGS) \
+		-o $@ $< $(shell pkg-config --libs libvncclient libpng 2>/dev/null)
 $(BUILD)/cachetool: tests/tools/cachetool.c tests/unit/packfile.c $(BUILD)/libcirc.a
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -99,7 +103,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf \
-	$(BUILD)/slowloris $(BUILD)/disktraffic $(BUILD)/cachetool
+	$(BUILD)/slowloris $(BUILD)/disktraffic $(BUILD)/cachetool $(BUILD)/vnctool
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps

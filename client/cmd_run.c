@@ -61,8 +61,8 @@ static const char usage[] =
     "  --disk-file FILE     a raw image file; FILE,ro attaches it read-only\n"
     "  --mem SIZE           guest memory (default 512M)\n"
     "  --cpus N             vCPUs (default 1)\n"
-    "  --stats              print VM exit counts and device statistics at the end\n" CLI_NET_HELP
-    "\n"
+    "  --stats              print VM exit counts and device statistics at the end\n" VM_NET_HELP
+        VM_DISPLAY_HELP "\nHow circ disks reach their server:\n" CLI_NET_HELP "\n"
     "Exit status: 0 the guest powered off, 3 it rebooted, 4 left with Ctrl-A x,\n"
     "1 an error (no /dev/kvm, a bad kernel, a triple fault: with a register dump),\n"
     "2 a usage error, 128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP: the VM is\n"
@@ -162,6 +162,8 @@ enum {
 	OPT_HOSTFWD,
 	OPT_GUESTFWD,
 	OPT_MAC,
+	OPT_DISPLAY,
+	OPT_VNC_PASSWORD_FILE,
 };
 
 int cmd_run(struct cli *cli, int argc, char **argv)
@@ -182,6 +184,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		{ "hostfwd", required_argument, NULL, OPT_HOSTFWD },
 		{ "guestfwd", required_argument, NULL, OPT_GUESTFWD },
 		{ "mac", required_argument, NULL, OPT_MAC },
+		{ "display", required_argument, NULL, OPT_DISPLAY },
+		{ "vnc-password-file", required_argument, NULL, OPT_VNC_PASSWORD_FILE },
 		{ 0 },
 	};
 	struct vm_opts o = { .vmm = VMM_AUTO, .mem = 512ull << 20, .cpus = 1 };
@@ -267,6 +271,15 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 				goto out;
 			}
 			break;
+		case OPT_DISPLAY:
+			if (vm_display_parse(cli, &o.display, optarg)) {
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			break;
+		case OPT_VNC_PASSWORD_FILE:
+			o.display.password_file = optarg;
+			break;
 		default:
 			goto out;
 		}
@@ -301,6 +314,16 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out;
 	}
+	if (o.n_disks + (o.nic.kind != VM_NET_NONE) + 2 * o.display.on > HV_MAX_PCI) {
+		rc = cli_usage_error(cli,
+		                     "at most %d devices: each disk, the network card, and a "
+		                     "display's keyboard and tablet count",
+		                     HV_MAX_PCI);
+		goto out;
+	}
+	if ((rc = vm_display_finish(cli, &o.display)) != 0)
+		goto out;
+	rc = EXIT_USAGE;
 	state = cli_state_dir(cli, &err);
 	if (!state) {
 		rc = cli_fail_err(cli, &err);
@@ -390,6 +413,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 			rc = 128 + sig;
 	}
 out:
+	vm_display_wipe(&o.display);
 	if (masked)
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	for (size_t i = 0; i < o.n_disks; i++)

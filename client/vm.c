@@ -69,7 +69,8 @@ int vm_run_hv(const struct cli *cli, const struct vm_opts *o, const char *state)
 		                 .console_in = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		                 .console_out = STDOUT_FILENO,
 		                 .stop_fd = -1,
-		                 .stats = o->stats ? stderr : NULL };
+		                 .stats = o->stats ? stderr : NULL,
+		                 .display = vm_display_hv(&o->display) };
 	struct vdisk *vds[HV_MAX_DISKS] = { 0 };
 	struct blk_backend bes[HV_MAX_DISKS];
 	struct net_backend nic = { .rx_fd = -1 };
@@ -391,8 +392,10 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	sigset_t stops, old_mask;
 	int stopped_by = 0;
 	pid_t vm;
-	char *argv[64 + 4 * HV_MAX_DISKS + VM_NET_QEMU_ARGS], mem[32], cpus[16], *append = NULL;
-	char *net_args[2] = { 0 };
+	char *argv[64 + 4 * HV_MAX_DISKS + VM_NET_QEMU_ARGS + VM_DISPLAY_QEMU_ARGS], mem[32],
+	    cpus[16], *append = NULL;
+	char *net_args[2] = { 0 }, *display_args[3] = { 0 };
+	struct circ_err err;
 	char *mounts[HV_MAX_DISKS] = { 0 }, *drives[HV_MAX_DISKS] = { 0 };
 	char tmpl[] = RUN_DIR_PREFIX "XXXXXX";
 	const char *base = NULL;
@@ -451,7 +454,10 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		}
 	}
 	argv[n++] = "qemu-system-x86_64";
-	argv[n++] = "-nographic";
+	/* No window; a --display is QEMU's VNC server. */
+	argv[n++] = o->display.on ? "-display" : "-nographic";
+	if (o->display.on)
+		argv[n++] = "none";
 	/* Named, since -qmp would otherwise take the monitor off the console: Ctrl-A x. */
 	argv[n++] = "-serial";
 	argv[n++] = "mon:stdio";
@@ -478,6 +484,10 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	}
 	if (vm_net_qemu_args(&o->nic, argv, &n, net_args)) {
 		rc = cli_fail(cli, "out of memory");
+		goto out;
+	}
+	if (vm_display_qemu_args(&o->display, base, argv, &n, display_args, &err)) {
+		rc = cli_fail_err(cli, &err);
 		goto out;
 	}
 	argv[n] = NULL;
@@ -518,12 +528,16 @@ out:
 
 		snprintf(own, sizeof(own), "%s/owner", base);
 		unlink(own);
+		snprintf(own, sizeof(own), "%s/vnc-password", base);
+		unlink(own);
 		unlink(qmp_path);
 		rmdir(base);
 	}
 	free(append);
 	free(net_args[0]);
 	free(net_args[1]);
+	for (int i = 0; i < 3; i++)
+		free(display_args[i]);
 	if (stopped_by) {
 		fprintf(stderr, "circ run: stopped by %s: the VM is stopped, its disks unmounted\n",
 		        strsignal(stopped_by));

@@ -14,6 +14,7 @@
 
 #include "hv/hv.h"
 #include "client/cli.h"
+#include "client/vm_display.h"
 #include "client/vm_net.h"
 
 #define EXIT_REBOOT  3
@@ -41,6 +42,7 @@ struct vm_opts {
 	bool stats;
 	struct cli_net net; /* how circ disks reach their server */
 	struct vm_net nic;  /* the guest's network card */
+	struct vm_display display;
 };
 
 /* Runs the VM; returns circ run's exit status (0 power-off, 3, 4, 1 error). */

@@ -15,13 +15,14 @@
 #include <stdio.h>
 
 #include "util/err.h"
+#include "hv/hv.h"
 #include "hv/guest_mem.h"
 #include "hv/irq.h"
 #include "hv/mptable.h"
 #include "hv/pci.h"
 #include "hv/virtio_pci.h"
 
-#define HV_MAX_DEVICES 8 /* one GSI each, 16 to 23 */
+#define HV_MAX_DEVICES HV_MAX_PCI /* one GSI each, 16 to 23 */
 
 /* What a kind of virtio device gives the machine (one const instance per kind). */
 struct hv_device_model {

@@ -3,8 +3,9 @@
  * hv: a small hypervisor on Linux KVM (VT-x or AMD-V). It boots a Linux
  * bzImage or an ELF64 kernel in 64-bit mode, with a serial console, the
  * i8042 reset line, ACPI-style power-off, a PCI host bridge, virtio-blk
- * disks backed by circ disks or raw files, and virtio-net cards on a user
- * network (libslirp) or a tap interface.
+ * disks backed by circ disks or raw files, virtio-net cards on a user
+ * network (libslirp) or a tap interface, and a framebuffer with a virtio
+ * keyboard and tablet, served over VNC.
  */
 #ifndef CIRC_HV_H
 #define CIRC_HV_H
@@ -22,10 +23,20 @@ struct net_backend;
 #define HV_MAX_DISKS 8
 #define HV_MAX_NICS  2
 #define HV_MAX_CPUS  64
+/* PCI devices in all (one interrupt line each): disks, cards, a display's keyboard and tablet. */
+#define HV_MAX_PCI 8
 
 struct hv_nic {
 	struct net_backend *be; /* the caller's */
 	uint8_t mac[6];
+};
+
+/* A framebuffer served over VNC, with a virtio keyboard and tablet; width 0: none. */
+struct hv_display {
+	uint32_t width, height;
+	const char *vnc_addr; /* numeric IPv4 */
+	uint16_t vnc_port;
+	const char *vnc_password; /* NULL: none */
 };
 
 struct hv_config {
@@ -38,6 +49,7 @@ struct hv_config {
 	size_t n_disks;
 	struct hv_nic nics[HV_MAX_NICS]; /* attached after the disks, in order */
 	size_t n_nics;
+	struct hv_display display;
 	int console_in;  /* -1: no input */
 	int console_out; /* the guest's serial output */
 	/*

@@ -21,6 +21,7 @@
 #include "hv/x86.h"
 
 #define TSS_ADDR          0xfffbd000u /* Firecracker's: above RAM, below the BIOS */
+#define FB_SLOT           2           /* after RAM's two */
 #define IDENTITY_MAP_ADDR 0xfffbc000u
 #define ESCAPE_CHAR       0x01 /* Ctrl-A, then x: leave the VM */
 
@@ -151,6 +152,8 @@ static int map_memory(struct vm *vm, struct circ_err *err)
 		return err_sys(err, errno, "KVM_SET_USER_MEMORY_REGION");
 	if (high.memory_size && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
 		return err_sys(err, errno, "KVM_SET_USER_MEMORY_REGION (above 4 GiB)");
+	if (vm->display.fb.host && display_map(&vm->display, vm->vm_fd, FB_SLOT, err))
+		return -1;
 	return 0;
 }
 
@@ -184,7 +187,22 @@ static int attach_devices(struct vm *vm, struct circ_err *err)
 		if (device_attach(vm, &virtio_net_model, &nics[i], err))
 			return -1;
 	}
+	if (vm->display.fb.host && display_attach_input(&vm->display, vm, err))
+		return -1;
 	return 0;
+}
+
+/* The boot protocol's screen_info, after the loader wrote the zero page. */
+static int describe_display(struct vm *vm, const struct boot_info *boot, struct circ_err *err)
+{
+	uint8_t *zp = guest_mem_ptr(&vm->mem, boot->boot_params, sizeof(struct boot_params));
+
+	if (!vm->display.fb.host)
+		return 0;
+	if (!zp)
+		return err_set(err, EFAULT, "the zero page is outside guest memory");
+	fb_write_screen_info(&vm->display.fb, zp);
+	return display_start(&vm->display, &vm->cfg->display, err);
 }
 
 struct console {
@@ -322,6 +340,7 @@ static void print_stats(struct vm *vm, FILE *f)
 	        (double)atomic_load(&vm->first_run_ns) / 1e6,
 	        (double)atomic_load(&vm->first_byte_ns) / 1e6);
 	device_report(vm, f);
+	display_report(&vm->display, f);
 }
 
 int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stats *stats,
@@ -362,6 +381,8 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	}
 	/* vCPU threads are kicked out of KVM_RUN with SIGUSR1; it must not kill us. */
 	sigaction(SIGUSR1, &sa, NULL);
+	if (cfg->display.width && display_init(&vm->display, &cfg->display, err))
+		goto out;
 	if (guest_mem_alloc(&vm->mem, cfg->mem, err) || open_kvm(vm, err) || map_memory(vm, err) ||
 	    create_irqchip(vm, err) || route_irqs(vm, err))
 		goto out;
@@ -378,7 +399,8 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		goto out;
 	/* The tables go in once the devices are: they name their PCI slots and GSIs. */
 	if (x86_write_firmware_tables(&vm->mem, cfg->cpus, irqs, device_routes(vm, irqs), err) ||
-	    boot_load(&vm->mem, &bc, &boot, err) || irqfd_start(&vm->irqfds, err))
+	    boot_load(&vm->mem, &bc, &boot, err) || describe_display(vm, &boot, err) ||
+	    irqfd_start(&vm->irqfds, err))
 		goto out;
 	vm->n_vcpus = cfg->cpus;
 	for (unsigned i = 0; i < cfg->cpus; i++)
@@ -415,6 +437,7 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	evloop_destroy(&con.loop);
 	if (cfg->stats)
 		print_stats(vm, cfg->stats);
+	display_stop(&vm->display);
 	if (stats)
 		collect_stats(vm, stats);
 	switch (vm->state) {
@@ -450,6 +473,7 @@ out:
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	guest_mem_free(&vm->mem);
+	display_free(&vm->display);
 	if (vm->pci.pio)
 		pci_destroy(&vm->pci);
 	if (serial_ready)

@@ -9,6 +9,7 @@
 #include "hv/acpi_pm.h"
 #include "hv/bus.h"
 #include "hv/device.h"
+#include "hv/display.h"
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
 #include "hv/i8042.h"
@@ -41,6 +42,7 @@ struct vm {
 	unsigned n_vcpus;
 	struct hv_device devices[HV_MAX_DEVICES]; /* attached by device_attach */
 	size_t n_devices;
+	struct display display; /* fb.host NULL: none */
 
 	pthread_mutex_t lock; /* guards state and error */
 	pthread_cond_t stopped;

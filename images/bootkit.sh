@@ -4,7 +4,8 @@
 #                          package that linux-image-amd64 depends on)
 #   OUTDIR/initrd.img      a small initramfs: static busybox, the modules that
 #                          mount an ext4 root on virtio-blk over PCI and drive
-#                          a virtio-net card, and an
+#                          a virtio-net card and virtio keyboard and tablet,
+#                          and an
 #                          /init that mounts root= (default /dev/vda) and
 #                          switches to its /sbin/init
 #   OUTDIR/kernel.release  the kernel's release (what `uname -r` prints)
@@ -21,11 +22,12 @@ me=bootkit
 # shellcheck source=images/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# What mounts an ext4 root on virtio-blk over PCI, and the virtio-net card
-# (eth0); their dependencies come from the kernel's modules.dep. crc32c_generic is ext4's soft dependency
+# What mounts an ext4 root on virtio-blk over PCI, the virtio-net card (eth0)
+# and virtio-input (a display's keyboard and tablet); their dependencies come
+# from the kernel's modules.dep. crc32c_generic is ext4's soft dependency
 # (softdep pre: crypto-crc32c): ext4 and jbd2 checksum metadata with it, and
 # unlike crc32c-intel it loads on every CPU (QEMU's default lacks SSE4.2).
-modules=(virtio_pci virtio_blk virtio_net crc32c_generic ext4)
+modules=(virtio_pci virtio_blk virtio_net virtio_input crc32c_generic ext4)
 
 usage() {
 	echo "usage: images/bootkit.sh [--refresh] OUTDIR" >&2

@@ -14,6 +14,9 @@
 #             (or CIRC-NET-FAIL <why>); powers off, or with circ.serve=1
 #             serves /usr/share/circ over HTTP on port 80, prints
 #             CIRC-NET-SERVING and waits to be stopped
+#   display   writes a banner on the screen (tty1), prints the input devices
+#             (CIRC-INPUT <name>), CIRC-DISPLAY-READY, then reads a line typed
+#             on the screen's keyboard and prints CIRC-TYPED <it>; powers off
 #   (none)    a shell on the console; `poweroff` stops the machine
 # /etc/circ-version holds 1. --update makes the next version of an existing
 # image in place with `debugfs -w`, as a real update would: it writes the
@@ -156,6 +159,14 @@ check)
 	stop
 	;;
 poweroff) stop ;;
+display)
+	sed -n 's/^N: Name="\(.*\)"$/CIRC-INPUT \1/p' /proc/bus/input/devices
+	printf '\n\n   circ busybox image: type a line and press Enter\n\n' >/dev/tty1
+	echo CIRC-DISPLAY-READY
+	read -r line </dev/tty1
+	echo "CIRC-TYPED $line"
+	stop
+	;;
 net)
 	ip link set lo up
 	if ! ip link set eth0 up 2>/dev/null; then
