@@ -92,6 +92,9 @@ $(BUILD)/cachetool: tests/tools/cachetool.c tests/unit/packfile.c $(BUILD)/libci
 # bench/hv.sh's helper: the virtio-blk device model driven without KVM, start-up timing.
 $(BUILD)/virtio-bench: bench/virtio_bench.c $(BUILD)/libcirc.a
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+# bench/devices.sh's helper: the virtio-net model, the VNC server and KVM's dirty log.
+$(BUILD)/io-bench: bench/io_bench.c $(BUILD)/libcirc.a
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 # bench/disk.sh's helper: reads through the vdisk API (as hv does) beside pread.
 $(BUILD)/vdisk-bench: bench/vdisk_bench.c $(BUILD)/libcirc.a
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -163,7 +166,7 @@ stress: deps $(BUILD)/circ $(BUILD)/unit-tests $(BUILD)/disktraffic fuzz
 bench: deps
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BUILD)/circ $(BUILD)/guest/test-guest.elf $(BUILD)/virtio-bench \
-		$(BUILD)/vdisk-bench
+		$(BUILD)/vdisk-bench $(BUILD)/io-bench $(BUILD)/vnctool
 	@bench/run.sh $(BUILD)
 
 # The boot kit (Debian's kernel, an initramfs) and the busybox test OS, cached in build/images.

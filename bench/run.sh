@@ -9,7 +9,7 @@
 #                     (default BUILD_DIR/bench/cache)
 #   CIRC_BENCH_RUNS   runs per timed measurement (default 3)
 #   CIRC_BENCH_PARTS  only these parts, e.g. "disk lab" (default: all of
-#                     publish fetch disk boot hv migrate lab kiosk); the test
+#                     publish fetch disk boot hv devices migrate lab kiosk); the test
 #                     images are built either way, the summary only for all
 set -euo pipefail
 
@@ -57,14 +57,14 @@ printf '  figures: mean ±stddev of %s runs unless noted; ratio = circ / peer (t
 
 say "test images (cached in $BENCH_CACHE)"
 "$root/bench/image.sh"
-all_parts="publish fetch disk boot hv migrate lab kiosk"
+all_parts="publish fetch disk boot hv devices migrate lab kiosk"
 parts=${CIRC_BENCH_PARTS:-$all_parts}
 for part in $parts; do
 	[[ " $all_parts " == *" $part "* ]] || die "no benchmark part '$part' (there are: $all_parts)"
 done
 for part in $all_parts; do
 	[[ " $parts " == *" $part "* ]] || continue
-	case $part in hv | disk) "$root/bench/$part.sh" "$build" ;; *) "$root/bench/$part.sh" ;; esac
+	case $part in hv | disk | devices) "$root/bench/$part.sh" "$build" ;; *) "$root/bench/$part.sh" ;; esac
 done
 if [ "$parts" != "$all_parts" ]; then
 	printf '
@@ -127,6 +127,14 @@ if [ -z "$(g hv_skipped)" ]; then
 else
 	sum "hv under KVM" "skipped: $(g hv_skipped)"
 fi
+sum "virtio-net model, 1500 B" \
+	"tx $(calc "$(g vnet_tx_1500_fps) / 1e6" 2) M/s   rx $(calc "$(g vnet_rx_1500_fps) / 1e6" 2) M/s   memcpy $(calc "$(g vnet_memcpy_1500_fps) / 1e6" 2) M/s   ratio $(ratio "$(g vnet_tx_1500_fps)" "$(g vnet_memcpy_1500_fps)") (tx), $(ratio "$(g vnet_rx_1500_fps)" "$(g vnet_memcpy_1500_fps)") (rx)"
+if [ -z "$(g vnet_kvm_skipped)" ]; then
+	sum "virtio-net exits per frame" \
+		"to hv $(g vnet_exits_per_frame)   notifications $(g vnet_notifies_per_frame)   goal 0.0312 (one a batch of 32)"
+fi
+sum "VNC full-screen updates" \
+	"$(calc "$(g vnc_fps)" 0)/s   loopback socket $(calc "$(g vnc_socket_fps)" 0)/s   ratio $(ratio "$(g vnc_fps)" "$(g vnc_socket_fps)")   (no client: $(g vnc_idle_wakeups) wake-ups, $(g vnc_idle_cpu_s) CPU-s)"
 if [ -z "$(g migrate_skipped)" ]; then
 	sum "migrate: check-in after 64 MiB" \
 		"circ $(human "$(g mig_push64_bytes)") in $(s mig_push64_s) s   goal $(human "$(g mig_push64_goal)") (ratio $(ratio "$(g mig_push64_bytes)" "$(g mig_push64_goal)"))   casync+index $(human "$(g mig_push64_casync_bytes)") in $(s mig_push64_casync_s) s (ratio $(ratio "$(g mig_push64_bytes)" "$(g mig_push64_casync_bytes)"))   raw upload $(s mig_push64_raw_s) s"

@@ -20,8 +20,9 @@
  * describes (red = x, green = y, blue = x + y, each mod 256), prints
  * "display: WxH ready", then prints each event of the virtio keyboard and
  * tablet ("input: TYPE CODE VALUE", EV_SYN left out) until Enter is let go.
- * "netbench=N" sends N 64-byte frames of a local EtherType in batches of 32,
- * one notify a batch, polling the used ring, for the exits-per-frame figure.
+ * "net=3 netbench=N" sends N 64-byte frames of a local EtherType in batches
+ * of 32, one notify a batch, polling the used ring, for the exits-per-frame
+ * figure (N may be 0: the same run without the frames).
  *
  * Benchmark modes (bench/hv.sh): "byte=1" writes one byte ('c') to the serial
  * port and powers off at once. "bench=1 qd1=N qd32=M" skips the tests: on the
@@ -830,7 +831,7 @@ static void net_main(const uint8_t *boot_params, const char *cmdline)
 			putc(':');
 	}
 	putc('\n');
-	if (arg(cmdline, "netbench")) {
+	if (arg(cmdline, "net") == 3) {
 		net_bench(&n, arg(cmdline, "netbench"));
 	} else if (arg(cmdline, "net") == 2) {
 		ip = (uint32_t)arg(cmdline, "ip");
@@ -1014,7 +1015,7 @@ void guest_main(const uint8_t *boot_params)
 	}
 	bench = arg(cmdline, "bench") != 0;
 	map_mmio_hole();
-	if (arg(cmdline, "net") || arg(cmdline, "netbench"))
+	if (arg(cmdline, "net"))
 		net_main(boot_params, cmdline);
 	if (arg(cmdline, "display"))
 		display_main(boot_params);
