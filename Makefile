@@ -71,8 +71,8 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz-%-replay)
 GUEST_CFLAGS := -O2 -g -ffreestanding -fno-pic -fno-pie -fno-stack-protector -mno-red-zone \
 	-mgeneral-regs-only -fno-builtin -nostdlib -static -no-pie -Wall -Wextra -Werror \
 	-Wl,-T,tests/guest/guest.ld -Wl,--build-id=none -Wl,-z,noexecstack
-GUEST_SRC := tests/guest/entry.S tests/guest/guest.c
-$(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.ld
+GUEST_SRC := tests/guest/entry.S tests/guest/guest.c tests/guest/lib.c tests/guest/net.c tests/guest/display.c
+$(BUILD)/guest/test-guest.elf: $(GUEST_SRC) tests/guest/guest.h tests/guest/guest.ld
 	@mkdir -p $(dir $@)
 	gcc $(GUEST_CFLAGS) -o $@ $(GUEST_SRC)
 
