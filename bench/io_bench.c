@@ -266,6 +266,11 @@ static void no_pointer(void *ctx, unsigned x, unsigned y, unsigned buttons, int 
 	(void)ctx, (void)x, (void)y, (void)buttons, (void)wheel;
 }
 
+static void no_release(void *ctx)
+{
+	(void)ctx;
+}
+
 /* Every page written since the last look: what a guest redrawing the whole screen gives. */
 static int all_dirty(void *ctx, uint64_t *bitmap)
 {
@@ -298,7 +303,7 @@ static void *paint(void *arg)
 
 static int cmd_vnc(int argc, char **argv, bool idle)
 {
-	struct vnc_input in = { .key = no_key, .pointer = no_pointer };
+	struct vnc_input in = { .key = no_key, .pointer = no_pointer, .release_all = no_release };
 	struct vnc_config cfg = { .addr = "127.0.0.1" };
 	struct painter p = { 0 };
 	struct circ_err err = { 0 };
@@ -346,8 +351,9 @@ static int cmd_vnc(int argc, char **argv, bool idle)
 		printf("%.6f ", (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 	}
-	vnc_report(v, stdout);
 	vnc_stop(v);
+	vnc_report(v, stdout);
+	vnc_free(v);
 	fb_free(&fb);
 	return 0;
 }

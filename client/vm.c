@@ -228,6 +228,8 @@ struct qmp {
 	size_t len;
 	/* Of the SHUTDOWN event: guest-shutdown, guest-reset, host-qmp-quit (Ctrl-A x)... */
 	char reason[32];
+	/* Removed once QEMU answers: it has read it (a secret's file), no one else needs it. */
+	const char *read_once;
 };
 
 static void qmp_poll(struct qmp *q)
@@ -251,6 +253,11 @@ static void qmp_poll(struct qmp *q)
 		if (q->fd >= 0 && write(q->fd, hello, sizeof(hello) - 1) < 0) {
 			close(q->fd);
 			q->fd = -1;
+		}
+		/* QEMU makes its objects (the secret) before its monitor listens. */
+		if (q->fd >= 0 && q->read_once) {
+			unlink(q->read_once);
+			q->read_once = NULL;
 		}
 		return;
 	}
@@ -400,7 +407,7 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 	char tmpl[] = RUN_DIR_PREFIX "XXXXXX";
 	const char *base = NULL;
 	sigset_t pending;
-	char qmp_path[64], qmp_arg[96];
+	char qmp_path[64], qmp_arg[96], vnc_pw[64];
 	struct qmp monitor = { .path = qmp_path, .fd = -1 };
 	size_t n = 0;
 	int rc = 1, q;
@@ -490,6 +497,9 @@ int vm_run_qemu(const struct cli *cli, const struct vm_opts *o, const char *stat
 		rc = cli_fail_err(cli, &err);
 		goto out;
 	}
+	snprintf(vnc_pw, sizeof(vnc_pw), "%s/vnc-password", base);
+	if (o->display.have_password)
+		monitor.read_once = vnc_pw;
 	argv[n] = NULL;
 	cli_info(cli, "running qemu-system-x86_64 (-accel %s)", kvm_fast ? "kvm" : "tcg");
 	if (sigpending(&pending) == 0 &&
@@ -528,8 +538,7 @@ out:
 
 		snprintf(own, sizeof(own), "%s/owner", base);
 		unlink(own);
-		snprintf(own, sizeof(own), "%s/vnc-password", base);
-		unlink(own);
+		unlink(vnc_pw);
 		unlink(qmp_path);
 		rmdir(base);
 	}

@@ -14,14 +14,32 @@
 #include "hv/fb.h"
 #include "client/secret.h"
 
+/* Digits only, no sign or blank, at most max; the end in *end. */
+static int parse_uint(const char *s, const char *stop, unsigned long max, unsigned long *out,
+                      const char **end)
+{
+	unsigned long v = 0;
+	const char *p = s;
+
+	for (; p < stop && *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > max)
+			return -1;
+	}
+	if (p == s)
+		return -1;
+	*out = v;
+	*end = p;
+	return 0;
+}
+
 /* "ADDR:PORT" into d; "localhost" is 127.0.0.1. */
 static int parse_listen(struct vm_display *d, const char *s, size_t len)
 {
-	const char *colon = memrchr(s, ':', len);
+	const char *colon = memrchr(s, ':', len), *end;
 	char addr[sizeof(d->addr)];
 	unsigned long port;
 	struct in_addr a;
-	char *end;
 
 	if (!colon || (size_t)(colon - s) >= sizeof(addr))
 		return -1;
@@ -31,9 +49,9 @@ static int parse_listen(struct vm_display *d, const char *s, size_t len)
 		strcpy(addr, "127.0.0.1");
 	if (inet_pton(AF_INET, addr, &a) != 1)
 		return -1;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || end != s + len || end == colon + 1 || !port || port > 65535)
+	/* 5900 and up on both VMMs: QEMU numbers its VNC displays from there. */
+	if (parse_uint(colon + 1, s + len, 65535, &port, &end) || end != s + len ||
+	    port < VM_DISPLAY_PORT)
 		return -1;
 	memcpy(d->addr, addr, sizeof(addr));
 	d->port = (uint16_t)port;
@@ -42,10 +60,9 @@ static int parse_listen(struct vm_display *d, const char *s, size_t len)
 
 int vm_display_parse(const struct cli *cli, struct vm_display *d, const char *arg)
 {
-	const char *size;
+	const char *size, *end;
 	size_t listen_len;
-	unsigned w, h;
-	char end;
+	unsigned long w, h;
 
 	if (!strcmp(arg, "none")) {
 		d->on = false;
@@ -63,21 +80,26 @@ int vm_display_parse(const struct cli *cli, struct vm_display *d, const char *ar
 	if (arg[3] == ':' && parse_listen(d, arg + 4, listen_len - 1))
 		goto bad;
 	if (size) {
-		if (sscanf(size + 1, "%ux%u%c", &w, &h, &end) != 2 || w < FB_MIN_SIDE ||
-		    h < FB_MIN_SIDE || w > FB_MAX_SIDE || h > FB_MAX_SIDE)
+		const char *stop = size + strlen(size);
+
+		if (parse_uint(size + 1, stop, FB_MAX_SIDE, &w, &end) || *end != 'x' ||
+		    parse_uint(end + 1, stop, FB_MAX_SIDE, &h, &end) || end != stop ||
+		    w < FB_MIN_SIDE || h < FB_MIN_SIDE)
 			return cli_usage_error(cli, "bad display size in '%s' (WxH, %d to %d each)",
 			                       arg, FB_MIN_SIDE, FB_MAX_SIDE);
-		d->width = w;
-		d->height = h;
+		d->width = (uint32_t)w;
+		d->height = (uint32_t)h;
 	}
 	return 0;
 bad:
-	return cli_usage_error(cli, "--display is none or vnc[:ADDR:PORT][,WxH], not '%s'", arg);
+	return cli_usage_error(
+	    cli, "--display is none or vnc[:ADDR:PORT][,WxH] (PORT 5900 or more), not '%s'", arg);
 }
 
 int vm_display_finish(const struct cli *cli, struct vm_display *d)
 {
-	const char *file = d->password_file ? d->password_file : getenv("CIRC_VNC_PASSWORD_FILE");
+	const char *env = getenv("CIRC_VNC_PASSWORD_FILE");
+	const char *file = d->password_file ? d->password_file : env && *env ? env : NULL;
 	bool loopback = !strncmp(d->addr, "127.", 4);
 	struct circ_err err;
 	size_t len;
@@ -143,10 +165,7 @@ int vm_display_qemu_args(const struct vm_display *d, const char *run_dir, char *
 	owned[0] = owned[1] = owned[2] = NULL;
 	if (!d->on)
 		return 0;
-	/* QEMU names a VNC display by its number, port 5900 + N. */
-	if (d->port < VM_DISPLAY_PORT)
-		return err_set(err, EINVAL, "QEMU's VNC listens on port %d and above, not %u",
-		               VM_DISPLAY_PORT, d->port);
+	/* QEMU names a VNC display by its number, port 5900 + N (the parser saw to it). */
 	if (d->have_password && !(pw = password_file(d, run_dir, err)))
 		return -1;
 	if (asprintf(&owned[0], "%s:%u%s", d->addr, d->port - VM_DISPLAY_PORT,

@@ -27,14 +27,15 @@ struct vm_display {
 	bool have_password;
 };
 
-#define VM_DISPLAY_HELP                                                                        \
-	"  --display none|vnc[:ADDR:PORT][,WxH]\n"                                             \
-	"                       a screen (default WxH 1024x768, 32-bit) served over VNC on\n"  \
-	"                       ADDR:PORT (default 127.0.0.1:5900), with a virtio keyboard\n"  \
-	"                       and tablet that the VNC client drives (default none)\n"        \
-	"  --vnc-password-file FILE\n"                                                         \
-	"                       the VNC password (its first 8 characters) in FILE's first\n"   \
-	"                       line (default $CIRC_VNC_PASSWORD_FILE); needed, or asked on\n" \
+#define VM_DISPLAY_HELP                                                                         \
+	"  --display none|vnc[:ADDR:PORT][,WxH]\n"                                              \
+	"                       a screen (default WxH 1024x768, 32-bit) served over VNC on\n"   \
+	"                       ADDR:PORT (default 127.0.0.1:5900; PORT 5900 or more),\n"       \
+	"                       with a virtio keyboard and tablet that the VNC client drives\n" \
+	"                       (default none)\n"                                               \
+	"  --vnc-password-file FILE\n"                                                          \
+	"                       the VNC password (its first 8 characters) in FILE's first\n"    \
+	"                       line (default $CIRC_VNC_PASSWORD_FILE); needed, or asked on\n"  \
 	"                       the terminal, when ADDR is not loopback\n"
 
 /* Takes --display's argument; 0, or the usage exit status after saying why. */

@@ -67,7 +67,12 @@ static void on_key(void *ctx, unsigned code, bool down)
 	struct virtio_input_event ev[2] = { event(EV_KEY, (uint16_t)code, down),
 		                            event(EV_SYN, SYN_REPORT, 0) };
 
-	virtio_input_send(d->keyboard, ev, 2);
+	if (code >= KEY_CNT || !virtio_input_send(d->keyboard, ev, 2))
+		return;
+	if (down)
+		d->keys_down[code / 64] |= 1ull << (code % 64);
+	else
+		d->keys_down[code / 64] &= ~(1ull << (code % 64));
 }
 
 /* Scales a pixel coordinate onto the tablet's axis, 0 to VIRTIO_INPUT_ABS_MAX. */
@@ -92,8 +97,26 @@ static void on_pointer(void *ctx, unsigned x, unsigned y, unsigned buttons, int 
 		ev[n++] = event(EV_REL, REL_WHEEL, wheel);
 	ev[n++] = event(EV_SYN, SYN_REPORT, 0);
 	/* Buttons the guest never heard of are sent again with the next report. */
-	if (virtio_input_send(d->tablet, ev, n))
+	if (virtio_input_send(d->tablet, ev, n)) {
 		d->buttons = buttons;
+		d->x = x;
+		d->y = y;
+	}
+}
+
+/*
+ * A client left: keys and buttons it held are let go, or the guest would
+ * repeat a key (or keep Ctrl down) until the next client came.
+ */
+static void on_release_all(void *ctx)
+{
+	struct display *d = ctx;
+
+	for (unsigned code = 0; code < KEY_CNT; code++)
+		if (d->keys_down[code / 64] >> (code % 64) & 1)
+			on_key(d, code, false);
+	if (d->buttons)
+		on_pointer(d, d->x, d->y, 0, 0);
 }
 
 int display_start(struct display *d, const struct hv_display *cfg, struct circ_err *err)
@@ -101,7 +124,9 @@ int display_start(struct display *d, const struct hv_display *cfg, struct circ_e
 	struct vnc_config vc = { .addr = cfg->vnc_addr,
 		                 .port = cfg->vnc_port,
 		                 .password = cfg->vnc_password };
-	struct vnc_input in = { .key = on_key, .pointer = on_pointer, .ctx = d };
+	struct vnc_input in = {
+		.key = on_key, .pointer = on_pointer, .release_all = on_release_all, .ctx = d
+	};
 
 	return vnc_start(&vc, &d->fb, d->vm_fd >= 0 ? fb_dirty : NULL, d, &in, &d->vnc, err);
 }
@@ -114,11 +139,11 @@ void display_report(const struct display *d, FILE *f)
 void display_stop(struct display *d)
 {
 	vnc_stop(d->vnc);
-	d->vnc = NULL;
 }
 
 void display_free(struct display *d)
 {
-	display_stop(d);
+	vnc_free(d->vnc);
+	d->vnc = NULL;
 	fb_free(&d->fb);
 }

@@ -25,7 +25,8 @@ struct display {
 	struct virtio_input *keyboard, *tablet; /* the devices', once attached */
 	int vm_fd;
 	unsigned slot;
-	unsigned buttons; /* the pointer's, as last sent */
+	unsigned buttons, x, y;           /* the pointer's, as last sent */
+	uint64_t keys_down[KEY_CNT / 64]; /* as last sent, to let go when a client leaves */
 };
 
 /* The framebuffer for cfg (width and height nonzero). */
@@ -39,8 +40,9 @@ CIRC_MUST_CHECK int display_attach_input(struct display *d, struct vm *vm, struc
 CIRC_MUST_CHECK int display_start(struct display *d, const struct hv_display *cfg,
                                   struct circ_err *err);
 void display_report(const struct display *d, FILE *f);
-/* Stops the server (the vCPUs have stopped); display_free after the VM is gone. */
+/* Stops the server's thread (before the devices and the VM go); display_report after it. */
 void display_stop(struct display *d);
+/* Stops and frees it all, after the VM is gone. */
 void display_free(struct display *d);
 
 #endif

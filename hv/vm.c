@@ -435,9 +435,9 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
 	evloop_destroy(&con.loop);
+	display_stop(&vm->display);
 	if (cfg->stats)
 		print_stats(vm, cfg->stats);
-	display_stop(&vm->display);
 	if (stats)
 		collect_stats(vm, stats);
 	switch (vm->state) {
@@ -463,6 +463,8 @@ int hv_run(const struct hv_config *cfg, enum hv_outcome *outcome, struct hv_stat
 	}
 out:
 	evloop_destroy(&con.loop);
+	/* The display's thread sends to the input devices and reads the dirty log: first to go. */
+	display_stop(&vm->display);
 	/* Devices go after the vCPUs stop: the PCI bus still points at them until then. */
 	device_detach_all(vm);
 	irqfd_set_destroy(&vm->irqfds);

@@ -9,13 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rfb/rfb.h>
 
 #include "hv/keymap.h"
 
-#define VNC_MAX_FDS 64 /* the listening socket and the clients the loop wakes for */
+#define VNC_MAX_FDS    (VNC_MAX_CLIENTS + 2) /* the stop, the listening socket, the clients */
+#define VNC_HELLO_SECS 10 /* to get through the handshake (and password), or be dropped */
+
+/* Seconds on the monotonic clock. */
+static uintptr_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uintptr_t)ts.tv_sec;
+}
 
 struct vnc {
 	rfbScreenInfoPtr screen;
@@ -25,7 +36,7 @@ struct vnc {
 	struct vnc_input in;
 	uint64_t *bitmap;
 	size_t words;
-	int stop_fd;
+	int stop_fd, listen_fd;
 	pthread_t thread;
 	bool running;
 	char *passwords[2]; /* libvncserver's list: the password, then NULL */
@@ -40,13 +51,19 @@ static void client_gone(rfbClientPtr cl)
 	struct vnc *v = cl->screen->screenData;
 
 	v->clients--;
+	v->in.release_all(v->in.ctx);
 }
 
 static enum rfbNewClientAction client_new(rfbClientPtr cl)
 {
 	struct vnc *v = cl->screen->screenData;
 
+	/* A browser's script could otherwise watch and type from any web page. */
+	if (cl->wsctx)
+		return RFB_CLIENT_REFUSE;
 	cl->clientGoneHook = client_gone;
+	/* When it came: a client still in the handshake VNC_HELLO_SECS later is dropped. */
+	cl->clientData = (void *)(uintptr_t)now_s();
 	if (!v->clients++ && v->dirty)
 		/* The log holds writes from before anyone looked: forget them, send it all. */
 		v->dirty(v->dirty_ctx, v->bitmap);
@@ -113,6 +130,38 @@ static void mark_dirty(struct vnc *v)
 	}
 }
 
+/*
+ * Clients that connected and never got through the handshake hold places
+ * that others could use: those older than VNC_HELLO_SECS go.
+ */
+static void drop_stalled(struct vnc *v)
+{
+	rfbClientIteratorPtr it = rfbGetClientIterator(v->screen);
+	uintptr_t now = now_s();
+	rfbClientPtr cl;
+
+	while ((cl = rfbClientIteratorNext(it)))
+		if (cl->state != RFB_NORMAL && now - (uintptr_t)cl->clientData > VNC_HELLO_SECS)
+			rfbCloseClient(cl);
+	rfbReleaseClientIterator(it);
+}
+
+/* A connection on our socket: libvncserver's if there is room for it, else closed. */
+static void vnc_accept(struct vnc *v)
+{
+	int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* libvncserver's select() and fd_set take descriptors below FD_SETSIZE only. */
+	if (fd >= FD_SETSIZE || v->clients >= VNC_MAX_CLIENTS) {
+		close(fd);
+		return;
+	}
+	/* It sets the client up, refused or not; a refused one is closed there. */
+	rfbNewClient(v->screen, fd);
+}
+
 static void *vnc_main(void *arg)
 {
 	struct vnc *v = arg;
@@ -123,32 +172,67 @@ static void *vnc_main(void *arg)
 		nfds_t n = 0;
 
 		p[n++] = (struct pollfd){ .fd = v->stop_fd, .events = POLLIN };
-		/* libvncserver keeps its sockets (listening and clients) in allFds. */
-		for (int fd = 0; fd <= s->maxFd && n < VNC_MAX_FDS; fd++)
+		p[n++] = (struct pollfd){ .fd = v->listen_fd, .events = POLLIN };
+		/* libvncserver keeps its clients' sockets in allFds, all below FD_SETSIZE. */
+		for (int fd = 0; fd <= s->maxFd && fd < FD_SETSIZE && n < VNC_MAX_FDS; fd++)
 			if (FD_ISSET(fd, &s->allFds))
 				p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
-		if (poll(p, n, v->clients ? VNC_FRAME_MS : -1) < 0 && errno != EINTR)
+		if (poll(p, n, v->clients ? VNC_FRAME_MS : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "hv: vnc: poll failed (%s): the display stops\n",
+			        strerror(errno));
 			break;
+		}
 		if (p[0].revents)
 			break;
 		v->wakeups++;
-		if (v->clients)
+		if (p[1].revents)
+			vnc_accept(v);
+		if (v->clients) {
 			mark_dirty(v);
+			drop_stalled(v);
+		}
 		rfbProcessEvents(s, 0);
 	}
 	return NULL;
 }
 
-static void vnc_free(struct vnc *v)
+/* Our listening socket, on addr:port only. */
+static int listen_on(struct vnc *v, const struct in_addr *addr, uint16_t port)
 {
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr = *addr,
+		                  .sin_port = htons(port) };
+	int one = 1;
+
+	v->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (v->listen_fd < 0 ||
+	    setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(v->listen_fd, VNC_MAX_CLIENTS) < 0)
+		return -errno;
+	return 0;
+}
+
+void vnc_free(struct vnc *v)
+{
+	if (!v)
+		return;
+	vnc_stop(v);
 	if (v->screen) {
 		rfbShutdownServer(v->screen, TRUE);
 		rfbScreenCleanup(v->screen);
 	}
 	if (v->stop_fd >= 0)
 		close(v->stop_fd);
+	if (v->listen_fd >= 0)
+		close(v->listen_fd);
 	free(v->bitmap);
-	free(v->passwords[0]);
+	if (v->passwords[0]) {
+		explicit_bzero(v->passwords[0], strlen(v->passwords[0]));
+		free(v->passwords[0]);
+	}
 	free(v);
 }
 
@@ -163,7 +247,7 @@ int vnc_start(const struct vnc_config *cfg, const struct fb *fb, vnc_dirty_fn di
 	*out = NULL;
 	if (!v)
 		return err_set(err, ENOMEM, "out of memory");
-	v->stop_fd = -1;
+	v->stop_fd = v->listen_fd = -1;
 	v->fb = fb;
 	v->dirty = dirty;
 	v->dirty_ctx = dirty_ctx;
@@ -182,8 +266,14 @@ int vnc_start(const struct vnc_config *cfg, const struct fb *fb, vnc_dirty_fn di
 		               "vnc: listen on a numeric IPv4 address and a port, not %s:%u",
 		               cfg->addr, cfg->port);
 	}
-	/* libvncserver's log is process-wide; its errors come back here as ours. */
+	/*
+	 * libvncserver's log and its wait for a slow client are process-wide:
+	 * its errors come back here as ours, and one client that stops half
+	 * way through a message holds up the others for VNC_CLIENT_WAIT, not
+	 * 20 s.
+	 */
 	rfbLogEnable(0);
+	rfbMaxClientWait = VNC_CLIENT_WAIT;
 	v->screen = rfbGetScreen(&argc, NULL, (int)fb->width, (int)fb->height, 8, 3, FB_BPP);
 	if (!v->screen) {
 		vnc_free(v);
@@ -197,9 +287,10 @@ int vnc_start(const struct vnc_config *cfg, const struct fb *fb, vnc_dirty_fn di
 	v->screen->serverFormat.redShift = 16;
 	v->screen->serverFormat.greenShift = 8;
 	v->screen->serverFormat.blueShift = 0;
-	v->screen->port = cfg->port;
-	v->screen->ipv6port = 0; /* the IPv4 address given, nothing else */
-	v->screen->listenInterface = addr.s_addr;
+	/* Ours listens (listen_on); libvncserver's none, on no port and no IPv6. */
+	v->screen->port = 0;
+	v->screen->ipv6port = 0;
+	v->screen->autoPort = FALSE;
 	v->screen->alwaysShared = TRUE;
 	/* No cursor drawn into the pixels: the frame is the guest's as it is, the client's own
 	 * shows. */
@@ -213,13 +304,12 @@ int vnc_start(const struct vnc_config *cfg, const struct fb *fb, vnc_dirty_fn di
 		v->screen->authPasswdData = v->passwords;
 		v->screen->passwordCheck = rfbCheckPasswordByList;
 	}
-	errno = 0;
-	rfbInitServer(v->screen);
-	if (v->screen->listenSock == RFB_INVALID_SOCKET) {
-		rc = errno ? errno : EADDRINUSE;
+	rc = listen_on(v, &addr, cfg->port);
+	if (rc) {
 		vnc_free(v);
-		return err_sys(err, rc, "vnc: cannot listen on %s:%u", cfg->addr, cfg->port);
+		return err_sys(err, -rc, "vnc: cannot listen on %s:%u", cfg->addr, cfg->port);
 	}
+	rfbInitServer(v->screen);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&v->thread, NULL, vnc_main, v);
@@ -237,14 +327,12 @@ void vnc_stop(struct vnc *v)
 {
 	uint64_t one = 1;
 
-	if (!v)
+	if (!v || !v->running)
 		return;
-	if (v->running) {
-		if (write(v->stop_fd, &one, sizeof(one)) < 0)
-			pthread_cancel(v->thread);
-		pthread_join(v->thread, NULL);
-	}
-	vnc_free(v);
+	if (write(v->stop_fd, &one, sizeof(one)) < 0)
+		pthread_cancel(v->thread);
+	pthread_join(v->thread, NULL);
+	v->running = false;
 }
 
 void vnc_report(const struct vnc *v, FILE *f)

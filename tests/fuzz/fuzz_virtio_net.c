@@ -18,8 +18,8 @@
 #include "hv/virtq.h"
 #include "tests/fuzz/fuzz.h"
 
-#define RAM (1u << 20) /* the smallest guest_mem_alloc gives: 16 MiB, of which this much is input \
-	                */
+/* The input becomes at most this much guest RAM (guest_mem_alloc's least is 16 MiB). */
+#define RAM (1u << 20)
 
 static uint16_t le16(const uint8_t *p)
 {

@@ -7,6 +7,7 @@
 #define INPUT_BUF   0x740000ul
 #define INPUT_QSIZE 16u
 #define KEY_ENTER   28
+#define KEY_X       45
 
 /* display=1: the pattern, then the keyboard's and tablet's events. */
 struct input {
@@ -50,7 +51,19 @@ static bool input_init(struct input *in, unsigned slot, unsigned index)
 }
 
 /* Prints the next event if one came; true when it was Enter let go. */
-static bool input_poll(struct input *in)
+/* The screen's top 8 rows, white: the answer to x, for the host to see over VNC. */
+static void paint_top(const uint8_t *boot_params)
+{
+	uint32_t w = boot_params[0x12] | boot_params[0x13] << 8;
+	uint32_t stride = boot_params[0x24] | boot_params[0x25] << 8;
+	uint8_t *fb = (uint8_t *)(uintptr_t)rd32(boot_params + 0x18);
+
+	for (uint32_t y = 0; y < 8; y++)
+		for (uint32_t x = 0; x < w; x++)
+			((volatile uint32_t *)(fb + (uint64_t)y * stride))[x] = 0xffffff;
+}
+
+static bool input_poll(struct input *in, const uint8_t *boot_params)
 {
 	const volatile uint32_t *elem;
 	const volatile uint8_t *ev;
@@ -82,6 +95,8 @@ static bool input_poll(struct input *in)
 	in->q.next_used++;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	*in->q.notify = 0;
+	if (type == 1 && code == KEY_X && value == 1)
+		paint_top(boot_params);
 	return type == 1 && code == KEY_ENTER && value == 0;
 }
 
@@ -113,7 +128,7 @@ void display_main(const uint8_t *boot_params)
 	puts(" ready\n");
 	for (bool done = n == 0; !done;)
 		for (unsigned i = 0; i < n; i++)
-			done |= input_poll(&in[i]);
+			done |= input_poll(&in[i], boot_params);
 	puts("circ test guest: done\n");
 	poweroff(boot_params);
 }

@@ -19,7 +19,8 @@
  * "display=1" draws a test pattern on the framebuffer that screen_info
  * describes (red = x, green = y, blue = x + y, each mod 256), prints
  * "display: WxH ready", then prints each event of the virtio keyboard and
- * tablet ("input: TYPE CODE VALUE", EV_SYN left out) until Enter is let go.
+ * tablet ("input: TYPE CODE VALUE", EV_SYN left out) until Enter is let go;
+ * a press of x paints the top 8 rows white.
  * "net=3 netbench=N" sends N 64-byte frames of a local EtherType in batches
  * of 32, one notify a batch, polling the used ring, for the exits-per-frame
  * figure (N may be 0: the same run without the frames).

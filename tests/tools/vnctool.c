@@ -16,19 +16,35 @@
  *   vnctool ADDR:PORT [--password-file F] fps SECONDS
  *       counts the updates that arrive in SECONDS (each one asked for as
  *       the last arrives); prints "UPDATES SECONDS BYTES"
+ *   vnctool ADDR:PORT [--password-file F] press-watch CHAR OUT.png
+ *       on one connection: waits for the pattern, presses and lets go
+ *       CHAR's key, then waits for the test guest's answer (the top 8 rows
+ *       white, the rest the pattern still) and saves the frame
+ *   vnctool ADDR:PORT flood N
+ *       opens N connections at once, each sending a protocol version, and
+ *       closes them: a server that falls over fails the next command
+ *   vnctool ADDR:PORT websocket
+ *       asks for a WebSocket upgrade with a foreign Origin, as a web page's
+ *       script would; exits 0 if the server then closes the connection, 1
+ *       if it keeps it open, waiting for the client's turn (10 s)
  *
  * Exit 0, or 1 with one line on stderr; 2 for bad arguments.
  */
 #include <errno.h>
 #include <png.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <rfb/keysym.h>
 #include <rfb/rfbclient.h>
@@ -48,9 +64,17 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void quiet(const char *fmt, ...)
+/* libvncclient's last complaint, for the one line vnctool prints on failure. */
+static char last_error[256];
+
+static void keep_error(const char *fmt, ...)
 {
-	(void)fmt;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	last_error[strcspn(last_error, "\n")] = 0;
 }
 
 static char *get_password(rfbClient *cl)
@@ -84,7 +108,7 @@ static rfbClient *connect_to(const char *hostport, struct tool *t)
 
 	if (!cl || !colon)
 		return NULL;
-	rfbClientLog = rfbClientErr = quiet;
+	rfbClientLog = rfbClientErr = keep_error;
 	cl->serverHost = strndup(hostport, (size_t)(colon - hostport));
 	cl->serverPort = atoi(colon + 1);
 	cl->GetPassword = get_password;
@@ -228,10 +252,136 @@ static char *read_password(const char *path)
 	return strdup(line);
 }
 
+/* The test guest's answer to a key: rows 0 to 7 white, the pattern below. */
+static bool top_white(rfbClient *cl)
+{
+	for (int y = 0; y < 8; y++)
+		for (int x = 0; x < cl->width; x++) {
+			const uint8_t *p = cl->frameBuffer + ((size_t)y * cl->width + x) * 4;
+
+			if (p[0] != 0xff || p[1] != 0xff || p[2] != 0xff)
+				return false;
+		}
+	return true;
+}
+
+static int press_watch(rfbClient *cl, struct tool *t, char c, const char *png)
+{
+	double end;
+
+	if (!wait_updates(cl, t, 1) || check_pattern(cl))
+		return 1;
+	key(cl, (uint8_t)c);
+	/* The change arrives as updates of the rows written (KVM's dirty log). */
+	end = now_s() + WAIT_US / 1e6;
+	while (!top_white(cl)) {
+		int n = WaitForMessage(cl, 100000);
+
+		if (n < 0 || (n > 0 && !HandleRFBServerMessage(cl)) || now_s() > end) {
+			fprintf(stderr, "vnctool: the top rows never turned white\n");
+			return 1;
+		}
+	}
+	/* Only the top changed: below, the pattern as it was. */
+	for (int y = 8; y < cl->height; y++)
+		for (int x = 0; x < cl->width; x++) {
+			const uint8_t *p = cl->frameBuffer + ((size_t)y * cl->width + x) * 4;
+
+			if (p[0] != (x & 0xff) || p[1] != (y & 0xff) || p[2] != ((x + y) & 0xff)) {
+				fprintf(stderr, "vnctool: pixel %d,%d changed too\n", x, y);
+				return 1;
+			}
+		}
+	return save_png(cl, png);
+}
+
+static int tcp_connect(const char *hostport)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = strrchr(hostport, ':');
+	char host[64];
+	int fd;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(host))
+		return -1;
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = 0;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int flood(const char *hostport, int n)
+{
+	struct rlimit rl;
+	int *fds = calloc((size_t)n, sizeof(int)), opened = 0;
+
+	if (!fds)
+		return 1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)n + 64 ? rl.rlim_max : (rlim_t)n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (int i = 0; i < n; i++) {
+		fds[i] = tcp_connect(hostport);
+		if (fds[i] >= 0) {
+			opened++;
+			if (write(fds[i], "RFB 003.008\n", 12) < 0) {
+				/* A server that closed at once: the connection counts all the same.
+				 */
+			}
+		}
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	printf("%d connections\n", opened);
+	free(fds);
+	return opened ? 0 : 1;
+}
+
+static int websocket(const char *hostport)
+{
+	static const char req[] =
+	    "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n\r\n";
+	char buf[4096];
+	int fd = tcp_connect(hostport);
+	ssize_t n;
+
+	if (fd < 0 || write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+		return 1;
+	/*
+	 * libvncserver answers the upgrade and sends its greeting before the
+	 * server can refuse the client; refused, the server then closes. Let
+	 * in, it would wait for the client's protocol version.
+	 */
+	struct timeval tv = { .tv_sec = 10 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	close(fd);
+	if (n < 0) {
+		fprintf(stderr, "vnctool: the server kept the WebSocket client\n");
+		return 1;
+	}
+	return 0;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: vnctool ADDR:PORT [--password-file F] "
-	                "snapshot|check-pattern OUT.png | type TEXT | click X Y | fps SECONDS\n");
+	fprintf(stderr,
+	        "usage: vnctool ADDR:PORT [--password-file F] snapshot|check-pattern OUT.png |\n"
+	        "         type TEXT | click X Y | fps SECONDS | press-watch CHAR OUT.png\n"
+	        "       vnctool ADDR:PORT flood N | websocket\n");
 	return 2;
 }
 
@@ -244,6 +394,10 @@ int main(int argc, char **argv)
 
 	if (argc < 3)
 		return usage();
+	if (!strcmp(argv[2], "flood"))
+		return argc == 4 ? flood(argv[1], atoi(argv[3])) : usage();
+	if (!strcmp(argv[2], "websocket"))
+		return websocket(argv[1]);
 	/* The server may close first (it saw our end): a write then is no reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	if (!strcmp(argv[i], "--password-file")) {
@@ -256,7 +410,8 @@ int main(int argc, char **argv)
 	cmd = argv[i++];
 	cl = connect_to(argv[1], &t);
 	if (!cl) {
-		fprintf(stderr, "vnctool: cannot connect to %s\n", argv[1]);
+		fprintf(stderr, "vnctool: cannot connect to %s: %s\n", argv[1],
+		        last_error[0] ? last_error : "no reason given");
 		return 1;
 	}
 	if (!strcmp(cmd, "snapshot") || !strcmp(cmd, "check-pattern")) {
@@ -271,17 +426,29 @@ int main(int argc, char **argv)
 			if (!rc && !strcmp(cmd, "check-pattern"))
 				rc = check_pattern(cl);
 		}
+	} else if (!strcmp(cmd, "press-watch")) {
+		if (i + 1 >= argc || !argv[i][0])
+			return usage();
+		rc = press_watch(cl, &t, argv[i][0], argv[i + 1]);
 	} else if (!strcmp(cmd, "type")) {
 		/* As a viewer does: input once the screen is shown. */
-		if (i >= argc || !wait_updates(cl, &t, 1))
+		if (i >= argc)
 			return usage();
+		if (!wait_updates(cl, &t, 1)) {
+			fprintf(stderr, "vnctool: no frame from %s\n", argv[1]);
+			return 1;
+		}
 		for (const char *c = argv[i]; *c; c++)
 			key(cl, (uint8_t)*c);
 		key(cl, XK_Return);
 		finish_input(cl);
 	} else if (!strcmp(cmd, "click")) {
-		if (i + 1 >= argc || !wait_updates(cl, &t, 1))
+		if (i + 1 >= argc)
 			return usage();
+		if (!wait_updates(cl, &t, 1)) {
+			fprintf(stderr, "vnctool: no frame from %s\n", argv[1]);
+			return 1;
+		}
 		SendPointerEvent(cl, atoi(argv[i]), atoi(argv[i + 1]), 0);
 		SendPointerEvent(cl, atoi(argv[i]), atoi(argv[i + 1]), rfbButton1Mask);
 		SendPointerEvent(cl, atoi(argv[i]), atoi(argv[i + 1]), 0);
