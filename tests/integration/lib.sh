@@ -125,6 +125,16 @@ mount_disk() {
 	T_MOUNTS+=("$mp")
 }
 
+# The freestanding test guest that hv boots in tests.
+GUEST=${CIRC_BUILD:-$(dirname "$CIRC")}/guest/test-guest.elf
+
+# need_kvm: a usable /dev/kvm and the test guest, or a skip (a die) saying why.
+need_kvm() {
+	[ -c /dev/kvm ] || skip "/dev/kvm is absent"
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
+	[ -f "$GUEST" ] || die "$GUEST is not built"
+}
+
 need_fuse() {
 	[ -c /dev/fuse ] || skip "/dev/fuse is absent"
 	[ "$(id -u)" = 0 ] || command -v fusermount3 >/dev/null || skip "needs root or fusermount3"

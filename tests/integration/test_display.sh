@@ -9,13 +9,10 @@
 . "$(dirname "$0")/lib.sh"
 
 BUILD=${CIRC_BUILD:-$(dirname "$CIRC")}
-GUEST=$BUILD/guest/test-guest.elf
 VNCTOOL=$BUILD/vnctool
 
-need_kvm() {
-	[ -c /dev/kvm ] || skip "/dev/kvm is absent"
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
-	[ -f "$GUEST" ] || die "$GUEST is not built"
+need_display() {
+	need_kvm
 	[ -x "$VNCTOOL" ] || die "$VNCTOOL is not built"
 }
 
@@ -42,7 +39,7 @@ hv_display() {
 }
 
 test_hv_pattern_keys_and_pointer() {
-	need_kvm
+	need_display
 	port=$(free_port) || die "no free port"
 	hv_display "$port"
 	grep -q "^an EFI framebuffer in screen_info: ok" out || die "no framebuffer: $(cat out)"
@@ -75,7 +72,7 @@ test_hv_pattern_keys_and_pointer() {
 # descriptor: libvncserver's fd_set would abort the process past 1024), and a
 # web page's WebSocket (libvncserver would take it on the same port).
 test_hv_display_survives_floods_and_websockets() {
-	need_kvm
+	need_display
 	port=$(free_port) || die "no free port"
 	hv_display "$port"
 	"$VNCTOOL" "127.0.0.1:$port" flood 1200 || die "the flood could not connect"
@@ -87,7 +84,7 @@ test_hv_display_survives_floods_and_websockets() {
 }
 
 test_hv_password_off_loopback() {
-	need_kvm
+	need_display
 	port=$(free_port) || die "no free port"
 	# Anyone on the network could drive the guest: a password or nothing.
 	expect_fail 1 "needed and no terminal to ask" setsid "$CIRC" run --vmm hv \

@@ -7,7 +7,6 @@
 
 ROOT=${CIRC_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 IMAGES=$ROOT/build/images
-GUEST=${CIRC_BUILD:-$(dirname "$CIRC")}/guest/test-guest.elf
 QEMU_TIMEOUT=180
 
 # boot DISK_FILE ARGS: QEMU (TCG) boots the kit on DISK_FILE; output in boot.out.

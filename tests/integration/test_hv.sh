@@ -3,13 +3,6 @@
 # drives virtio-blk, and powers off; the host checks what it wrote.
 . "$(dirname "$0")/lib.sh"
 
-GUEST=${CIRC_BUILD:-$(dirname "$CIRC")}/guest/test-guest.elf
-
-need_kvm() {
-	[ -c /dev/kvm ] || skip "/dev/kvm is absent"
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
-	[ -f "$GUEST" ] || die "$GUEST is not built"
-}
 
 # make_disk FILE MIB: random bytes; prints the cksum of the first 4 KiB.
 make_disk() {

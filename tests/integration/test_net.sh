@@ -8,13 +8,6 @@
 # forwards set up here is reachable, and no name is resolved.
 . "$(dirname "$0")/lib.sh"
 
-GUEST=${CIRC_BUILD:-$(dirname "$CIRC")}/guest/test-guest.elf
-
-need_kvm() {
-	[ -c /dev/kvm ] || skip "/dev/kvm is absent"
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no permission on /dev/kvm"
-	[ -f "$GUEST" ] || die "$GUEST is not built"
-}
 
 # hv_guest ARGS...: the test guest on hv; its console in out, stderr in err.
 hv_guest() {
