@@ -58,9 +58,15 @@ static enum rfbNewClientAction client_new(rfbClientPtr cl)
 {
 	struct vnc *v = cl->screen->screenData;
 
-	/* A browser's script could otherwise watch and type from any web page. */
-	if (cl->wsctx)
+	/*
+	 * A browser's script could otherwise watch and type from any web page.
+	 * libvncserver 0.9.14 never frees a WebSocket's context: ours to free.
+	 */
+	if (cl->wsctx) {
+		free(cl->wsctx);
+		cl->wsctx = NULL;
 		return RFB_CLIENT_REFUSE;
+	}
 	cl->clientGoneHook = client_gone;
 	/* When it came: a client still in the handshake VNC_HELLO_SECS later is dropped. */
 	cl->clientData = (void *)(uintptr_t)now_s();
@@ -146,20 +152,36 @@ static void drop_stalled(struct vnc *v)
 	rfbReleaseClientIterator(it);
 }
 
-/* A connection on our socket: libvncserver's if there is room for it, else closed. */
+/*
+ * Connections on our socket: libvncserver's while there is room, else
+ * closed; all that wait are taken at once, so a flood drains in one pass.
+ */
 static void vnc_accept(struct vnc *v)
 {
-	int fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd;
 
-	if (fd < 0)
-		return;
-	/* libvncserver's select() and fd_set take descriptors below FD_SETSIZE only. */
-	if (fd >= FD_SETSIZE || v->clients >= VNC_MAX_CLIENTS) {
-		close(fd);
-		return;
+	while ((fd = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		char head[4];
+		ssize_t n;
+
+		/* libvncserver's select() and fd_set take descriptors below FD_SETSIZE only. */
+		if (fd >= FD_SETSIZE || v->clients >= VNC_MAX_CLIENTS) {
+			close(fd);
+			continue;
+		}
+		/*
+		 * A VNC client waits for the server's greeting: one that already
+		 * hung up, or sent an HTTP request (a web page's WebSocket), is
+		 * not worth libvncserver's 100 ms look at it.
+		 */
+		n = recv(fd, head, sizeof(head), MSG_PEEK);
+		if (n == 0 || (n == (ssize_t)sizeof(head) && !memcmp(head, "GET ", 4))) {
+			close(fd);
+			continue;
+		}
+		/* It sets the client up, refused or not; a refused one is closed there. */
+		rfbNewClient(v->screen, fd);
 	}
-	/* It sets the client up, refused or not; a refused one is closed there. */
-	rfbNewClient(v->screen, fd);
 }
 
 static void *vnc_main(void *arg)
@@ -210,7 +232,7 @@ static int listen_on(struct vnc *v, const struct in_addr *addr, uint16_t port)
 	if (v->listen_fd < 0 ||
 	    setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(v->listen_fd, VNC_MAX_CLIENTS) < 0)
+	    listen(v->listen_fd, 64) < 0)
 		return -errno;
 	return 0;
 }

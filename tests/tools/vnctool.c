@@ -109,6 +109,7 @@ static rfbClient *connect_to(const char *hostport, struct tool *t)
 	if (!cl || !colon)
 		return NULL;
 	rfbClientLog = rfbClientErr = keep_error;
+	free(cl->serverHost); /* rfbGetClient's "" */
 	cl->serverHost = strndup(hostport, (size_t)(colon - hostport));
 	cl->serverPort = atoi(colon + 1);
 	cl->GetPassword = get_password;
@@ -474,6 +475,8 @@ int main(int argc, char **argv)
 	} else {
 		rc = usage();
 	}
+	/* The frame is the application's to free, not rfbClientCleanup's. */
+	free(cl->frameBuffer);
 	rfbClientCleanup(cl);
 	free((void *)t.password);
 	return rc;
