@@ -363,6 +363,11 @@ static void model_report(void *dev, FILE *f, const char *name)
 		d->net.be->ops->report(d->net.be->ctx, f, name);
 }
 
+const struct virtio_net *virtio_net_model_net(const void *dev)
+{
+	return &((const struct virtio_net_pci *)dev)->net;
+}
+
 const struct hv_device_model virtio_net_model = {
 	.kind = "net",
 	.create = model_create,

@@ -84,5 +84,7 @@ struct virtio_net_args {
 	uint8_t mac[NET_MAC_LEN];
 };
 extern const struct hv_device_model virtio_net_model;
+/* The device inside what virtio_net_model's create made (for its statistics). */
+const struct virtio_net *virtio_net_model_net(const void *dev);
 
 #endif

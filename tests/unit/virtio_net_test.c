@@ -17,12 +17,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "hv/bus.h"
 #include "hv/net_backend.h"
 #include "hv/net_relay.h"
 #include "hv/net_user.h"
+#include "hv/pci.h"
+#include "hv/virtio_pci.h"
 #include "hv/virtio_net.h"
 #include "hv/virtq.h"
 #include "tests/unit/suites.h"
@@ -737,12 +742,190 @@ START_TEST(test_user_network_bad_hostfwd)
 }
 END_TEST
 
+/* The card behind virtio-pci, with its worker, as the machine attaches it (less KVM). */
+
+struct prig {
+	struct nrig r;
+	struct bus pio, mmio;
+	struct pci_bus pb;
+	struct virtio_pci *vp;
+	void *dev;
+	int fds[2]; /* the queues' notify eventfds, as KVM's ioeventfds would be */
+	unsigned raises;
+};
+
+static void count_irq(void *ctx, unsigned gsi, bool level)
+{
+	struct prig *p = ctx;
+
+	(void)gsi;
+	if (level)
+		__atomic_fetch_add(&p->raises, 1, __ATOMIC_RELAXED);
+}
+
+static void bar_write(struct prig *p, unsigned off, uint64_t v, unsigned len)
+{
+	uint8_t d[8];
+
+	for (unsigned i = 0; i < len; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+	virtio_pci_bar_io(p->vp, off, d, len, true);
+}
+
+static uint8_t bar_read8(struct prig *p, unsigned off)
+{
+	uint8_t d = 0;
+
+	virtio_pci_bar_io(p->vp, off, &d, 1, false);
+	return d;
+}
+
+static void queue_setup(struct prig *p, unsigned qi, const struct drv *d)
+{
+	bar_write(p, VIRTIO_PCI_COMMON_Q_SELECT, qi, 2);
+	bar_write(p, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
+	bar_write(p, VIRTIO_PCI_COMMON_Q_DESCLO, d->desc, 8);
+	bar_write(p, VIRTIO_PCI_COMMON_Q_AVAILLO, d->avail, 8);
+	bar_write(p, VIRTIO_PCI_COMMON_Q_USEDLO, d->used, 8);
+	bar_write(p, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+}
+
+/* The driver's start: features (VERSION_1 and MAC), both queues, DRIVER_OK. */
+static void driver_start(struct prig *p)
+{
+	const uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+
+	bar_write(p, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	bar_write(p, VIRTIO_PCI_COMMON_STATUS, s, 1);
+	bar_write(p, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+	bar_write(p, VIRTIO_PCI_COMMON_GF, 1u << VIRTIO_NET_F_MAC, 4);
+	bar_write(p, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+	bar_write(p, VIRTIO_PCI_COMMON_GF, 1, 4); /* VIRTIO_F_VERSION_1 */
+	bar_write(p, VIRTIO_PCI_COMMON_STATUS, s | VIRTIO_CONFIG_S_FEATURES_OK, 1);
+	ck_assert(bar_read8(p, VIRTIO_PCI_COMMON_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	queue_setup(p, VIRTIO_NET_RXQ, &p->r.rx);
+	queue_setup(p, VIRTIO_NET_TXQ, &p->r.tx);
+	bar_write(p, VIRTIO_PCI_COMMON_STATUS,
+	          s | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK, 1);
+}
+
+static void prig_init(struct prig *p)
+{
+	struct virtio_net_args a = { .be = NULL };
+	struct irq_line line = { .set = count_irq, .ctx = p };
+	struct circ_err err;
+
+	memset(p, 0, sizeof(*p));
+	nrig_init(&p->r);
+	a.be = &p->r.be;
+	memcpy(a.mac, test_mac, sizeof(a.mac));
+	bus_init(&p->pio);
+	bus_init(&p->mmio);
+	ck_assert_int_eq(pci_init(&p->pb, &p->pio, &p->mmio), 0);
+	ck_assert_int_eq(
+	    virtio_net_model.create(&a, &p->pb, &p->r.m, &line, 16, &p->vp, &p->dev, &err), 0);
+	for (int q = 0; q < 2; q++) {
+		p->fds[q] = eventfd(0, EFD_CLOEXEC);
+		ck_assert_int_ge(p->fds[q], 0);
+	}
+	ck_assert_int_eq(virtio_pci_start_worker(p->vp, p->fds, 2, &err), 0);
+}
+
+static void prig_fini(struct prig *p)
+{
+	virtio_net_model.destroy(p->dev);
+	for (int q = 0; q < 2; q++)
+		close(p->fds[q]);
+	pci_destroy(&p->pb);
+	bus_destroy(&p->mmio);
+	bus_destroy(&p->pio);
+	nrig_fini(&p->r);
+}
+
+static void kick(struct prig *p, unsigned q)
+{
+	uint64_t one = 1;
+
+	ck_assert_int_eq(write(p->fds[q], &one, sizeof(one)), sizeof(one));
+}
+
+/* Until the queue's used index reaches want, or 5 s (the worker runs on its own). */
+static bool wait_used(struct drv *d, uint16_t want)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	for (int i = 0; i < 5000 && used_idx(d) != want; i++)
+		nanosleep(&ts, NULL);
+	return used_idx(d) == want;
+}
+
+/* Until the card has dropped want frames in all, or 5 s. */
+static uint64_t wait_dropped(struct prig *p, uint64_t want)
+{
+	struct timespec ts = { 0, 1000000 };
+	struct virtio_net_stats st;
+
+	for (int i = 0; i < 5000; i++) {
+		virtio_net_get_stats(virtio_net_model_net(p->dev), &st);
+		if (st.rx_dropped >= want)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return st.rx_dropped;
+}
+
+START_TEST(test_pci_worker)
+{
+	struct prig p;
+	uint8_t f[200], got[256];
+	uint32_t one[] = { VIRTIO_NET_HDR_LEN + 100 };
+
+	prig_init(&p);
+	/* Input before the driver runs is dropped, as by a NIC that is down. */
+	make_frame(f, 100, 1);
+	ck_assert_int_eq(net_memory_put(&p.r.be, f, 100), 0);
+	ck_assert_uint_eq(wait_dropped(&p, 1), 1);
+	driver_start(&p);
+	/* No receive buffer: a frame waits in the back end, however often it is looked at. */
+	make_frame(f, 100, 2);
+	ck_assert_int_eq(net_memory_put(&p.r.be, f, 100), 0);
+	kick(&p, VIRTIO_NET_RXQ);
+	/* The guest gives a buffer and says so: the waiting frame arrives, with an interrupt. */
+	uint64_t buf = give_rx(&p.r, 2048);
+
+	kick(&p, VIRTIO_NET_RXQ);
+	ck_assert(wait_used(&p.r.rx, 1));
+	ck_assert_mem_eq((uint8_t *)gptr(&p.r.rx, buf, 112) + VIRTIO_NET_HDR_LEN, f, 100);
+	ck_assert_uint_ge(__atomic_load_n(&p.raises, __ATOMIC_RELAXED), 1);
+	/* With buffers there, input arrives by itself, through the back end's descriptor. */
+	buf = give_rx(&p.r, 2048);
+	kick(&p, VIRTIO_NET_RXQ);
+	make_frame(f, 150, 3);
+	ck_assert_int_eq(net_memory_put(&p.r.be, f, 150), 0);
+	ck_assert(wait_used(&p.r.rx, 2));
+	ck_assert_mem_eq((uint8_t *)gptr(&p.r.rx, buf, 162) + VIRTIO_NET_HDR_LEN, f, 150);
+	/* A frame sent: out through the back end, the chain given back. */
+	make_frame(f, 100, 4);
+	send_frame(&p.r, f, 100, one, 1);
+	kick(&p, VIRTIO_NET_TXQ);
+	ck_assert(wait_used(&p.r.tx, 1));
+	ck_assert_uint_eq(net_memory_take(&p.r.be, got, sizeof(got)), 100);
+	ck_assert_mem_eq(got, f, 100);
+	/* A reset while the guest had no buffers: input is dropped again, not left to pile up. */
+	bar_write(&p, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	ck_assert_int_eq(net_memory_put(&p.r.be, f, 100), 0);
+	ck_assert_uint_eq(wait_dropped(&p, 2), 2);
+	prig_fini(&p);
+}
+END_TEST
+
 Suite *virtio_net_suite(void)
 {
 	Suite *s = suite_create("virtio_net");
 	TCase *dev = tcase_create("device");
 	TCase *be = tcase_create("backends");
 
+	tcase_set_timeout(dev, 30);
 	tcase_add_test(dev, test_config);
 	tcase_add_test(dev, test_tx_frames);
 	tcase_add_test(dev, test_tx_malformed);
@@ -752,6 +935,7 @@ Suite *virtio_net_suite(void)
 	tcase_add_test(dev, test_rx_never_replenished);
 	tcase_add_test(dev, test_rx_malformed);
 	tcase_add_test(dev, test_broken_ring);
+	tcase_add_test(dev, test_pci_worker);
 	suite_add_tcase(s, dev);
 
 	tcase_set_timeout(be, 30);
