@@ -34,7 +34,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps check check-run check-sanitize stress fuzz fuzz-run bench demo demo-shell images \
-	install clean format
+	install uninstall man clean format
 
 all: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 
@@ -106,7 +106,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: $(BUILD)/circ $(BUILD)/unit-tests $(FUZZ_REPLAY) $(BUILD)/guest/test-guest.elf \
-	$(BUILD)/slowloris $(BUILD)/disktraffic $(BUILD)/cachetool $(BUILD)/vnctool
+	$(BUILD)/slowloris $(BUILD)/disktraffic $(BUILD)/cachetool $(BUILD)/vnctool $(BUILD)/man/circ.1
 	@tests/run.sh $(BUILD)
 
 check-sanitize: deps
@@ -182,8 +182,27 @@ demo-shell: deps
 	@$(MAKE) --no-print-directory $(BUILD)/circ
 	@scripts/demo.sh $(BUILD) --shell
 
-install: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
+# Man pages from circ's own --help (scripts/man.sh, help2man): they cannot drift from it.
+man: $(BUILD)/man/circ.1
+$(BUILD)/man/circ.1: $(BUILD)/circ scripts/man.sh
+	@rm -rf $(BUILD)/man
+	@scripts/man.sh $(BUILD)/circ $(BUILD)/man
+
+# What `make install` puts under $(DESTDIR)$(PREFIX), and `make uninstall` takes away.
+MANDIR	?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+install: $(BUILD)/circ $(BUILD)/man/circ.1
 	install -D -m 0755 $(BUILD)/circ $(DESTDIR)$(PREFIX)/bin/circ
+	install -d $(DESTDIR)$(MANDIR)/man1
+	for f in $(BUILD)/man/*.1; do \
+		gzip -9n <$$f >$(DESTDIR)$(MANDIR)/man1/$$(basename $$f).gz || exit 1; \
+		chmod 0644 $(DESTDIR)$(MANDIR)/man1/$$(basename $$f).gz; \
+	done
+	install -D -m 0644 completion/circ.bash $(DESTDIR)$(BASHCOMPDIR)/circ
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/circ $(DESTDIR)$(MANDIR)/man1/circ.1.gz \
+		$(DESTDIR)$(MANDIR)/man1/circ-*.1.gz $(DESTDIR)$(BASHCOMPDIR)/circ
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# circ installed as a user meets it: `make install` puts the binary, a man
+# page for circ and for every command `circ --help` lists (made from each
+# one's --help, so they say the same), and bash completion under PREFIX;
+# `make uninstall` takes them away. The completion offers commands,
+# options, local disks and circ's mountpoints.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=${CIRC_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${CIRC_BUILD:-$(dirname "$CIRC")}
+
+# The commands `circ --help` lists.
+commands() {
+	"$CIRC" --help | awk '/^Commands:|^Cold migration/ { l = 1; next }
+		/^Options for every command:/ { l = 0 } l && /^  [a-z]+/ { print $1 }' | sort -u
+}
+
+test_install_and_uninstall() {
+	command -v man >/dev/null || skip "man is not installed"
+	make -s -C "$ROOT" BUILD="$BUILD" install DESTDIR="$T_DIR/inst" PREFIX=/usr >make.out 2>&1 ||
+		die "make install failed: $(tail -n 3 make.out)"
+	inst=$T_DIR/inst/usr
+	[ -x "$inst/bin/circ" ] || die "no bin/circ"
+	cmp "$inst/bin/circ" "$CIRC" || die "bin/circ is not the circ built"
+	[ -f "$inst/share/bash-completion/completions/circ" ] || die "no bash completion"
+	n=0
+	for cmd in "" $(commands); do
+		page=$inst/share/man/man1/circ${cmd:+-$cmd}.1.gz
+		[ -f "$page" ] || die "no man page for 'circ $cmd'"
+		[ "$(stat -c %a "$page")" = 644 ] || die "$page is mode $(stat -c %a "$page")"
+		# groff's warnings: a page that does not render cleanly.
+		warn=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
+		[ -z "$warn" ] || die "man warns about $page: $warn"
+		# The page is the help: its synopsis is the help's usage line.
+		usage=$("$CIRC" $cmd --help | sed -n '1s/^Usage: //p')
+		MANWIDTH=200 man -l "$page" 2>/dev/null | tr -s ' ' | grep -qF "$(echo "$usage" | tr -s ' ')" ||
+			die "the page of 'circ $cmd' does not say '$usage'"
+		n=$((n + 1))
+	done
+	echo "note: $n man pages"
+	make -s -C "$ROOT" BUILD="$BUILD" uninstall DESTDIR="$T_DIR/inst" PREFIX=/usr >make.out 2>&1 ||
+		die "make uninstall failed: $(tail -n 3 make.out)"
+	left=$(find "$T_DIR/inst" -type f)
+	[ -z "$left" ] || die "make uninstall left: $left"
+}
+
+# complete WORDS...: what the completion offers for the last word.
+complete_words() {
+	# shellcheck disable=SC1091 # the script under test
+	(
+		PATH=$(dirname "$CIRC"):$PATH
+		. "$ROOT/completion/circ.bash"
+		COMP_WORDS=("$@")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		_circ
+		echo "${COMPREPLY[*]}"
+	)
+}
+
+test_bash_completion() {
+	command -v bash >/dev/null || skip "bash is not installed"
+	[ "$(complete_words circ pu)" = "publish pull push" ] || die "circ pu: $(complete_words circ pu)"
+	[ "$(complete_words circ push --kee)" = "--keep-lease" ] || die "push --kee: $(complete_words circ push --kee)"
+	[ "$(complete_words circ run --vmm "")" = "auto hv qemu" ] || die "--vmm: $(complete_words circ run --vmm "")"
+	complete_words circ run --d | grep -qw -- "--display" || die "run --d: $(complete_words circ run --d)"
+	"$CIRC" --state st create home --size 1M >/dev/null || die "create"
+	"$CIRC" --state st create hobby --size 1M >/dev/null || die "create"
+	[ "$(complete_words circ --state st update h)" = "hobby home" ] ||
+		die "update h: $(complete_words circ --state st update h)"
+	[ "$(complete_words circ --state st mount hom)" = "home" ] || die "mount hom"
+	# Every command `circ --help` lists is offered.
+	[ "$(complete_words circ "" | tr ' ' '\n' | sort)" = "$(commands)" ] ||
+		die "the commands offered are not circ's: $(complete_words circ "")"
+	need_fuse
+	mount_disk st home "mnt point"
+	complete_words circ umount "$T_DIR/mnt" | grep -qF "$T_DIR/mnt point" ||
+		die "umount offers no mountpoint: $(complete_words circ umount "$T_DIR/mnt")"
+}
+
+t_case "make install: binary, man pages for every command, completion; make uninstall" \
+	test_install_and_uninstall
+t_case "bash completion: commands, options, disks, mountpoints" test_bash_completion
