@@ -44,7 +44,8 @@ static const char usage[] =
     "  --threads N         worker threads (default 8)\n"
     "  --quiet             no access log\n"
     "  --users FILE        who may upload: an htpasswd file of bcrypt hashes, made with\n"
-    "                      `htpasswd -B`; read once at start, passwords never logged\n"
+    "                      `htpasswd -B`; read at start and again on SIGHUP (without\n"
+    "                      dropping a connection), passwords never logged\n"
     "  --quota SIZE        the most bytes each user may store under users/USER/\n"
     "                      (K, M, G suffixes; default no limit); past it PUT gets 507\n"
     "  --max-connections N connections held at once (default 4096; the open file\n"
@@ -166,10 +167,12 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli,
 		                       "--quota needs --users (without it nothing is uploaded)");
 
-	/* Block the stop signals before any thread exists, so only sigwait sees them. */
+	/* Block the stop signals (and SIGHUP) before any thread exists, so only sigwait sees them.
+	 */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (cache_state) {
@@ -185,7 +188,17 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	printf("listening on http://%s:%u\n",
 	       cfg.listen && cfg.listen[0] == '[' ? "[::1]" : "127.0.0.1", server_port(srv));
 	fflush(stdout);
-	sigwait(&stop, &sig);
+	/* SIGHUP reads the users file again; connections and requests go on meanwhile. */
+	while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+		size_t n;
+
+		if (server_reload_users(srv, &n, &err))
+			fprintf(stderr, "circ serve: SIGHUP: %s; the users stay as they were\n",
+			        err.msg);
+		else
+			fprintf(stderr, "circ serve: SIGHUP: read %s again: %zu users\n",
+			        cfg.users_file, n);
+	}
 	server_stop(srv);
 	free(cache_dir);
 	cli_info(cli, "stopped on signal %d", sig);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `circ serve --users FILE`: who may upload. FILE is an htpasswd file of
- * bcrypt hashes (`htpasswd -B`), read once at start. A password is checked
+ * bcrypt hashes (`htpasswd -B`), read at start and again on auth_reload
+ * (SIGHUP). A password is checked
  * with bcrypt the first time; afterwards against a salted SHA-256 kept in
  * memory, because bcrypt costs milliseconds and a client sends the same
  * credentials with every block it uploads.
@@ -28,7 +29,8 @@ struct user_tree {
 
 struct auth_user {
 	char name[REPO_NAME_MAX + 1];
-	char hash[AUTH_BCRYPT_LEN + 1];
+	char hash[AUTH_BCRYPT_LEN + 1]; /* under the auth lock: a reload may change it */
+	bool disabled;                  /* under the auth lock: a reload took the user out */
 	/* Under the auth lock: the last password bcrypt accepted, and for which hash. */
 	bool cached;
 	uint8_t cache_digest[32];
@@ -51,6 +53,14 @@ struct auth;
  * error names the line, never the hash.
  */
 CIRC_MUST_CHECK int auth_load(const char *path, struct auth **out, struct circ_err *err);
+/*
+ * Reads path again: users added can log in, users removed no longer can
+ * (requests already under way finish), a changed hash takes effect at the
+ * next request. A file that does not load changes nothing. *n_users: the
+ * users the file now lists. Thread-safe beside auth_check.
+ */
+CIRC_MUST_CHECK int auth_reload(struct auth *a, const char *path, size_t *n_users,
+                                struct circ_err *err);
 void auth_free(struct auth *a);
 
 /* Checks user's password; on AUTH_OK, *out is the user. Thread-safe. */

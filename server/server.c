@@ -646,6 +646,11 @@ int server_start(const struct server_config *cfg, struct server **out, struct ci
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : 0;
+	if (cfg->users_file && !(s->users_file = strdup(cfg->users_file))) {
+		err_set(err, ENOMEM, "out of memory");
+		MHD_stop_daemon(s->daemon);
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -663,6 +668,13 @@ uint16_t server_port(const struct server *s)
 	return s->port;
 }
 
+int server_reload_users(struct server *s, size_t *n_users, struct circ_err *err)
+{
+	if (!s->auth)
+		return err_set(err, ENOENT, "no users file to read again (serve without --users)");
+	return auth_reload(s->auth, s->users_file, n_users, err);
+}
+
 void server_stop(struct server *s)
 {
 	if (!s)
@@ -675,5 +687,6 @@ void server_stop(struct server *s)
 	cache_close(s->blocks);
 	free(s->root);
 	auth_free(s->auth);
+	free(s->users_file);
 	free(s);
 }

@@ -53,6 +53,12 @@ CIRC_MUST_CHECK int server_start(const struct server_config *cfg, struct server 
                                  struct circ_err *err);
 /* The bound port (useful after asking for port 0). */
 uint16_t server_port(const struct server *s);
+/*
+ * Reads the users file again (SIGHUP), without stopping: see auth_reload.
+ * *n_users: the users it now lists. -1 with err when it does not load (the
+ * users stay as they were) or the server has none (--users not given).
+ */
+CIRC_MUST_CHECK int server_reload_users(struct server *s, size_t *n_users, struct circ_err *err);
 /* Stops accepting, finishes requests in flight, frees s. */
 void server_stop(struct server *s);
 

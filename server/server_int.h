@@ -29,6 +29,7 @@ struct server {
 	FILE *log;
 	uint16_t port;
 	struct auth *auth; /* NULL: read-only, and users/ does not exist */
+	char *users_file;  /* where auth came from, for server_reload_users */
 	uint64_t quota;    /* per user, bytes; 0: none */
 	bool cache; /* dirfd is a client's block cache: blocks only, compressed per request */
 	struct cache *blocks;     /* that cache, opened */

@@ -392,6 +392,64 @@ t_case "a block is stored once, never rewritten: other bytes under its name are 
 t_case "the quota: 507, nothing written, per user" test_quota
 t_case "keys: create with If-None-Match, replace with If-Match" test_keys_cas
 t_case "head CAS, layers and the lease" test_head_and_lease
+# SIGHUP reads the users file again: a user added can write, one removed
+# cannot, a changed password takes over, a broken file changes nothing, and
+# a connection open across the signal goes on serving.
+test_users_reload() {
+	serve_users
+	pid=$SERVE_PID
+	pw_carol="carol-throwaway-$RANDOM"
+	h=$(printf 'cd%.0s' $(seq 32))
+	make_block blk 300
+	want 401 "carol before she is listed" -u "carol:$pw_carol" -X PUT --data-binary @blk \
+		"$URL/$(block_path carol "$h")"
+	# A keep-alive connection, open across every signal below.
+	hostport=${URL#http://}
+	exec {conn}<>"/dev/tcp/${hostport%:*}/${hostport#*:}" || die "no connection"
+	get_on_conn() {
+		printf 'HEAD /users/ HTTP/1.1\r\nHost: x\r\n\r\n' >&"$conn"
+		read -r -t 5 status <&"$conn" || die "the open connection answered nothing"
+		while read -r -t 5 line <&"$conn" && [ "$line" != $'\r' ]; do :; done
+		echo "$status"
+	}
+	first=$(get_on_conn)
+	printf '%s\n' "$pw_carol" >pass
+	htpasswd -B -i users carol <pass 2>/dev/null || die "htpasswd carol"
+	htpasswd -D users bob 2>/dev/null || die "htpasswd -D bob"
+	# wait_log N PATTERN: until the log has N lines matching PATTERN (10 s at most).
+	wait_log() {
+		for _ in $(seq 1 200); do
+			[ "$(grep -c -- "$2" "$SERVE_LOG")" -ge "$1" ] && return 0
+			kill -0 "$pid" 2>/dev/null || die "circ serve died: $(tail -n 3 "$SERVE_LOG")"
+			sleep 0.05
+		done
+		die "no '$2' in the log: $(tail -n 3 "$SERVE_LOG")"
+	}
+	kill -HUP "$pid"
+	wait_log 1 "SIGHUP: read users again: 2 users"
+	want 201 "carol once listed" -u "carol:$pw_carol" -X PUT --data-binary @blk \
+		"$URL/$(block_path carol "$h")"
+	want 401 "bob once removed" -u "$B" -X PUT --data-binary @blk "$URL/$(block_path bob "$h")"
+	want 201 "alice, still listed" -u "$A" -X PUT --data-binary @blk "$URL/$(block_path alice "$h")"
+	# A new password for alice: the old one stops working at once.
+	printf 'new-%s\n' "$PW_ALICE" >pass
+	htpasswd -B -i users alice <pass 2>/dev/null || die "htpasswd alice"
+	kill -HUP "$pid"
+	wait_log 2 "SIGHUP: read users again"
+	want 401 "alice's old password" -u "$A" "$URL/$(block_path alice "$h")"
+	want 200 "alice's new password" -u "alice:new-$PW_ALICE" "$URL/$(block_path alice "$h")"
+	# A file that does not load: said, and nothing changes.
+	echo "not a users line" >users
+	kill -HUP "$pid"
+	wait_log 1 "the users stay as they were"
+	want 200 "alice after a broken file" -u "alice:new-$PW_ALICE" "$URL/$(block_path alice "$h")"
+	second=$(get_on_conn)
+	[ "$first" = "$second" ] || die "the open connection answered '$first', then '$second'"
+	exec {conn}>&-
+	kill -0 "$pid" 2>/dev/null || die "circ serve is gone"
+}
+
 t_case "concurrent compare-and-swap of a head: one winner" test_concurrent_cas
 t_case "oversized bodies: 413, nothing stored" test_oversized
 t_case "users file: bcrypt only, errors name the line" test_users_file_errors
+t_case "users file: SIGHUP reads it again, connections stay" test_users_reload
