@@ -191,6 +191,9 @@ $(BUILD)/man/circ.1: $(BUILD)/circ scripts/man.sh
 # What `make install` puts under $(DESTDIR)$(PREFIX), and `make uninstall` takes away.
 MANDIR	?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+UNITS	:= circ-serve.service circ-kiosk@.service
 install: $(BUILD)/circ $(BUILD)/man/circ.1
 	install -D -m 0755 $(BUILD)/circ $(DESTDIR)$(PREFIX)/bin/circ
 	install -d $(DESTDIR)$(MANDIR)/man1
@@ -199,10 +202,17 @@ install: $(BUILD)/circ $(BUILD)/man/circ.1
 		chmod 0644 $(DESTDIR)$(MANDIR)/man1/$$(basename $$f).gz; \
 	done
 	install -D -m 0644 completion/circ.bash $(DESTDIR)$(BASHCOMPDIR)/circ
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin/circ|$(PREFIX)/bin/circ|g' dist/$$u >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	install -D -m 0644 dist/circ.sysusers $(DESTDIR)$(SYSUSERSDIR)/circ.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/circ $(DESTDIR)$(MANDIR)/man1/circ.1.gz \
-		$(DESTDIR)$(MANDIR)/man1/circ-*.1.gz $(DESTDIR)$(BASHCOMPDIR)/circ
+		$(DESTDIR)$(MANDIR)/man1/circ-*.1.gz $(DESTDIR)$(BASHCOMPDIR)/circ \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/circ.conf
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

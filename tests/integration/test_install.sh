@@ -23,6 +23,11 @@ test_install_and_uninstall() {
 	[ -x "$inst/bin/circ" ] || die "no bin/circ"
 	cmp "$inst/bin/circ" "$CIRC" || die "bin/circ is not the circ built"
 	[ -f "$inst/share/bash-completion/completions/circ" ] || die "no bash completion"
+	for u in circ-serve.service circ-kiosk@.service; do
+		grep -q "^ExecStart=/usr/bin/circ " "$inst/lib/systemd/system/$u" ||
+			die "$u does not run /usr/bin/circ: $(grep ExecStart "$inst/lib/systemd/system/$u")"
+	done
+	grep -q "^u circ " "$inst/lib/sysusers.d/circ.conf" || die "no sysusers entry for circ"
 	n=0
 	for cmd in "" $(commands); do
 		page=$inst/share/man/man1/circ${cmd:+-$cmd}.1.gz
@@ -77,6 +82,29 @@ test_bash_completion() {
 		die "umount offers no mountpoint: $(complete_words circ umount "$T_DIR/mnt")"
 }
 
+# The server's unit as installed, with circ and its man pages where this tree
+# has them: systemd-analyze verify says nothing, and security rates the
+# sandbox OK or better. (No systemd runs here to start it.)
+test_serve_unit() {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed"
+	[ -f "$BUILD/man/circ-serve.1" ] || die "no man pages in $BUILD/man (make man)"
+	mkdir -p man/man1
+	cp "$BUILD"/man/*.1 man/man1/
+	sed "s|/usr/local/bin/circ|$CIRC|" "$ROOT/dist/circ-serve.service" >circ-serve.service
+	out=$(MANPATH=$T_DIR/man systemd-analyze verify ./circ-serve.service 2>&1) ||
+		die "verify failed: $out"
+	[ -z "$out" ] || die "systemd-analyze verify warns: $out"
+	level=$(systemd-analyze security --offline=true ./circ-serve.service 2>&1 |
+		sed -n 's/.*Overall exposure level for circ-serve.service: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+	[ -n "$level" ] || die "systemd-analyze security rated nothing"
+	echo "note: circ-serve.service's exposure: $level (systemd-analyze security)"
+	case ${level#* } in
+	SAFE | OK) ;;
+	*) die "the sandbox is rated $level, not OK" ;;
+	esac
+}
+
 t_case "make install: binary, man pages for every command, completion; make uninstall" \
 	test_install_and_uninstall
 t_case "bash completion: commands, options, disks, mountpoints" test_bash_completion
+t_case "circ-serve.service: systemd-analyze verify, and its sandbox rated" test_serve_unit
