@@ -17,8 +17,10 @@ WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 # CFLAGS and LDFLAGS are the user's (make CFLAGS=-O0); the project's own go beside them.
 CFLAGS	?= -O2 -g
 # `circ --version`: git describe in a checkout, the release number outside one.
-CIRC_VERSION := $(shell test -e .git && git describe --always --dirty 2>/dev/null || echo 0.3.0)
-ALL_CFLAGS = $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
+# The release number is debian/changelog's: one place for the package and the binary.
+CIRC_VERSION := $(shell test -e .git && git describe --always --dirty 2>/dev/null || \
+	awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog)
+ALL_CFLAGS = $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. -pthread \
 	   -MMD -MP $(SANFLAGS) -DCIRC_VERSION='"$(CIRC_VERSION)"'
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -34,7 +36,7 @@ UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps check check-run check-sanitize stress fuzz fuzz-run bench demo demo-shell images \
-	install uninstall man clean format
+	install uninstall man deb clean format
 
 all: $(BUILD)/circ $(BUILD)/guest/test-guest.elf
 
@@ -208,6 +210,19 @@ install: $(BUILD)/circ $(BUILD)/man/circ.1
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
 	done
 	install -D -m 0644 dist/circ.sysusers $(DESTDIR)$(SYSUSERSDIR)/circ.conf
+
+# The Debian package, built by dpkg-buildpackage (debian/) from a copy of the
+# tracked files, and checked by lintian: $(BUILD)/circ_VERSION_amd64.deb.
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+deb:
+	@rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/circ-$(DEB_VERSION)
+	@git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 cp --parents -t $(BUILD)/deb/circ-$(DEB_VERSION)
+	cd $(BUILD)/deb/circ-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b >../build.log 2>&1 || \
+		{ tail -n 20 ../build.log; exit 1; }
+	lintian --fail-on error --suppress-tags package-supports-alternative-init-but-no-init.d-script \
+		$(BUILD)/deb/circ_$(DEB_VERSION)_amd64.deb
+	cp $(BUILD)/deb/circ_$(DEB_VERSION)_amd64.deb $(BUILD)/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/circ $(DESTDIR)$(MANDIR)/man1/circ.1.gz \

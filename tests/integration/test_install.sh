@@ -104,7 +104,36 @@ test_serve_unit() {
 	esac
 }
 
+# make deb: dpkg-buildpackage and lintian (no error: make deb fails on one),
+# the dependencies dpkg-shlibdeps found, what the package holds, and the
+# version its circ prints.
+test_deb() {
+	command -v dpkg-buildpackage >/dev/null || skip "dpkg-buildpackage is not installed"
+	command -v lintian >/dev/null || skip "lintian is not installed"
+	make -s -C "$ROOT" BUILD="$BUILD" deb >make.out 2>&1 || die "make deb failed: $(tail -n 5 make.out)"
+	version=$(sed -n '1s/^circ (\([^)]*\)).*/\1/p' "$ROOT/debian/changelog")
+	deb=$BUILD/circ_${version}_amd64.deb
+	[ -f "$deb" ] || die "no $deb"
+	echo "note: $(basename "$deb"), $(stat -c %s "$deb") bytes; lintian: $(grep -c '^[WE]:' make.out) warnings or errors"
+	depends=$(dpkg-deb -f "$deb" Depends)
+	for lib in libfuse3-3 libcurl4 libzstd1 libssl3 libmicrohttpd12 libslirp0 libvncserver1 fuse3; do
+		echo "$depends" | grep -q "$lib" || die "Depends lacks $lib: $depends"
+	done
+	dpkg-deb -x "$deb" root || die "dpkg-deb -x"
+	for f in usr/bin/circ usr/share/man/man1/circ-push.1.gz usr/share/bash-completion/completions/circ \
+		lib/systemd/system/circ-serve.service lib/systemd/system/circ-kiosk@.service \
+		usr/lib/sysusers.d/circ.conf usr/share/doc/circ/README.md.gz usr/share/doc/circ/hv.md.gz \
+		usr/share/doc/circ/copyright; do
+		[ -e "root/$f" ] || die "the package lacks /$f"
+	done
+	[ "$(root/usr/bin/circ --version)" = "circ $version" ] ||
+		die "the packaged circ says '$(root/usr/bin/circ --version)', not 'circ $version'"
+	MANWIDTH=80 man -l root/usr/share/man/man1/circ-push.1.gz 2>/dev/null | grep -q "circ push DISK" ||
+		die "the packaged circ-push(1) does not read"
+}
+
 t_case "make install: binary, man pages for every command, completion; make uninstall" \
 	test_install_and_uninstall
 t_case "bash completion: commands, options, disks, mountpoints" test_bash_completion
 t_case "circ-serve.service: systemd-analyze verify, and its sandbox rated" test_serve_unit
+t_case "make deb: a package lintian passes, with its dependencies, pages, units" test_deb
