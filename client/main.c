@@ -26,6 +26,8 @@ static const char usage[] =
     "                               check signatures and every block of a version\n"
     "  serve (--repo DIR | --cache STATE) [--listen HOST:PORT] [--users FILE]\n"
     "                               serve a repo, or a client's cache to its neighbours\n"
+    "  sync SRC DEST                copy a repo to another directory or host, in the order\n"
+    "                               that keeps it consistent for readers meanwhile\n"
     "  pull URL NAME --key PUB [--as DISK]\n"
     "                               create local disk DISK tracking image NAME at URL\n"
     "  mount DISK MOUNTPOINT [-f]   MOUNTPOINT/disk.img is the disk, read-write\n"
@@ -72,6 +74,7 @@ static const struct command commands[] = {
 	{ "keygen", cmd_keygen },
 	{ "publish", cmd_publish },
 	{ "verify", cmd_verify },
+	{ "sync", cmd_sync },
 	{ "serve", cmd_serve },
 	{ "pull", cmd_pull },
 	{ "mount", cmd_mount },

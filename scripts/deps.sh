@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev libxxhash-dev
 	libssl-dev libmicrohttpd-dev libcrypt-dev libslirp-dev libglib2.0-dev libvncserver-dev libpng-dev check e2fsprogs zstd curl nginx-light openssl
 	qemu-utils qemu-system-x86 util-linux iproute2 acpica-tools apache2-utils squid jq clang-format help2man man-db systemd
-	debhelper dpkg-dev lintian)
+	debhelper dpkg-dev lintian rsync)
 bench_pkgs=(casync fio hyperfine debootstrap qemu-system-x86)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
