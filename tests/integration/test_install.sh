@@ -104,7 +104,8 @@ test_serve_unit() {
 	esac
 }
 
-# make deb: dpkg-buildpackage and lintian (no error: make deb fails on one),
+# make deb: dpkg-buildpackage and lintian (no error: make deb fails on one);
+# dpkg -i into a root of its own;
 # the dependencies dpkg-shlibdeps found, what the package holds, and the
 # version its circ prints.
 test_deb() {
@@ -119,7 +120,14 @@ test_deb() {
 	for lib in libfuse3-3 libcurl4 libzstd1 libssl3 libmicrohttpd12 libslirp0 libvncserver1 fuse3; do
 		echo "$depends" | grep -q "$lib" || die "Depends lacks $lib: $depends"
 	done
-	dpkg-deb -x "$deb" root || die "dpkg-deb -x"
+	# dpkg -i into a root of its own (its own package database; the maintainer
+	# scripts see DPKG_ROOT and leave this machine alone): installed, configured.
+	mkdir -p root/var/lib/dpkg/info root/var/lib/dpkg/updates root/etc
+	: >root/var/lib/dpkg/status
+	dpkg --root="$T_DIR/root" --force-script-chrootless --force-depends -i "$deb" >dpkg.out 2>&1 ||
+		die "dpkg -i failed: $(tail -n 3 dpkg.out)"
+	dpkg --root="$T_DIR/root" -l circ | grep -q "^ii  circ " ||
+		die "dpkg does not list circ installed: $(dpkg --root="$T_DIR/root" -l circ | tail -n 1)"
 	for f in usr/bin/circ usr/share/man/man1/circ-push.1.gz usr/share/bash-completion/completions/circ \
 		lib/systemd/system/circ-serve.service lib/systemd/system/circ-kiosk@.service \
 		usr/lib/sysusers.d/circ.conf usr/share/doc/circ/README.md.gz usr/share/doc/circ/hv.md.gz \
