@@ -193,6 +193,7 @@ $(BUILD)/man/circ.1: $(BUILD)/circ scripts/man.sh
 # What `make install` puts under $(DESTDIR)$(PREFIX), and `make uninstall` takes away.
 MANDIR	?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR	?= $(PREFIX)/share/doc/circ
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 UNITS	:= circ-serve.service circ-kiosk@.service
@@ -210,6 +211,8 @@ install: $(BUILD)/circ $(BUILD)/man/circ.1
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
 	done
 	install -D -m 0644 dist/circ.sysusers $(DESTDIR)$(SYSUSERSDIR)/circ.conf
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # The Debian package, built by dpkg-buildpackage (debian/) from a copy of the
 # tracked files, and checked by lintian: $(BUILD)/circ_VERSION_amd64.deb.
@@ -227,7 +230,9 @@ deb:
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/circ $(DESTDIR)$(MANDIR)/man1/circ.1.gz \
 		$(DESTDIR)$(MANDIR)/man1/circ-*.1.gz $(DESTDIR)$(BASHCOMPDIR)/circ \
-		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/circ.conf
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/circ.conf \
+		$(DESTDIR)$(DOCDIR)/README.md $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(wildcard docs/*.md)))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

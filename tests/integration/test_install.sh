@@ -28,6 +28,9 @@ test_install_and_uninstall() {
 			die "$u does not run /usr/bin/circ: $(grep ExecStart "$inst/lib/systemd/system/$u")"
 	done
 	grep -q "^u circ " "$inst/lib/sysusers.d/circ.conf" || die "no sysusers entry for circ"
+	for d in README.md hv.md deploy.md; do
+		[ -f "$inst/share/doc/circ/$d" ] || die "no share/doc/circ/$d"
+	done
 	n=0
 	for cmd in "" $(commands); do
 		page=$inst/share/man/man1/circ${cmd:+-$cmd}.1.gz
