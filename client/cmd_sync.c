@@ -95,7 +95,11 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	{
-		/* -a keeps times, so an unchanged pointer is not copied again; --mkpath makes DEST.
+		/*
+		 * --mkpath makes DEST. A pointer keeps its size from version to
+		 * version, and rsync's check of times is to the second: two
+		 * publishes in one second would look the same. Pointers and the
+		 * catalog are small: they are compared by content (--checksum).
 		 */
 		char *steps[4][12] = {
 			{ "rsync", "-a", "--mkpath", "--ignore-existing", "--exclude=.*", src[0],
@@ -103,9 +107,9 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 			{ "rsync", "-a", "--mkpath", "--ignore-existing", "--exclude=.*",
 			  "--include=*/", "--include=*.manifest", "--exclude=*", src[1], dst[1],
 			  NULL },
-			{ "rsync", "-a", "--mkpath", "--exclude=.*", "--include=*/",
+			{ "rsync", "-a", "--mkpath", "--checksum", "--exclude=.*", "--include=*/",
 			  "--include=latest", "--exclude=*", src[1], dst[1], NULL },
-			{ "rsync", "-a", "--mkpath", src[2], dst[2], NULL },
+			{ "rsync", "-a", "--mkpath", "--checksum", src[2], dst[2], NULL },
 		};
 		bool have_catalog = stat(src[2], &st) == 0;
 
