@@ -35,6 +35,7 @@ int main(void)
 	srunner_add_suite(sr, virtio_queue_suite());
 	srunner_add_suite(sr, virtio_pci_suite());
 	srunner_add_suite(sr, virtio_net_suite());
+	srunner_add_suite(sr, net_backend_suite());
 	srunner_add_suite(sr, virtio_input_suite());
 	srunner_add_suite(sr, boot_mptable_suite());
 	srunner_add_suite(sr, boot_elf_suite());

@@ -33,6 +33,7 @@ Suite *virtio_suite(void);
 Suite *virtio_queue_suite(void);
 Suite *virtio_pci_suite(void);
 Suite *virtio_net_suite(void);
+Suite *net_backend_suite(void);
 Suite *virtio_input_suite(void);
 Suite *boot_mptable_suite(void);
 Suite *boot_elf_suite(void);
